@@ -1,0 +1,51 @@
+# tiercache: a thin wrapper over CMake.
+#   make run    build and run the demonstration (no server needed)
+#   make test   build and run every test, then again under ASan+UBSan, and the stress tests under TSan
+# Both install missing build dependencies (Debian packages) first.
+
+BUILD      ?= build
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+DEB_BUILD  := cmake make gcc pkg-config libhiredis-dev libssl-dev libcmocka-dev
+DEB_TEST   := redis-server redis-tools openssl
+
+.PHONY: all deps deps-test build run test test-plain test-asan test-tsan bench install clean
+
+all: build
+
+deps:
+	@./tools/install-deps.sh $(DEB_BUILD)
+
+deps-test:
+	@./tools/install-deps.sh $(DEB_BUILD) $(DEB_TEST)
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/tiercache-demo
+
+test: deps-test test-plain test-asan test-tsan
+	@echo "all test suites passed"
+
+test-plain: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: deps-test
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTC_SANITIZE=address,undefined >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+test-tsan: deps-test
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTC_SANITIZE=thread >/dev/null
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		ctest --output-on-failure -L stress -j $(JOBS)
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf build build-asan build-tsan

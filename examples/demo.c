@@ -1,0 +1,2 @@
+/* placeholder: replaced by the demo work */
+int main(void) { return 2; }

@@ -1,0 +1,123 @@
+/*
+ * tier.h -- the internal interface every tier implements, and the small types it uses.
+ *
+ * The orchestrator (cache.c) knows tiers only through tc__tier_ops. A tier is opened from
+ * tc_options by its own constructor (tc__l1_open, ...) and from then on used through the
+ * ops table. Each op is called concurrently from many threads: a tier is thread-safe.
+ *
+ * Values leave a tier through a tc__sink, so that an L1 hit copies straight into the
+ * caller's buffer with no intermediate allocation, while a lower-tier hit that must be
+ * back-filled can be captured whole even when the caller's buffer is too small.
+ *
+ * Back-fill writes carry a tc__fence: the orchestrator bumps a per-key-stripe generation
+ * before every set/del/clear, and a back-fill is applied only if the generation is still
+ * the one seen before the lower tier was read. Tiers check the fence inside the critical
+ * section that inserts, so a delete racing a back-fill can never re-insert stale data.
+ */
+#ifndef TC_TIER_H
+#define TC_TIER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tiercache.h"
+
+/* ------------------------------------------------------------------------ */
+/* Sinks: where a tier's get puts the value                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct tc__sink {
+    void *buf;       /* caller's buffer, may be NULL */
+    size_t cap;      /* its capacity */
+    size_t len;      /* set by tc__sink_put: the value's length */
+    void *heap;      /* a malloc'd copy, when the value had to be captured whole */
+    int want_whole;  /* 1: capture into heap whenever it does not fit buf (or always, when buf is NULL) */
+    int oom;         /* 1: a heap copy was needed and malloc failed */
+} tc__sink;
+
+/* Delivers a value to the sink: copies into buf when it fits; otherwise, when want_whole,
+ * into a new heap buffer (heap), else only records the length. Returns 0 or TC_ENOMEM.
+ * Called by tiers, possibly under their locks: does no more than one malloc and one memcpy. */
+int tc__sink_put(tc__sink *s, const void *val, size_t len);
+
+/* The value the sink holds (buf or heap), or NULL when it holds only a length. */
+const void *tc__sink_data(const tc__sink *s);
+
+/* ------------------------------------------------------------------------ */
+/* Fences against delete/back-fill races                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct tc__fence {
+    const _Atomic uint64_t *gen; /* the stripe's generation */
+    uint64_t seen;               /* its value before the lower tier was read */
+} tc__fence;
+
+/* 1 when the write may proceed (no fence, or the generation did not move). */
+static inline int tc__fence_ok(const tc__fence *f) {
+    return f == NULL || atomic_load_explicit(f->gen, memory_order_seq_cst) == f->seen;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The tier interface                                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct tc__tier tc__tier;
+
+/* TTLs inside the interface: ttl_ms > 0 is a TTL; TC__TTL_DEFAULT asks for the tier's default;
+ * TC_TTL_NONE (-1) means never expires. Remaining TTLs come back as > 0 or TC_TTL_NONE. */
+#define TC__TTL_DEFAULT 0
+
+typedef struct tc__tier_ops {
+    /* Looks key up; on a hit delivers the value to out (out may be NULL: TTL lookup only) and
+     * the remaining TTL to *ttl_ms. Returns 0, TC_EMISS, or an error (the orchestrator counts
+     * it and goes on to the next tier). */
+    int (*get)(tc__tier *t, const void *key, size_t klen, tc__sink *out, int64_t *ttl_ms);
+    /* Stores a copy. fence may be NULL; when set and no longer ok inside the tier's critical
+     * section, nothing is written and 0 is returned. Returns 0, TC_EFULL, TC_ETOOLARGE,
+     * TC_ENOMEM or a tier error. */
+    int (*set)(tc__tier *t, const void *key, size_t klen, const void *val, size_t vlen,
+               int64_t ttl_ms, const tc__fence *fence);
+    /* Removes key; 0 whether or not it was there. */
+    int (*del)(tc__tier *t, const void *key, size_t klen);
+    /* Removes every entry of this tier (only this cache's namespace). */
+    int (*clear)(tc__tier *t);
+    /* Removes every entry whose key starts with prefix. */
+    int (*clear_prefix)(tc__tier *t, const void *prefix, size_t plen);
+    /* Fills the tier's part of a statistics snapshot: counters the tier keeps itself (hits,
+     * misses, sets, deletes, evictions, expirations, entries, bytes, availability, extras).
+     * The orchestrator adds its own error counts and latency. */
+    void (*stats)(tc__tier *t, tc_tier_stats *out);
+    /* Frees the tier. */
+    void (*close)(tc__tier *t);
+} tc__tier_ops;
+
+struct tc__tier {
+    const tc__tier_ops *ops;
+    tc_tier_id id;
+};
+
+/* Tier constructors. Each returns 0 and the tier in *out, or a negative code and a message in
+ * errbuf. They copy what they need from opt. */
+int tc__l1_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* Small shared helpers                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Monotonic clock in milliseconds and nanoseconds. */
+uint64_t tc__now_ms(void);
+uint64_t tc__now_ns(void);
+
+/* 64-bit hash of a byte string (fast, well mixed; not cryptographic). */
+uint64_t tc__hash(const void *key, size_t len);
+
+/* snprintf into errbuf when errbuf is not NULL. Returns code, for "return tc__errf(...)". */
+int tc__errf(char *errbuf, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Logs through opt's callback, when one is installed. */
+void tc__log(tc_log_fn fn, void *ud, tc_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif /* TC_TIER_H */

@@ -1,0 +1,124 @@
+/*
+ * util.c -- small pieces every module uses: the error table, tier names, the value sink,
+ * clocks, hashing and message formatting.
+ *
+ * The error codes, their names and messages come from one list (TC_ERRNO_MAP in tiercache.h).
+ * Hashing is XXH3 from the system's libxxhash, inlined so that a 16-byte key hashes in a few
+ * nanoseconds with no call.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "tier.h"
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+TC_EXPORT const char *tc_strerror(int err) {
+    switch (err) {
+    case TC_OK: return "success";
+#define TC__ERR_MSG(name, val, msg) case TC_##name: return msg;
+    TC_ERRNO_MAP(TC__ERR_MSG)
+#undef TC__ERR_MSG
+    default: return "unknown error";
+    }
+}
+
+TC_EXPORT const char *tc_err_name(int err) {
+    switch (err) {
+    case TC_OK: return "TC_OK";
+#define TC__ERR_NAME(name, val, msg) case TC_##name: return "TC_" #name;
+    TC_ERRNO_MAP(TC__ERR_NAME)
+#undef TC__ERR_NAME
+    default: return "TC_EUNKNOWN";
+    }
+}
+
+TC_EXPORT int tc_is_error(int err) { return err < 0 && err != TC_EMISS; }
+
+TC_EXPORT const char *tc_tier_name(int tier) {
+    switch (tier) {
+    case TC_TIER_L1: return "L1";
+    case TC_TIER_L2: return "L2";
+    case TC_TIER_L3: return "L3";
+    default: return "none";
+    }
+}
+
+TC_EXPORT void tc_free(void *p) { free(p); }
+
+/* ------------------------------------------------------------------------ */
+/* Sinks                                                                    */
+/* ------------------------------------------------------------------------ */
+
+int tc__sink_put(tc__sink *s, const void *val, size_t len) {
+    s->len = len;
+    if (s->buf != NULL && len <= s->cap) {
+        if (len) memcpy(s->buf, val, len);
+        return 0;
+    }
+    if (!s->want_whole) return 0;
+    free(s->heap);
+    s->heap = malloc(len ? len : 1);
+    if (s->heap == NULL) {
+        s->oom = 1;
+        return TC_ENOMEM;
+    }
+    if (len) memcpy(s->heap, val, len);
+    return 0;
+}
+
+const void *tc__sink_data(const tc__sink *s) {
+    if (s->heap != NULL) return s->heap;
+    if (s->buf != NULL && s->len <= s->cap) return s->buf;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Clocks and hashing                                                       */
+/* ------------------------------------------------------------------------ */
+
+uint64_t tc__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t tc__now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t tc__hash(const void *key, size_t len) { return XXH3_64bits(key, len); }
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                 */
+/* ------------------------------------------------------------------------ */
+
+int tc__errf(char *errbuf, size_t errlen, int code, const char *fmt, ...) {
+    if (errbuf != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+void tc__log(tc_log_fn fn, void *ud, tc_log_level level, const char *fmt, ...) {
+    if (fn == NULL) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fn(ud, level, msg);
+}
