@@ -38,19 +38,28 @@ static char *tc__quote_n(char *buf, size_t size, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0, i;
     if (size == 0) return buf;
-#define TC__PUT(c) do { if (o + 1 < size) buf[o++] = (char)(c); } while (0)
+#define TC__PUT(c)                              \
+    do {                                        \
+        if (o + 1 < size) buf[o++] = (char)(c); \
+    } while (0)
     TC__PUT('"');
     for (i = 0; s != NULL && i < n && s[i] != '\0'; i++) {
         unsigned char c = (unsigned char)s[i];
         /* stop while the longest escape (4), "..." and the closing quote still fit */
         if (i == TC__QUOTE_MAX || o + 9 >= size) {
-            TC__PUT('.'); TC__PUT('.'); TC__PUT('.');
+            TC__PUT('.');
+            TC__PUT('.');
+            TC__PUT('.');
             break;
         }
         if (c == '"' || c == '\\') {
-            TC__PUT('\\'); TC__PUT(c);
+            TC__PUT('\\');
+            TC__PUT(c);
         } else if (c < 0x20 || c >= 0x7f) {
-            TC__PUT('\\'); TC__PUT('x'); TC__PUT(hex[c >> 4]); TC__PUT(hex[c & 15]);
+            TC__PUT('\\');
+            TC__PUT('x');
+            TC__PUT(hex[c >> 4]);
+            TC__PUT(hex[c & 15]);
         } else {
             TC__PUT(c);
         }
@@ -61,7 +70,9 @@ static char *tc__quote_n(char *buf, size_t size, const char *s, size_t n) {
     return buf;
 }
 
-char *tc__quote(char *buf, size_t size, const char *s) { return tc__quote_n(buf, size, s, SIZE_MAX); }
+char *tc__quote(char *buf, size_t size, const char *s) {
+    return tc__quote_n(buf, size, s, SIZE_MAX);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Durations                                                                */
@@ -172,13 +183,13 @@ int tc__duration_parse(const char *s, uint64_t *ms, char *why, size_t whylen) {
             return tc__why(why, whylen, "expected a number at %s %s", tc__quote(q, sizeof q, num),
                            TC__DURATION_HINT);
         const char *unit = p;
-        while (tc__is_unit_byte(*p)) p++;
+        while (tc__is_unit_byte(*p))
+            p++;
         size_t ulen = (size_t)(p - unit);
         if (ulen == 0) {
             if (*p == '\0')
                 return tc__why(why, whylen, "missing unit after %s %s",
-                               tc__quote_n(q, sizeof q, num, (size_t)(p - num)),
-                               TC__DURATION_HINT);
+                               tc__quote_n(q, sizeof q, num, (size_t)(p - num)), TC__DURATION_HINT);
             return tc__why(why, whylen, "unexpected %s after %s %s", tc__quote_n(q, sizeof q, p, 1),
                            tc__quote_n(q2, sizeof q2, num, (size_t)(p - num)), TC__DURATION_HINT);
         }
@@ -229,8 +240,14 @@ TC_EXPORT int tc_parse_duration(const char *s, uint64_t *ms, char *errbuf, size_
 }
 
 char *tc__format_duration(char *buf, size_t size, uint64_t ms) {
-    static const struct { const char *name; uint64_t ms; } units[] = {
-        {"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000},
+    static const struct {
+        const char *name;
+        uint64_t ms;
+    } units[] = {
+        {"d", 86400000},
+        {"h", 3600000},
+        {"m", 60000},
+        {"s", 1000},
     };
     if (ms == 0) {
         snprintf(buf, size, "0");
@@ -254,9 +271,9 @@ static const struct {
     const char *name;
     uint64_t mult;
 } tc__size_units[] = {
-    {"k", 1000ull},       {"kb", 1024ull},           {"kib", 1024ull},
-    {"m", 1000000ull},    {"mb", 1048576ull},        {"mib", 1048576ull},
-    {"g", 1000000000ull}, {"gb", 1073741824ull},     {"gib", 1073741824ull},
+    {"k", 1000ull},       {"kb", 1024ull},       {"kib", 1024ull},
+    {"m", 1000000ull},    {"mb", 1048576ull},    {"mib", 1048576ull},
+    {"g", 1000000000ull}, {"gb", 1073741824ull}, {"gib", 1073741824ull},
 };
 
 int tc__size_parse(const char *s, uint64_t *bytes, char *why, size_t whylen) {
@@ -269,8 +286,10 @@ int tc__size_parse(const char *s, uint64_t *bytes, char *why, size_t whylen) {
     int overflow = 0;
     for (; tc__is_digit(*p); p++) {
         unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10) overflow = 1;
-        else v = v * 10 + d;
+        if (v > (UINT64_MAX - d) / 10)
+            overflow = 1;
+        else
+            v = v * 10 + d;
     }
     if (p == s)
         return tc__why(why, whylen, "expected a number at %s %s", tc__quote(q, sizeof q, p),
