@@ -419,6 +419,8 @@ static const struct {
     [TC_POLICY_NOEVICTION] = {"noeviction", "NoEviction"},
 };
 
+/* Case-insensitive match against both spellings of every policy; *out is untouched on
+ * failure. Reads only static tables: thread-safe. */
 TC_EXPORT int tc_policy_parse(const char *s, tc_policy *out) {
     if (s == NULL) return TC_EINVAL;
     for (int p = 0; p < TC_POLICY__COUNT; p++) {
@@ -430,6 +432,7 @@ TC_EXPORT int tc_policy_parse(const char *s, tc_policy *out) {
     return TC_EINVAL;
 }
 
+/* A static string; "unknown" for a value outside the enum. Thread-safe. */
 TC_EXPORT const char *tc_policy_name(tc_policy p) {
     if ((int)p < 0 || p >= TC_POLICY__COUNT) return "unknown";
     return tc__policies[p].name;
@@ -723,6 +726,7 @@ static int tc__apply(tc_options *o, const tc__var *v, const char *name, const ch
 /* Public: defaults and the environment                                     */
 /* ------------------------------------------------------------------------ */
 
+/* The defaults of docs/CONFIGURATION.md. Writes only *opt: thread-safe. */
 TC_EXPORT void tc_options_init(tc_options *opt) {
     if (opt == NULL) return;
     memset(opt, 0, sizeof *opt);
@@ -759,6 +763,11 @@ TC_EXPORT void tc_options_init(tc_options *opt) {
     opt->log_userdata = NULL;
 }
 
+/* Applies the table in order (REDIS_URL before the REDIS_* parts it may be overridden by),
+ * stops at the first bad value, then validates the whole. On failure *opt holds the defaults
+ * with the variables before the bad one applied: the caller must not use it. Work is linear
+ * in the total length of the variables. Reads the environment with getenv(): not safe
+ * against a concurrent setenv(). */
 TC_EXPORT int tc_options_from_env(tc_options *opt, char *errbuf, size_t errlen) {
     if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
     if (opt == NULL) return tc__errf(errbuf, errlen, TC_EINVAL, "tc_options_from_env: opt is NULL");
@@ -951,6 +960,9 @@ static void tc__out_pct(tc__out *b, const char *s) {
     }
 }
 
+/* Builds the summary in a growing malloc'd buffer (the caller frees it with tc_free()).
+ * Reads only *opt: thread-safe as long as nobody writes *opt meanwhile. Returns 0, TC_EINVAL
+ * for NULL arguments, or TC_ENOMEM (nothing is returned then). */
 TC_EXPORT int tc_options_describe(const tc_options *opt, char **out) {
     if (out == NULL) return TC_EINVAL;
     *out = NULL;

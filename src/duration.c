@@ -230,6 +230,8 @@ int tc__duration_parse(const char *s, uint64_t *ms, char *why, size_t whylen) {
     return 0;
 }
 
+/* The reason from tc__duration_parse(), prefixed with the quoted text. *ms is written only on
+ * success. Thread-safe. */
 TC_EXPORT int tc_parse_duration(const char *s, uint64_t *ms, char *errbuf, size_t errlen) {
     char why[512], q[TC__QUOTE_BUF];
     int rc = tc__duration_parse(s, ms, why, sizeof why);
@@ -317,6 +319,7 @@ int tc__size_parse(const char *s, uint64_t *bytes, char *why, size_t whylen) {
     return 0;
 }
 
+/* As tc_parse_duration(), for sizes. */
 TC_EXPORT int tc_parse_size(const char *s, uint64_t *bytes, char *errbuf, size_t errlen) {
     char why[512], q[TC__QUOTE_BUF];
     int rc = tc__size_parse(s, bytes, why, sizeof why);
