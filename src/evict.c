@@ -1,46 +1,10 @@
 /*
- * evict.c -- policy names and the sampled-eviction bookkeeping (see evict.h).
- *
- * The names are Redis's (allkeys-lru ... noeviction) plus tinylfu, the L1 default; Encore's
- * spellings (AllKeysLRU ... NoEviction) are accepted on input, so the original system's
- * configuration keeps working.
+ * evict.c -- the per-entry bookkeeping of the Redis-style sampled policies (see evict.h):
+ * Redis's logarithmic LFU counter with decay, and the score that ranks sampled victims.
+ * Policy names are parsed in config.c (tc_policy_parse), with the rest of the configuration.
  */
-#include <strings.h>
 
 #include "evict.h"
-
-static const struct {
-    tc_policy p;
-    const char *redis;
-    const char *encore;
-} names[] = {
-    {TC_POLICY_TINYLFU, "tinylfu", "w-tinylfu"},
-    {TC_POLICY_ALLKEYS_LRU, "allkeys-lru", "AllKeysLRU"},
-    {TC_POLICY_ALLKEYS_LFU, "allkeys-lfu", "AllKeysLFU"},
-    {TC_POLICY_ALLKEYS_RANDOM, "allkeys-random", "AllKeysRandom"},
-    {TC_POLICY_VOLATILE_LRU, "volatile-lru", "VolatileLRU"},
-    {TC_POLICY_VOLATILE_LFU, "volatile-lfu", "VolatileLFU"},
-    {TC_POLICY_VOLATILE_TTL, "volatile-ttl", "VolatileTTL"},
-    {TC_POLICY_VOLATILE_RANDOM, "volatile-random", "VolatileRandom"},
-    {TC_POLICY_NOEVICTION, "noeviction", "NoEviction"},
-};
-
-TC_EXPORT int tc_policy_parse(const char *s, tc_policy *out) {
-    if (s == NULL) return TC_EINVAL;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (strcasecmp(s, names[i].redis) == 0 || strcasecmp(s, names[i].encore) == 0) {
-            if (out != NULL) *out = names[i].p;
-            return 0;
-        }
-    }
-    return TC_EINVAL;
-}
-
-TC_EXPORT const char *tc_policy_name(tc_policy p) {
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (names[i].p == p) return names[i].redis;
-    return "unknown";
-}
 
 static inline uint32_t minutes(uint64_t now_ms) { return (uint32_t)((now_ms / 60000) & 0xFFFF); }
 

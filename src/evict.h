@@ -1,6 +1,6 @@
 /*
- * evict.h -- the eviction-policy vocabulary shared by every tier: policy names, and the
- * per-entry bookkeeping of the Redis-style sampled policies.
+ * evict.h -- the per-entry bookkeeping of the Redis-style sampled policies, shared by every
+ * tier that samples victims.
  *
  * LFU uses Redis's logarithmic counter with decay, packed in 32 bits:
  *
