@@ -566,6 +566,12 @@ static void test_bench_rejects_bad_arguments(void **state) {
     assert_true(tc_test_contains(r.err, "4-byte"));
     tc_test_run_free(&r);
     unlink(odd);
+    /* a capacity the first tier refuses: the library's message, and what --capacity set */
+    r = run_cli(env_l1, "bench", "--trace", trace, "--capacity", "99999999999", NULL);
+    assert_int_equal(r.status, 2);
+    assert_true(tc_test_contains(r.err, "CACHE_MEMORY_MAX_ENTRIES"));
+    assert_true(tc_test_contains(r.err, "--capacity 99999999999"));
+    tc_test_run_free(&r);
     /* a value larger than the configured maximum */
     const char *const small[] = {"CACHE_TIERING=L1", "CACHE_MAX_VALUE_BYTES=64", NULL};
     r = run_cli(small, "bench", "--trace", trace, "--capacity", "10", "--value-size", "65", NULL);

@@ -235,12 +235,14 @@ static int load_options(tc_options *opt) {
     return 0;
 }
 
-/* Opens a cache with opt. Returns 0 or EXIT_ERR after printing why it failed. */
-static int open_cache(const tc_options *opt, tc_cache **c) {
+/* Opens a cache with opt. Returns 0 or EXIT_ERR after printing why it failed, followed by
+ * hint (when not NULL) on a line of its own. */
+static int open_cache(const tc_options *opt, tc_cache **c, const char *hint) {
     char err[512] = "";
     int rc = tc_open(opt, c, err, sizeof err);
     if (rc != 0) {
         errmsg("cannot open the cache: %s (%s)", err[0] ? err : tc_strerror(rc), tc_err_name(rc));
+        if (hint) errmsg("%s", hint);
         return EXIT_ERR;
     }
     return 0;
@@ -249,7 +251,7 @@ static int open_cache(const tc_options *opt, tc_cache **c) {
 /* load_options() then open_cache(). */
 static int open_from_env(tc_options *opt, tc_cache **c) {
     int rc = load_options(opt);
-    return rc ? rc : open_cache(opt, c);
+    return rc ? rc : open_cache(opt, c, NULL);
 }
 
 /* ======================================================================== */
@@ -338,7 +340,7 @@ static int cmd_set(int argc, char **argv) {
         val = in;
     }
     tc_cache *c;
-    if ((rc = open_cache(&opt, &c)) == 0) {
+    if ((rc = open_cache(&opt, &c, NULL)) == 0) {
         int r = tc_set(c, pos[0], strlen(pos[0]), val, vlen, ttl);
         if (r != 0) rc = op_error("set", r);
         tc_close(c);
@@ -753,9 +755,9 @@ typedef struct bench_result {
 
 /* One pass: opens a fresh cache, clears it, replays the trace with 'threads' workers and
  * takes the statistics. Returns 0 or EXIT_ERR after a message. */
-static int bench_pass(const tc_options *opt, bench_run *run, int threads, int pass, int passes,
-                      bench_result *res, tc_stats *st) {
-    int rc = open_cache(opt, &run->c);
+static int bench_pass(const tc_options *opt, const char *hint, bench_run *run, int threads, int pass,
+                      int passes, bench_result *res, tc_stats *st) {
+    int rc = open_cache(opt, &run->c, hint);
     if (rc) return rc;
     int r = tc_clear(run->c);
     if (r != 0) {
@@ -909,10 +911,13 @@ static int cmd_bench(int argc, char **argv) {
     }
     /* N is the capacity of the first tier; L3's bound is the Redis server's own. */
     int cap_applies = 1;
+    char hint[128] = "";
     if (opt.ntiers > 0 && opt.tiers[0] == TC_TIER_L1) {
         opt.mem_max_entries = capacity;
+        snprintf(hint, sizeof hint, "bench: --capacity %" PRIu64 " sets CACHE_MEMORY_MAX_ENTRIES", capacity);
     } else if (opt.ntiers > 0 && opt.tiers[0] == TC_TIER_L2) {
         opt.shared_max_entries = capacity;
+        snprintf(hint, sizeof hint, "bench: --capacity %" PRIu64 " sets CACHE_SHARED_MAX_ENTRIES", capacity);
     } else {
         cap_applies = 0;
         fprintf(stderr, "tiercache: bench: note: the first tier is L3 (Redis): --capacity has no "
@@ -948,7 +953,7 @@ static int cmd_bench(int argc, char **argv) {
     bench_result res;
     tc_stats st;
     for (int p = 1; p <= (int)passes && rc == 0; p++)
-        rc = bench_pass(&opt, &run, (int)threads, p, (int)passes, &res, &st);
+        rc = bench_pass(&opt, hint[0] ? hint : NULL, &run, (int)threads, p, (int)passes, &res, &st);
     if (rc == 0) {
         char tiering[16];
         bench_print(opts[O_TRACE].value, tiering_name(&opt, tiering, sizeof tiering), capacity,
