@@ -437,22 +437,21 @@ static const char *fmt_ratio(uint64_t hits, uint64_t misses, char *buf, size_t c
     return buf;
 }
 
-/* Prints the statistics as a table: one column per tier, one row per measure, the overall
- * figures below and each tier's extra facts last. */
-static void print_stats_table(const tc_stats *st, const char *tiering) {
+/* Prints tier statistics as a table: one column per tier, one row per measure, then each
+ * tier's extra facts. */
+static void print_tier_table(const tc_tier_stats *tiers, int ntiers) {
     char a[40], b[40], line[64];
-    printf("tiercache %s  tiering %s  uptime %.1f s\n\n", TC_VERSION_STRING, tiering, st->uptime_s);
     printf("%-14s", "");
-    for (int i = 0; i < st->ntiers; i++) {
-        snprintf(line, sizeof line, "%s %s", tc_tier_name(st->tiers[i].tier), st->tiers[i].type);
+    for (int i = 0; i < ntiers; i++) {
+        snprintf(line, sizeof line, "%s %s", tc_tier_name(tiers[i].tier), tiers[i].type);
         printf("  %-22s", line);
     }
     printf("\n");
 #define ROW(label, expr)                                                                      \
     do {                                                                                      \
         printf("%-14s", label);                                                               \
-        for (int i = 0; i < st->ntiers; i++) {                                                \
-            const tc_tier_stats *t = &st->tiers[i];                                           \
+        for (int i = 0; i < ntiers; i++) {                                                    \
+            const tc_tier_stats *t = &tiers[i];                                               \
             expr;                                                                             \
             printf("  %-22s", line);                                                          \
         }                                                                                     \
@@ -480,6 +479,17 @@ static void print_stats_table(const tc_stats *st, const char *tiering) {
     COUNT("samples", latency_samples);
 #undef COUNT
 #undef ROW
+    for (int i = 0; i < ntiers; i++)
+        for (int k = 0; k < tiers[i].nextra && k < TC_STATS_EXTRA_MAX; k++)
+            printf("%-14s %s: %s\n", k == 0 ? tc_tier_name(tiers[i].tier) : "", tiers[i].extra[k].name,
+                   tiers[i].extra[k].value);
+}
+
+/* Prints a cache's statistics: the tier table, then the overall figures. */
+static void print_stats_table(const tc_stats *st, const char *tiering) {
+    char a[40];
+    printf("tiercache %s  tiering %s  uptime %.1f s\n\n", TC_VERSION_STRING, tiering, st->uptime_s);
+    print_tier_table(st->tiers, st->ntiers);
     printf("\noverall        hits %" PRIu64 ", misses %" PRIu64 ", errors %" PRIu64
            ", hit ratio %s, last hit tier %s\n",
            st->hits, st->misses, st->errors, fmt_ratio(st->hits, st->misses, a, sizeof a),
@@ -491,10 +501,6 @@ static void print_stats_table(const tc_stats *st, const char *tiering) {
     printf("p95 %s, ", fmt_ns(st->p95_ns, a, sizeof a));
     printf("p99 %s, ", fmt_ns(st->p99_ns, a, sizeof a));
     printf("max %s (%" PRIu64 " samples)\n", fmt_ns(st->max_ns, a, sizeof a), st->latency_samples);
-    for (int i = 0; i < st->ntiers; i++)
-        for (int k = 0; k < st->tiers[i].nextra && k < TC_STATS_EXTRA_MAX; k++)
-            printf("%-14s %s: %s\n", k == 0 ? tc_tier_name(st->tiers[i].tier) : "",
-                   st->tiers[i].extra[k].name, st->tiers[i].extra[k].value);
 }
 
 static int cmd_stats(int argc, char **argv) {
