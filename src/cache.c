@@ -178,6 +178,28 @@ static const tier_ctor tier_ctors[TC_MAX_TIERS + 1] = {
     [TC_TIER_L3] = NULL,
 };
 
+/* Allocates a cache over tiers already opened (it takes them over, also on failure). */
+static int assemble(const tc_options *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen) {
+    tc_cache *c = calloc(1, sizeof *c);
+    _Atomic uint64_t *gens = calloc(TC__GEN_STRIPES, sizeof(_Atomic uint64_t));
+    if (c == NULL || gens == NULL) {
+        free(c);
+        free(gens);
+        for (int i = 0; i < n; i++) tiers[i]->ops->close(tiers[i]);
+        return tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory");
+    }
+    c->opt = *opt;
+    c->serial = atomic_fetch_add(&open_serial, 1);
+    c->started_ns = tc__now_ns();
+    c->gens = gens;
+    pthread_mutex_init(&c->blocks_lock, NULL);
+    for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_init(&c->flight_lock[i], NULL);
+    for (int i = 0; i < n; i++) c->tiers[i] = tiers[i];
+    c->ntiers = n;
+    *out = c;
+    return 0;
+}
+
 TC_EXPORT int tc_open(const tc_options *opt, tc_cache **out, char *errbuf, size_t errlen) {
     if (out == NULL || opt == NULL) return tc__errf(errbuf, errlen, TC_EINVAL, "tc_open: NULL argument");
     *out = NULL;
@@ -189,28 +211,21 @@ TC_EXPORT int tc_open(const tc_options *opt, tc_cache **out, char *errbuf, size_
             return tc__errf(errbuf, errlen, TC_ENOTIER,
                             "CACHE_TIERING names %s, which is not available in this build", tc_tier_name(id));
     }
-    tc_cache *c = calloc(1, sizeof *c);
-    if (c == NULL) return tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory");
-    c->opt = *opt;
-    c->serial = atomic_fetch_add(&open_serial, 1);
-    c->started_ns = tc__now_ns();
-    c->gens = calloc(TC__GEN_STRIPES, sizeof(_Atomic uint64_t));
-    pthread_mutex_init(&c->blocks_lock, NULL);
-    for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_init(&c->flight_lock[i], NULL);
-    if (c->gens == NULL) {
-        tc_close(c);
-        return tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory");
-    }
+    tc__tier *tiers[TC_MAX_TIERS];
     for (int i = 0; i < opt->ntiers; i++) {
-        rc = tier_ctors[opt->tiers[i]](opt, &c->tiers[i], errbuf, errlen);
+        rc = tier_ctors[opt->tiers[i]](opt, &tiers[i], errbuf, errlen);
         if (rc != 0) {
-            tc_close(c);
+            while (i-- > 0) tiers[i]->ops->close(tiers[i]);
             return rc;
         }
-        c->ntiers = i + 1;
     }
-    *out = c;
-    return 0;
+    return assemble(opt, tiers, opt->ntiers, out, errbuf, errlen);
+}
+
+int tc__open_tiers(const tc_options *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen) {
+    if (n < 1 || n > TC_MAX_TIERS) return tc__errf(errbuf, errlen, TC_EINVAL, "1 to %d tiers", TC_MAX_TIERS);
+    *out = NULL;
+    return assemble(opt, tiers, n, out, errbuf, errlen);
 }
 
 TC_EXPORT int tc_open_env(tc_cache **out, char *errbuf, size_t errlen) {

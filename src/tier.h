@@ -101,6 +101,11 @@ struct tc__tier {
  * errbuf. They copy what they need from opt. */
 int tc__l1_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
 
+/* Opens a cache over tiers the caller opened, top-down, taking them over (they are closed with
+ * the cache, or at once on failure). The seam the tests use to stack tiers of their choosing;
+ * tc_open() is this after opening the tiers CACHE_TIERING names. */
+int tc__open_tiers(const tc_options *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen);
+
 /* ------------------------------------------------------------------------ */
 /* Small shared helpers                                                     */
 /* ------------------------------------------------------------------------ */
