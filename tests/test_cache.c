@@ -317,6 +317,58 @@ static void test_failing_read_tier_is_skipped(void **state) {
     tc_close(t.c);
 }
 
+typedef struct log_seen {
+    int n;
+    char last[512];
+} log_seen;
+
+static void log_cb(void *ud, tc_log_level level, const char *msg) {
+    log_seen *l = ud;
+    l->n++;
+    assert_int_equal(level, TC_LOG_WARN);
+    snprintf(l->last, sizeof l->last, "%s", msg);
+}
+
+/* Tier failures reach the log callback, at most once a second per tier. */
+static void test_tier_failures_are_logged_rate_limited(void **state) {
+    (void)state;
+    two_tiers t = open_two(60000);
+    log_seen seen = {0, ""};
+    /* the options were copied at open: install the callback the way an application would,
+     * through a fresh cache over the same kind of tiers */
+    tc_close(t.c);
+    tc_options o;
+    tc_options_init(&o);
+    o.log_fn = log_cb;
+    o.log_userdata = &seen;
+    char err[256];
+    tc__tier *a, *b;
+    assert_int_equal(tc__l1_open(&o, &a, err, sizeof err), 0);
+    assert_int_equal(tc__l1_open(&o, &b, err, sizeof err), 0);
+    faulty_tier *down = faulty_wrap(b, TC_TIER_L2);
+    tc__tier *tiers[2] = {a, &down->base};
+    tc_cache *c;
+    assert_int_equal(tc__open_tiers(&o, tiers, 2, &c, err, sizeof err), 0);
+    down->fail_get = TC_ETIMEDOUT;
+    char buf[8];
+    for (int i = 0; i < 1000; i++) {
+        size_t len = sizeof buf;
+        assert_int_equal(tc_get(c, "k", 1, buf, &len, NULL), TC_EMISS);
+    }
+    assert_int_equal(seen.n, 1);
+    assert_non_null(strstr(seen.last, "L2 get failed"));
+    assert_non_null(strstr(seen.last, "TC_ETIMEDOUT"));
+    sleep_ms(1100);
+    size_t len = sizeof buf;
+    tc_get(c, "k", 1, buf, &len, NULL);
+    assert_int_equal(seen.n, 2);
+    assert_non_null(strstr(seen.last, "1000 failure(s)")); /* the 999 suppressed + this one */
+    tc_stats st;
+    tc_stats_get(c, &st);
+    assert_int_equal(st.tiers[1].errors, 1001);
+    tc_close(c);
+}
+
 /* set: TC_EPARTIAL when one tier fails, and the failing tier keeps no stale copy. */
 static void test_set_partial_failure_removes_stale_copy(void **state) {
     (void)state;
@@ -581,6 +633,7 @@ int main(void) {
         cmocka_unit_test(test_writes_deletes_clears_reach_every_tier),
         cmocka_unit_test(test_failing_read_tier_is_skipped),
         cmocka_unit_test(test_set_partial_failure_removes_stale_copy),
+        cmocka_unit_test(test_tier_failures_are_logged_rate_limited),
         cmocka_unit_test(test_delete_racing_backfill_wins),
         cmocka_unit_test(test_set_racing_backfill_wins),
         cmocka_unit_test(test_single_flight_one_load_for_all),
