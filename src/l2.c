@@ -41,6 +41,7 @@ typedef struct tc__l2 {
 void tc__l2_fill_stats(const tc__l2_seg *s, tc_tier_stats *out);
 
 #define TC__L2_SAMPLES 8        /* entries compared per eviction (Redis: maxmemory-samples 5) */
+#define TC__L2_COMPACT_MIN (64u << 10) /* dead bytes worth a compaction before the heap is full */
 #define TC__L2_SWEEP_SLOTS 4    /* index slots the expiry sweep visits per set */
 #define TC__L2_LFU_INIT 5       /* Redis's LFU_INIT_VAL */
 #define TC__L2_LFU_LOG_FACTOR 10
@@ -89,18 +90,31 @@ static uint32_t access_init(tc_policy p, uint64_t now) {
     return is_lfu(p) ? (lfu_minutes(now) << 8) | TC__L2_LFU_INIT : (uint32_t)now;
 }
 
-static void touch(tc_policy p, tc__l2_blk *b, uint64_t now) {
+static uint32_t meta_access(uint64_t meta) { return (uint32_t)(meta >> 32); }
+static uint32_t meta_exp32(uint64_t meta) { return (uint32_t)meta; }
+
+/* Records an access in the slot's meta word (LRU clock, or LFU counter). */
+static void touch(tc_policy p, tc__l2_slot *slot, uint64_t now) {
+    uint32_t a;
     if (!is_lfu(p)) {
-        b->access = (uint32_t)now;
-        return;
+        a = (uint32_t)now;
+    } else {
+        uint32_t c = lfu_decayed(meta_access(slot->meta), now);
+        if (c < 255) {
+            uint32_t base = c > TC__L2_LFU_INIT ? c - TC__L2_LFU_INIT : 0;
+            double r = (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0);
+            if (r < 1.0 / (base * TC__L2_LFU_LOG_FACTOR + 1.0)) c++;
+        }
+        a = (lfu_minutes(now) << 8) | c;
     }
-    uint32_t c = lfu_decayed(b->access, now);
-    if (c < 255) {
-        uint32_t base = c > TC__L2_LFU_INIT ? c - TC__L2_LFU_INIT : 0;
-        double r = (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0);
-        if (r < 1.0 / (base * TC__L2_LFU_LOG_FACTOR + 1.0)) c++;
-    }
-    b->access = (lfu_minutes(now) << 8) | c;
+    slot->meta = ((uint64_t)a << 32) | meta_exp32(slot->meta);
+}
+
+/* 1 when the slot's expiry (1024 ms buckets, rounded up) says the entry may have expired by
+ * now: its exact expire_ms then decides. */
+static int meta_maybe_expired(uint64_t meta, uint64_t now) {
+    uint32_t e = meta_exp32(meta);
+    return e != 0 && ((uint64_t)(e - 1) << 10) <= now;
 }
 
 static int64_t ttl_left(const tc__l2_blk *b, uint64_t now) {
@@ -165,12 +179,12 @@ static int corrupt_locked(tc__l2 *l2, uint32_t si, const char *what) {
  * Returns 0 or -1 (damage found, shard flagged). */
 static int sweep_locked(tc__l2 *l2, uint32_t si, uint64_t now, unsigned budget) {
     tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
-    uint64_t *idx = tc__l2_index_of(&l2->seg, si);
+    tc__l2_slot *idx = tc__l2_index_of(&l2->seg, si);
     uint64_t mask = l2->seg.index_slots - 1;
     for (unsigned n = 0; n < budget; n++) {
         uint64_t pos = sh->cursor & mask;
-        uint64_t slot = idx[pos];
-        if (slot != 0) {
+        uint64_t slot = idx[pos].key;
+        if (slot != 0 && meta_maybe_expired(idx[pos].meta, now)) {
             tc__l2_blk *b = slot_blk_locked(l2, si, slot);
             if (b == NULL) return -1;
             if (expired(b, now)) {
@@ -185,13 +199,14 @@ static int sweep_locked(tc__l2 *l2, uint32_t si, uint64_t now, unsigned budget) 
 }
 
 /* Evicts one entry by the policy, never the block at keep_off. Samples TC__L2_SAMPLES
- * candidates from consecutive index slots after a random start; when a volatile policy finds
+ * candidates from consecutive index slots after a random start, comparing the slots' meta
+ * words only (no entry is read but the one evicted); when a volatile policy finds
  * no candidate nearby, the scan goes on, at worst over the whole index (O(index_slots)). An
  * expired entry met on the way is removed instead (counted as an expiration).
  * Returns 1 when something was removed, 0 when nothing can be, -1 on damage. */
 static int evict_one_locked(tc__l2 *l2, uint32_t si, uint64_t now, uint64_t keep_off) {
     tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
-    uint64_t *idx = tc__l2_index_of(&l2->seg, si);
+    tc__l2_slot *idx = tc__l2_index_of(&l2->seg, si);
     uint64_t mask = l2->seg.index_slots - 1;
     tc_policy p = l2->policy;
     int vol = is_volatile(p);
@@ -200,24 +215,25 @@ static int evict_one_locked(tc__l2 *l2, uint32_t si, uint64_t now, uint64_t keep
     uint64_t best_score = 0;
     unsigned samples = 0;
     for (uint64_t n = 0; n < l2->seg.index_slots && samples < TC__L2_SAMPLES; n++, pos = (pos + 1) & mask) {
-        uint64_t slot = idx[pos];
-        if (slot == 0) continue;
-        tc__l2_blk *b = slot_blk_locked(l2, si, slot);
-        if (b == NULL) return -1;
-        if (tc__l2_slot_off(slot) == keep_off) continue;
-        if (expired(b, now)) {
-            remove_locked(l2, si, pos, b);
-            TC__L2_INC(sh->expirations, 1);
-            return 1;
+        uint64_t slot = idx[pos].key, meta = idx[pos].meta;
+        if (slot == 0 || tc__l2_slot_off(slot) == keep_off) continue;
+        if (meta_maybe_expired(meta, now)) { /* read the entry only when it may be expired */
+            tc__l2_blk *b = slot_blk_locked(l2, si, slot);
+            if (b == NULL) return -1;
+            if (expired(b, now)) {
+                remove_locked(l2, si, pos, b);
+                TC__L2_INC(sh->expirations, 1);
+                return 1;
+            }
         }
-        if (vol && b->expire_ms == 0) continue;
+        if (vol && meta_exp32(meta) == 0) continue;
         uint64_t score; /* higher = better to evict */
         switch (p) {
         case TC_POLICY_ALLKEYS_LRU:
-        case TC_POLICY_VOLATILE_LRU: score = (uint32_t)((uint32_t)now - b->access); break;
+        case TC_POLICY_VOLATILE_LRU: score = (uint32_t)((uint32_t)now - meta_access(meta)); break;
         case TC_POLICY_ALLKEYS_LFU:
-        case TC_POLICY_VOLATILE_LFU: score = 255u - lfu_decayed(b->access, now); break;
-        case TC_POLICY_VOLATILE_TTL: score = UINT64_MAX - b->expire_ms; break;
+        case TC_POLICY_VOLATILE_LFU: score = 255u - lfu_decayed(meta_access(meta), now); break;
+        case TC_POLICY_VOLATILE_TTL: score = UINT64_MAX - meta_exp32(meta); break;
         default: score = rng_next(); break; /* random */
         }
         if (best < 0 || score > best_score) {
@@ -227,7 +243,7 @@ static int evict_one_locked(tc__l2 *l2, uint32_t si, uint64_t now, uint64_t keep
         samples++;
     }
     if (best < 0) return 0;
-    tc__l2_blk *b = slot_blk_locked(l2, si, idx[best]);
+    tc__l2_blk *b = slot_blk_locked(l2, si, idx[best].key);
     if (b == NULL) return -1;
     remove_locked(l2, si, (uint64_t)best, b);
     TC__L2_INC(sh->evictions, 1);
@@ -266,7 +282,7 @@ static int l2_get(tc__tier *t, const void *key, size_t klen, tc__sink *out, int6
     const uint8_t *val = (const uint8_t *)(b + 1) + klen;
     if (XXH3_64bits_withSeed(val, b->vlen, h) != b->csum)
         return corrupt_locked(l2, si, "an entry's value does not match its checksum");
-    touch(l2->policy, b, now);
+    touch(l2->policy, &tc__l2_index_of(&l2->seg, si)[pos], now);
     rc = out ? tc__sink_put(out, val, b->vlen) : 0;
     if (ttl_ms) *ttl_ms = ttl_left(b, now);
     TC__L2_INC(sh->hits, 1);
@@ -309,7 +325,7 @@ static int l2_set(tc__tier *t, const void *key, size_t klen, const void *val, si
         TC__L2_INC(sh->expirations, 1);
         pos = -1;
     }
-    uint64_t old_off = pos >= 0 ? tc__l2_slot_off(tc__l2_index_of(&l2->seg, si)[pos]) : UINT64_MAX;
+    uint64_t old_off = pos >= 0 ? tc__l2_slot_off(tc__l2_index_of(&l2->seg, si)[pos].key) : UINT64_MAX;
     uint64_t old_size = pos >= 0 ? (uint64_t)ob->size8 * 8u : 0;
 
     /* Limits: evict until the shard's share of entries and bytes holds the new entry. Each
@@ -329,8 +345,13 @@ static int l2_set(tc__tier *t, const void *key, size_t klen, const void *val, si
         }
         moved = 1;
     }
-    /* Room in the heap: compact when the free tail is too short. */
-    if (sh->used + need > l2->seg.heap_bytes) {
+    /* Room in the heap: compact when the free tail is too short, and also as soon as the DEAD
+     * bytes outweigh the live ones, so that the heap's touched part stays within about twice
+     * the live bytes (cache- and TLB-friendly) and a compaction moves at most one byte per
+     * byte it reclaims. */
+    uint64_t dead = sh->used - TC__L2_LD(sh->live_bytes);
+    if (sh->used + need > l2->seg.heap_bytes ||
+        (dead > TC__L2_LD(sh->live_bytes) && dead >= TC__L2_COMPACT_MIN)) {
         if (tc__l2_compact_locked(&l2->seg, si) != 0)
             return corrupt_locked(l2, si, "compaction met a broken block");
         moved = 1;
@@ -338,7 +359,7 @@ static int l2_set(tc__tier *t, const void *key, size_t klen, const void *val, si
     if (moved && pos >= 0) { /* evictions shift index slots, compaction moves blocks */
         pos = tc__l2_index_find_locked(&l2->seg, si, h, key, klen, &ob);
         if (pos < 0) return corrupt_locked(l2, si, "the replaced entry vanished");
-        old_off = tc__l2_slot_off(tc__l2_index_of(&l2->seg, si)[pos]);
+        old_off = tc__l2_slot_off(tc__l2_index_of(&l2->seg, si)[pos].key);
     }
 
     /* Write the block past `used`, where no walk looks, then publish it. */
@@ -354,7 +375,7 @@ static int l2_set(tc__tier *t, const void *key, size_t klen, const void *val, si
     b->csum = csum;
     b->hcheck = tc__l2_hcheck(b);
     b->state = TC__L2_LIVE;
-    b->access = access_init(l2->policy, now);
+    b->reserved = 0;
     uint8_t *p = (uint8_t *)(b + 1);
     memcpy(p, key, klen);
     if (atomic_load_explicit(&tc__l2_crash_at, memory_order_relaxed) == TC__L2_CP_BLOCK_HALF) {
@@ -367,14 +388,17 @@ static int l2_set(tc__tier *t, const void *key, size_t klen, const void *val, si
     TC__L2_ORDER();
     TC__L2_CRASHPOINT(TC__L2_CP_BLOCK_PUBLISHED);
     uint64_t slot = tc__l2_slot_make(h, off);
+    uint64_t meta = tc__l2_meta(access_init(l2->policy, now), expire);
     if (pos >= 0) {
-        tc__l2_index_of(&l2->seg, si)[pos] = slot;
+        tc__l2_slot *sp = &tc__l2_index_of(&l2->seg, si)[pos];
+        sp->meta = meta;
+        sp->key = slot;
         TC__L2_ORDER();
         TC__L2_CRASHPOINT(TC__L2_CP_REPLACED);
         ((tc__l2_blk *)(heap + old_off))->state = TC__L2_DEAD;
         TC__L2_ST(sh->live_bytes, TC__L2_LD(sh->live_bytes) - old_size + need);
     } else {
-        tc__l2_index_insert_locked(&l2->seg, si, slot);
+        tc__l2_index_insert_locked(&l2->seg, si, slot, meta);
         TC__L2_ST(sh->entries, TC__L2_LD(sh->entries) + 1);
         TC__L2_ST(sh->live_bytes, TC__L2_LD(sh->live_bytes) + need);
     }
@@ -416,7 +440,7 @@ static int l2_clear(tc__tier *t) {
         sh->used = 0; /* first: a crash from here on repairs to an empty shard */
         TC__L2_ORDER();
         TC__L2_CRASHPOINT(TC__L2_CP_CLEAR);
-        memset(tc__l2_index_of(&l2->seg, si), 0, l2->seg.index_slots * 8u);
+        memset(tc__l2_index_of(&l2->seg, si), 0, l2->seg.index_slots * sizeof(tc__l2_slot));
         TC__L2_ST(sh->entries, 0);
         TC__L2_ST(sh->live_bytes, 0);
         sh->cursor = 0;
@@ -433,7 +457,7 @@ static int l2_clear_prefix(tc__tier *t, const void *prefix, size_t plen) {
     int ret = 0;
     for (uint32_t si = 0; si < l2->seg.nshards; si++) {
         tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
-        uint64_t *idx = tc__l2_index_of(&l2->seg, si);
+        tc__l2_slot *idx = tc__l2_index_of(&l2->seg, si);
         int rc = lock_shard(l2, si);
         if (rc) {
             ret = rc;
@@ -441,7 +465,7 @@ static int l2_clear_prefix(tc__tier *t, const void *prefix, size_t plen) {
         }
         for (uint64_t pos = 0; pos < l2->seg.index_slots; pos++) {
             uint64_t slot;
-            while ((slot = idx[pos]) != 0) {
+            while ((slot = idx[pos].key) != 0) {
                 tc__l2_blk *b = slot_blk_locked(l2, si, slot);
                 if (b == NULL) {
                     tc__l2_repair_locked(&l2->seg, si);

@@ -116,16 +116,16 @@ int tc__l2_geom_derive(tc__l2_geom *g, char *errbuf, size_t errlen) {
                         "CACHE_MAX_VALUE_BYTES) and 16TiB",
                         (unsigned long long)g->max_bytes, (unsigned long long)max_block);
 
-    /* Shards: at least 64 when every shard can still hold 4 of the largest entries, 64 KiB and
-     * 64 entries; more while a shard's heap would exceed TC__L2_SHARD_TARGET (a repair or a
-     * compaction walks one heap). */
+    /* Shards: at least 128 when every shard can still hold 2 of the largest entries, 64 KiB
+     * and 64 entries (so that processes rarely meet on a lock); more while a shard's heap would
+     * exceed TC__L2_SHARD_TARGET (a repair or a compaction walks one heap). */
     uint32_t n = 1;
     for (;;) {
         uint32_t m = n * 2;
         if (m > TC__L2_MAX_SHARDS) break;
         uint64_t per = g->max_bytes / m;
-        if (per < 4 * max_block || per < (64u << 10) || g->max_entries / m < 64) break;
-        if (n >= 64 && g->max_bytes / n <= TC__L2_SHARD_TARGET) break;
+        if (per < 2 * max_block || per < (64u << 10) || g->max_entries / m < 64) break;
+        if (n >= 128 && g->max_bytes / n <= TC__L2_SHARD_TARGET) break;
         n = m;
     }
     g->nshards = n;
@@ -140,7 +140,7 @@ int tc__l2_geom_derive(tc__l2_geom *g, char *errbuf, size_t errlen) {
                         (unsigned long long)g->max_bytes, n);
     g->off_shards = 4096;
     g->off_index = align_up(g->off_shards + (uint64_t)n * sizeof(tc__l2_shard), 4096);
-    g->off_heap = align_up(g->off_index + (uint64_t)n * g->index_slots * 8, 4096);
+    g->off_heap = align_up(g->off_index + (uint64_t)n * g->index_slots * sizeof(tc__l2_slot), 4096);
     g->total_bytes = align_up(g->off_heap + (uint64_t)n * g->heap_bytes, 4096);
     return 0;
 }
@@ -500,11 +500,11 @@ void tc__l2_unlock(const tc__l2_seg *s, uint32_t i) {
 int64_t tc__l2_index_find_locked(const tc__l2_seg *s, uint32_t i, uint64_t hash, const void *key,
                                  size_t klen, const tc__l2_blk **out) {
     tc__l2_shard *sh = tc__l2_shard_at(s, i);
-    const uint64_t *idx = tc__l2_index_of(s, i);
+    const tc__l2_slot *idx = tc__l2_index_of(s, i);
     uint64_t mask = s->index_slots - 1, tag = hash >> 32;
     uint64_t pos = tc__l2_hash_home(hash, mask);
     for (uint64_t n = 0; n < s->index_slots; n++, pos = (pos + 1) & mask) {
-        uint64_t slot = idx[pos];
+        uint64_t slot = idx[pos].key;
         if (slot == 0) return -1;
         if ((slot >> 32) != tag) continue;
         const tc__l2_blk *b = tc__l2_blk_at(s, i, tc__l2_slot_off(slot), sh->used);
@@ -521,46 +521,48 @@ int64_t tc__l2_index_find_locked(const tc__l2_seg *s, uint32_t i, uint64_t hash,
     return -1;
 }
 
-void tc__l2_index_insert_locked(const tc__l2_seg *s, uint32_t i, uint64_t slot) {
-    uint64_t *idx = tc__l2_index_of(s, i);
+void tc__l2_index_insert_locked(const tc__l2_seg *s, uint32_t i, uint64_t slot, uint64_t meta) {
+    tc__l2_slot *idx = tc__l2_index_of(s, i);
     uint64_t mask = s->index_slots - 1;
     uint64_t pos = tc__l2_slot_home(slot, mask);
-    while (idx[pos] != 0) pos = (pos + 1) & mask; /* never full: 2x the shard's max entries */
-    idx[pos] = slot;
+    while (idx[pos].key != 0) pos = (pos + 1) & mask; /* never full: 2x the shard's max entries */
+    idx[pos].meta = meta;
+    TC__L2_ORDER();
+    idx[pos].key = slot;
 }
 
 /* Backward-shift deletion (linear probing without tombstones): later slots of the probe run
  * move back into the hole when their home allows, so lookups stay O(run length). */
 void tc__l2_index_delete_locked(const tc__l2_seg *s, uint32_t i, uint64_t pos) {
-    uint64_t *idx = tc__l2_index_of(s, i);
+    tc__l2_slot *idx = tc__l2_index_of(s, i);
     uint64_t mask = s->index_slots - 1;
     uint64_t hole = pos;
     for (uint64_t j = (hole + 1) & mask, n = 0; n < s->index_slots; j = (j + 1) & mask, n++) {
-        uint64_t slot = idx[j];
+        uint64_t slot = idx[j].key;
         if (slot == 0) break;
         uint64_t home = tc__l2_slot_home(slot, mask);
         /* slot may fill the hole unless its home lies cyclically in (hole, j]. */
         int in_between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
         if (!in_between) {
-            idx[hole] = slot;
+            idx[hole] = idx[j];
             TC__L2_CRASHPOINT(TC__L2_CP_INDEX_SHIFT);
             hole = j;
         }
     }
-    idx[hole] = 0;
+    idx[hole].key = 0;
 }
 
 /* Finds the slot pointing at off (a block with this hash) and points it at noff. */
 static int index_relocate_locked(const tc__l2_seg *s, uint32_t i, uint64_t hash, uint64_t off,
                                  uint64_t noff) {
-    uint64_t *idx = tc__l2_index_of(s, i);
+    tc__l2_slot *idx = tc__l2_index_of(s, i);
     uint64_t mask = s->index_slots - 1;
     uint64_t want = tc__l2_slot_make(hash, off);
     uint64_t pos = tc__l2_hash_home(hash, mask);
     for (uint64_t n = 0; n < s->index_slots; n++, pos = (pos + 1) & mask) {
-        if (idx[pos] == 0) break;
-        if (idx[pos] == want) {
-            idx[pos] = tc__l2_slot_make(hash, noff);
+        if (idx[pos].key == 0) break;
+        if (idx[pos].key == want) {
+            idx[pos].key = tc__l2_slot_make(hash, noff);
             return 0;
         }
     }
@@ -653,7 +655,8 @@ static void settle_compaction(const tc__l2_seg *s, uint32_t i, uint64_t used) {
 
 void tc__l2_repair_locked(const tc__l2_seg *s, uint32_t i) {
     tc__l2_shard *sh = tc__l2_shard_at(s, i);
-    uint64_t *idx = tc__l2_index_of(s, i);
+    tc__l2_slot *idx = tc__l2_index_of(s, i);
+    uint32_t now32 = (uint32_t)tc__now_ms();
     uint64_t used = sh->used;
     if (used > s->heap_bytes) used = s->heap_bytes;
     used &= ~(uint64_t)7u;
@@ -663,7 +666,7 @@ void tc__l2_repair_locked(const tc__l2_seg *s, uint32_t i) {
         sh->compacting = 0;
     }
     sh->used = used;
-    memset(idx, 0, s->index_slots * 8u);
+    memset(idx, 0, s->index_slots * sizeof *idx);
     uint64_t off = 0, entries = 0, live = 0, maxseq = sh->seq;
     while (off < used) {
         tc__l2_blk *b = (tc__l2_blk *)tc__l2_blk_at(s, i, off, used);
@@ -685,11 +688,13 @@ void tc__l2_repair_locked(const tc__l2_seg *s, uint32_t i) {
                         b->state = TC__L2_DEAD;
                     } else {
                         ((tc__l2_blk *)o)->state = TC__L2_DEAD;
-                        idx[pos] = tc__l2_slot_make(b->hash, off);
+                        idx[pos].key = tc__l2_slot_make(b->hash, off);
+                        idx[pos].meta = tc__l2_meta(now32, b->expire_ms);
                         live += sz - (uint64_t)o->size8 * 8u;
                     }
                 } else {
-                    tc__l2_index_insert_locked(s, i, tc__l2_slot_make(b->hash, off));
+                    tc__l2_index_insert_locked(s, i, tc__l2_slot_make(b->hash, off),
+                                               tc__l2_meta(now32, b->expire_ms));
                     entries++;
                     live += sz;
                 }
@@ -729,7 +734,7 @@ static void rep_add(report *r, const char *fmt, ...) {
 int tc__l2_check_shard_locked(const tc__l2_seg *s, uint32_t i, char *rb, size_t rl) {
     report r = {rb, rl, rb ? strlen(rb) : 0, 0};
     tc__l2_shard *sh = tc__l2_shard_at(s, i);
-    const uint64_t *idx = tc__l2_index_of(s, i);
+    const tc__l2_slot *idx = tc__l2_index_of(s, i);
     uint64_t used = sh->used, mask = s->index_slots - 1;
     if (sh->compacting) rep_add(&r, "shard %u: compaction left unfinished\n", i);
     if (sh->damaged) rep_add(&r, "shard %u: flagged damaged by an operation\n", i);
@@ -771,7 +776,7 @@ int tc__l2_check_shard_locked(const tc__l2_seg *s, uint32_t i, char *rb, size_t 
      * reachable from its home slot, found by its key, and no block twice. */
     uint64_t nslots = 0;
     for (uint64_t pos = 0; pos < s->index_slots; pos++) {
-        uint64_t slot = idx[pos];
+        uint64_t slot = idx[pos].key;
         if (slot == 0) continue;
         nslots++;
         uint64_t boff = tc__l2_slot_off(slot);
@@ -793,8 +798,11 @@ int tc__l2_check_shard_locked(const tc__l2_seg *s, uint32_t i, char *rb, size_t 
                     (unsigned long long)pos);
             continue;
         }
+        if ((uint32_t)idx[pos].meta != tc__l2_exp32(b->expire_ms))
+            rep_add(&r, "shard %u: index slot %llu has an expiry that is not its entry's\n", i,
+                    (unsigned long long)pos);
         for (uint64_t p = tc__l2_slot_home(slot, mask); p != pos; p = (p + 1) & mask)
-            if (idx[p] == 0) {
+            if (idx[p].key == 0) {
                 rep_add(&r, "shard %u: index slot %llu is unreachable from its home slot %llu\n",
                         i, (unsigned long long)pos, (unsigned long long)tc__l2_slot_home(slot, mask));
                 break;

@@ -76,7 +76,9 @@ typedef struct tc__l2_intent {
 
 typedef struct tc__l2_shard {
     _Alignas(64) pthread_mutex_t lock; /* robust, process-shared */
-    /* Under lock. Fields read by stats without the lock are atomics (relaxed). */
+    /* Under lock. Fields read by stats without the lock are atomics (relaxed). The fields a
+     * get touches share the lock's cache line. */
+    _Atomic uint64_t hits, misses;
     uint64_t used;             /* heap bytes holding blocks: [0, used) is walkable */
     _Atomic uint64_t live_bytes; /* sum of LIVE block sizes (the bytes charged) */
     _Atomic uint64_t entries;  /* LIVE blocks, each referenced by one index slot */
@@ -89,9 +91,8 @@ typedef struct tc__l2_shard {
     tc__l2_intent intent[2];
     uint64_t damaged;          /* 1: an op saw a broken invariant; repaired at next lock */
     /* Statistics: relaxed atomics, written under the lock (load+store, no locked insn). */
-    _Atomic uint64_t hits, misses, sets, deletes, evictions, expirations;
+    _Atomic uint64_t sets, deletes, evictions, expirations;
     _Atomic uint64_t compactions, repairs;
-    uint64_t pad[4];
 } tc__l2_shard;
 
 /* ------------------------------------------------------------------------ */
@@ -106,7 +107,7 @@ typedef struct tc__l2_shard {
  *  32  expire_ms u64 (CLOCK_MONOTONIC ms; 0 = never)    |
  *  40  csum u64     (XXH3 of the value, seeded by hash) /
  *  48  hcheck u64
- *  56  state u32 (LIVE/DEAD) | access u32 (LRU: ms clock; LFU: ldt<<8 | counter)
+ *  56  state u32 (LIVE/DEAD) | reserved u32 (LRU/LFU data live in the index slot)
  *  64  key bytes, value bytes, padding
  *
  * kind is ENTRY for a key/value, HOLE for filler written by repair (always DEAD). */
@@ -121,7 +122,7 @@ typedef struct tc__l2_blk {
     uint64_t csum;
     uint64_t hcheck;
     uint32_t state;
-    uint32_t access;
+    uint32_t reserved;
 } tc__l2_blk;
 
 #define TC__L2_BLK_HDR 64u
@@ -163,8 +164,26 @@ typedef struct tc__l2_geom {
 static inline tc__l2_shard *tc__l2_shard_at(const tc__l2_seg *s, uint32_t i) {
     return (tc__l2_shard *)(s->base + s->hdr->off_shards + (uint64_t)i * sizeof(tc__l2_shard));
 }
-static inline uint64_t *tc__l2_index_of(const tc__l2_seg *s, uint32_t i) {
-    return (uint64_t *)(s->base + s->hdr->off_index + (uint64_t)i * s->index_slots * 8u);
+/* An index slot: the key word says where the entry is; the meta word carries what eviction
+ * compares, so that sampling reads consecutive slots and no entry:
+ *
+ *   key:  | 63 ....... 32 | 31 ............. 0 |     meta: | 63 ...... 32 | 31 ........ 0 |
+ *         | tag: hash>>32 | heap offset/8 + 1  |           | access (LRU/ | expiry: ms>>10 |
+ *         |               | (0: empty slot)    |           | LFU, as blk) | + 1; 0 = never |
+ */
+typedef struct tc__l2_slot {
+    uint64_t key;
+    uint64_t meta;
+} tc__l2_slot;
+
+static inline tc__l2_slot *tc__l2_index_of(const tc__l2_seg *s, uint32_t i) {
+    return (tc__l2_slot *)(s->base + s->hdr->off_index + (uint64_t)i * s->index_slots * sizeof(tc__l2_slot));
+}
+static inline uint32_t tc__l2_exp32(uint64_t expire_ms) {
+    return expire_ms == 0 ? 0 : (uint32_t)((expire_ms >> 10) + 1);
+}
+static inline uint64_t tc__l2_meta(uint32_t access, uint64_t expire_ms) {
+    return ((uint64_t)access << 32) | tc__l2_exp32(expire_ms);
 }
 static inline uint8_t *tc__l2_heap_of(const tc__l2_seg *s, uint32_t i) {
     return s->base + s->hdr->off_heap + (uint64_t)i * s->heap_bytes;
@@ -173,8 +192,9 @@ static inline uint32_t tc__l2_shard_of(const tc__l2_seg *s, uint64_t hash) {
     return (uint32_t)(hash & (s->nshards - 1u));
 }
 
-/* Index slots: 0 = empty, else tag (hash >> 32) in the high half and offset/8 + 1 in the low
- * half. The home slot is tag & (index_slots - 1), so a slot alone says where it belongs. */
+/* Index slot key words: 0 = empty, else tag (hash >> 32) in the high half and offset/8 + 1 in
+ * the low half. The home slot is tag & (index_slots - 1), so a slot alone says where it
+ * belongs. */
 static inline uint64_t tc__l2_slot_make(uint64_t hash, uint64_t off) {
     return ((hash >> 32) << 32) | (off / 8u + 1u);
 }
@@ -261,7 +281,7 @@ uint64_t tc__l2_hcheck(const tc__l2_blk *b);
  * damaged). */
 int64_t tc__l2_index_find_locked(const tc__l2_seg *s, uint32_t i, uint64_t hash, const void *key,
                                  size_t klen, const tc__l2_blk **out);
-void tc__l2_index_insert_locked(const tc__l2_seg *s, uint32_t i, uint64_t slot);
+void tc__l2_index_insert_locked(const tc__l2_seg *s, uint32_t i, uint64_t slot, uint64_t meta);
 void tc__l2_index_delete_locked(const tc__l2_seg *s, uint32_t i, uint64_t pos);
 
 /* Makes the heap's free space contiguous at its end by sliding LIVE blocks down over DEAD

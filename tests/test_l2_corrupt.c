@@ -192,8 +192,8 @@ static void test_index_offset_scribble(void **state) {
     uint32_t si;
     uint64_t pos;
     blk_of(&f, 99, &si, &pos);
-    uint64_t *idx = tc__l2_index_of(&f.seg, si);
-    idx[pos] += 1; /* now points 8 bytes into the block */
+    tc__l2_slot *idx = tc__l2_index_of(&f.seg, si);
+    idx[pos].key += 1; /* now points 8 bytes into the block */
     check_is(f.name, TC_ECORRUPT, "not a live entry");
     char k[32];
     uint8_t buf[256];
@@ -205,7 +205,7 @@ static void test_index_offset_scribble(void **state) {
     /* An offset far outside the heap. */
     blk_of(&f, 100, &si, &pos);
     idx = tc__l2_index_of(&f.seg, si);
-    idx[pos] = (idx[pos] & 0xffffffff00000000ull) | 0xfffffff0u;
+    idx[pos].key = (idx[pos].key & 0xffffffff00000000ull) | 0xfffffff0u;
     check_is(f.name, TC_ECORRUPT, "not a live entry");
     assert_int_equal(l2t_get(f.t, k, l2t_key(k, sizeof k, 100), buf, sizeof buf, &len, NULL), TC_ECORRUPT);
     int hits;
