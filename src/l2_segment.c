@@ -70,13 +70,8 @@ int tc__l2_name_check(const char *name, char *errbuf, size_t errlen) {
     return 0;
 }
 
-/* Policy names, spelled as tc_policy_name() does; kept here so that a segment's messages do
- * not depend on the configuration module. */
 static const char *policy_str(uint32_t p) {
-    static const char *const names[TC_POLICY__COUNT] = {
-        "tinylfu",        "allkeys-lru",    "allkeys-lfu", "allkeys-random", "volatile-lru",
-        "volatile-lfu",   "volatile-ttl",   "volatile-random", "noeviction"};
-    return p < TC_POLICY__COUNT ? names[p] : "unknown";
+    return p < TC_POLICY__COUNT ? tc_policy_name((tc_policy)p) : "unknown";
 }
 
 static uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
