@@ -388,7 +388,21 @@ int tc__l2_seg_open(const char *name, const tc__l2_geom *g, int reg, tc__l2_seg 
                             "segment; remove it with `tiercache shared destroy %s`",
                             name, (long long)st.st_size, name);
         }
-        uint8_t *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        /* Valid header first (a small mapping), then the whole segment, pre-faulted so that
+         * no operation takes a page fault. */
+        uint8_t *base = mmap(NULL, sizeof(tc__l2_hdr), PROT_READ, MAP_SHARED, fd, 0);
+        if (base == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return tc__errf(errbuf, errlen, TC_ENOMEM, "cannot map %s: %s", seg->path, strerror(e));
+        }
+        rc = validate_hdr((const tc__l2_hdr *)base, (size_t)st.st_size, name, g, errbuf, errlen);
+        munmap(base, sizeof(tc__l2_hdr));
+        if (rc) {
+            close(fd);
+            return rc;
+        }
+        base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
         int e = errno;
         close(fd);
         if (base == MAP_FAILED)
