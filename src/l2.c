@@ -260,6 +260,8 @@ static int l2_get(tc__tier *t, const void *key, size_t klen, tc__sink *out, int6
     uint64_t h = tc__hash(key, klen);
     uint32_t si = tc__l2_shard_of(&l2->seg, h);
     tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
+    /* The home slot's line is fetched while the lock is being taken. */
+    __builtin_prefetch(&tc__l2_index_of(&l2->seg, si)[tc__l2_hash_home(h, l2->seg.index_slots - 1)]);
     int rc = lock_shard(l2, si);
     if (rc) return rc;
     uint64_t now = tc__now_ms();
