@@ -189,7 +189,7 @@ typedef int (*tier_ctor)(const tc_options *, tc__tier **, char *, size_t);
 /* Constructors by tier id; NULL where this build has no such tier. */
 static const tier_ctor tier_ctors[TC_MAX_TIERS + 1] = {
     [TC_TIER_L1] = tc__l1_open,
-    [TC_TIER_L2] = NULL,
+    [TC_TIER_L2] = tc__l2_open,
     [TC_TIER_L3] = NULL,
 };
 

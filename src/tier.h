@@ -100,6 +100,10 @@ struct tc__tier {
 /* Tier constructors. Each returns 0 and the tier in *out, or a negative code and a message in
  * errbuf. They copy what they need from opt. */
 int tc__l1_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
+/* L2: attaches to (or atomically creates) the segment opt->shared_name. TC_EVERSION when it
+ * exists with another layout or geometry, TC_ECORRUPT when its header is damaged, TC_ECONFIG
+ * for settings it cannot hold (tinylfu is refused: use allkeys-lfu). */
+int tc__l2_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
 
 /* Opens a cache over tiers the caller opened, top-down, taking them over (they are closed with
  * the cache, or at once on failure). The seam the tests use to stack tiers of their choosing;
