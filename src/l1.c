@@ -47,6 +47,7 @@
  * turn, never two at once). Nothing else is shared between shards.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
