@@ -235,13 +235,14 @@ int main(void) {
 
     printf("\nResults\n");
     printf("  %-22s %s (%d workers)\n", "requests", count(total, a, sizeof a), WORKERS);
-    /* Shares of requests rather than hits/(hits+misses): every request is counted once. */
-    printf("  %-22s %s (%.1f%%)\n", "served by the cache", count(st.hits, a, sizeof a), pct(st.hits, total));
+    /* Ratios of requests: each request counts once, whichever tier (or the loader) served it. */
+    printf("  %-22s %.1f%% (%s of %s requests served by the cache)\n", "hit ratio", pct(st.hits, total),
+           count(st.hits, a, sizeof a), count(total, b, sizeof b));
     for (int i = 0; i < st.ntiers; i++) {
         const tc_tier_stats *t = &st.tiers[i];
         char label[40];
-        snprintf(label, sizeof label, "  by %s (%s)", tc_tier_name(t->tier), t->type);
-        printf("  %-22s %s (%.1f%%)\n", label, count(t->hits, a, sizeof a), pct(t->hits, total));
+        snprintf(label, sizeof label, "  %s (%s)", tc_tier_name(t->tier), t->type);
+        printf("  %-22s %.1f%% (%s)\n", label, pct(t->hits, total), count(t->hits, a, sizeof a));
     }
     printf("  %-22s %s instead of %s: the cache saved %s queries (%.1f%%)\n", "database calls",
            count(calls, a, sizeof a), count(total, b, sizeof b), count(total - calls, c, sizeof c),

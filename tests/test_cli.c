@@ -668,6 +668,117 @@ static void test_l2_round_trip_is_binary_safe(void **state) {
     r = run_cli(env, "get", "order:1", NULL);
     assert_int_equal(r.status, 1);
     tc_test_run_free(&r);
+    r = run_cli(env, "shared", "destroy", shared_env_name + strlen("CACHE_SHARED_NAME="), NULL);
+    assert_int_equal(r.status, 0);
+    tc_test_run_free(&r);
+}
+
+static void test_shared_segment_commands(void **state) {
+    (void)state;
+    const char *const *env = l2_env();
+    if (env == NULL) {
+        skip();
+        return;
+    }
+    const char *name = shared_env_name + strlen("CACHE_SHARED_NAME=");
+    tc_test_run r = run_cli(env, "set", "k1", "v1", NULL);
+    assert_int_equal(r.status, 0);
+    tc_test_run_free(&r);
+
+    r = run_cli(env, "shared", "list", NULL);
+    assert_int_equal(r.status, 0);
+    char line[128];
+    snprintf(line, sizeof line, "%s\n", name);
+    if (!tc_test_contains(r.out, line)) fail_msg("'%s' not listed in:\n%s", name, r.out);
+    tc_test_run_free(&r);
+
+    /* by name, whatever the environment says */
+    r = run_cli(env_l1, "shared", "stats", name, NULL);
+    assert_int_equal(r.status, 0);
+    assert_true(tc_test_contains(r.out, "L2 shared"));
+    assert_true(tc_test_contains(r.out, "1 / ")); /* entries: the one key set above */
+    tc_test_run_free(&r);
+
+    r = run_cli(env_l1, "shared", "check", name, NULL);
+    assert_int_equal(r.status, 0);
+    assert_true(r.out_len > 0);
+    tc_test_run_free(&r);
+
+    r = run_cli(env_l1, "shared", "destroy", name, NULL);
+    assert_int_equal(r.status, 0);
+    tc_test_run_free(&r);
+    /* gone: every subcommand says so */
+    const char *subs[] = {"destroy", "stats", "check"};
+    for (size_t i = 0; i < 3; i++) {
+        r = run_cli(env_l1, "shared", subs[i], name, NULL);
+        if (r.status != 2 || !tc_test_contains(r.err, "TC_ENOENT"))
+            fail_msg("shared %s of a missing segment: %d %s", subs[i], r.status, r.err);
+        tc_test_run_free(&r);
+    }
+    r = run_cli(env, "shared", "list", NULL);
+    assert_false(tc_test_contains(r.out, line));
+    tc_test_run_free(&r);
+
+    /* bad names and usage */
+    r = run_cli(env_l1, "shared", "stats", "../etc", NULL);
+    assert_int_equal(r.status, 2);
+    assert_true(tc_test_contains(r.err, "TC_EINVAL"));
+    tc_test_run_free(&r);
+    r = run_cli(env_l1, "shared", NULL);
+    assert_usage_error(&r, "shared: missing");
+    tc_test_run_free(&r);
+    r = run_cli(env_l1, "shared", "frob", NULL);
+    assert_usage_error(&r, "unknown subcommand 'frob'");
+    tc_test_run_free(&r);
+    r = run_cli(env_l1, "shared", "list", "x", NULL);
+    assert_usage_error(&r, "unexpected argument 'x'");
+    tc_test_run_free(&r);
+    r = run_cli(env_l1, "shared", "stats", NULL);
+    assert_usage_error(&r, "shared stats: missing NAME");
+    tc_test_run_free(&r);
+    r = run_cli(env_l1, "shared", "destroy", name, "--json", NULL);
+    assert_usage_error(&r, "unknown option '--json'");
+    tc_test_run_free(&r);
+}
+
+static void test_bench_through_two_tiers_uses_its_own_segment(void **state) {
+    (void)state;
+    const char *const *probe = l2_env();
+    if (probe == NULL) {
+        skip();
+        return;
+    }
+    tc_test_run r = run_cli(probe, "shared", "destroy", shared_env_name + strlen("CACHE_SHARED_NAME="), NULL);
+    assert_int_equal(r.status, 0);
+    tc_test_run_free(&r);
+    char trace[64];
+    write_zipf_trace(trace, sizeof trace, 5000, 0.99, 50000);
+    const char *const env[] = {"CACHE_TIERING=L1L2", NULL};
+    r = bench_json(env, trace, "500", "2", NULL);
+    assert_true(jnum(&r, "requests") == 100000);
+    double hits = jnum(&r, "hits"), h1 = jnum(&r, "hits_L1"), h2 = jnum(&r, "hits_L2");
+    assert_true(h1 + h2 == hits);
+    assert_true(h2 > 0); /* L1 holds 500 of 5000 keys: L2 serves some of the rest */
+    size_t vl;
+    const char *t = tc_test_json_get(r.out, r.out_len, "tiering", &vl);
+    assert_true(t && vl == 6 && memcmp(t, "\"L1L2\"", 6) == 0);
+    tc_test_run_free(&r);
+    /* its segment was removed at the end; a second run with another capacity works */
+    r = run_cli(env, "shared", "list", NULL);
+    assert_false(tc_test_contains(r.out, "tiercache_bench."));
+    tc_test_run_free(&r);
+    const char *const env2[] = {"CACHE_TIERING=L2", NULL};
+    r = bench_json(env2, trace, "700", "1", "10000");
+    assert_true(jnum(&r, "requests") == 10000);
+    tc_test_run_free(&r);
+    unlink(trace);
+}
+
+/* Removes this run's segment even when a test failed half-way (0 when there is none). */
+static int remove_test_segment(void **state) {
+    (void)state;
+    if (shared_env_name[0] != '\0') (void)tc_shared_destroy(shared_env_name + strlen("CACHE_SHARED_NAME="));
+    return 0;
 }
 
 int main(void) {
@@ -693,6 +804,8 @@ int main(void) {
         cmocka_unit_test(test_bench_human_line),
         cmocka_unit_test(test_bench_rejects_bad_arguments),
         cmocka_unit_test(test_l2_round_trip_is_binary_safe),
+        cmocka_unit_test(test_shared_segment_commands),
+        cmocka_unit_test(test_bench_through_two_tiers_uses_its_own_segment),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, remove_test_segment);
 }

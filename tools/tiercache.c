@@ -1,10 +1,11 @@
 /*
  * tiercache.c -- the command-line tool: one cache operation per invocation, the statistics,
- * health and configuration views, and a trace-replay benchmark.
+ * health and configuration views, administration of L2 segments by name, and a trace-replay
+ * benchmark.
  *
- * Every command but help/--version first resolves the configuration from the environment
- * (tc_options_from_env): an invalid variable stops the command with the library's message
- * and exit status 2. Commands that touch data then open a cache with it, do one thing, print
+ * Every command but help/--version and shared (which works on segments by name) first
+ * resolves the configuration from the environment (tc_options_from_env): an invalid variable
+ * stops the command with the library's message and exit status 2. Commands that touch data then open a cache with it, do one thing, print
  * and close. Because each invocation is its own process, an L1-only cache starts empty every
  * time: a set followed by a get in another invocation meets only what persists (L2, L3).
  *
@@ -67,9 +68,10 @@ static const char usage_text[] =
     "      get of \"key:%012u\", and on a miss a set of a B-byte value (default 100). N is the\n"
     "      capacity in entries of the first tier of CACHE_TIERING (no effect when it is L3).\n"
     "      Each of T threads (default 1) replays the whole trace from its own offset. Each of\n"
-    "      P passes (default 1) uses a fresh, cleared cache; the last one is reported. L2 and L3\n"
-    "      use their own namespace (tiercache_bench, tiercache-bench:) unless CACHE_SHARED_NAME\n"
-    "      or REDIS_KEY_PREFIX is set: the bench clears what it uses.\n"
+    "      P passes (default 1) uses a fresh, cleared cache; the last one is reported. L2 uses\n"
+    "      a segment of its own (tiercache_bench.PID, removed at the end) and L3 the key prefix\n"
+    "      tiercache-bench:, unless CACHE_SHARED_NAME or REDIS_KEY_PREFIX is set: the bench\n"
+    "      clears what it uses.\n"
     "\n"
     "  help, --help, -h               this text\n"
     "  version, --version             the version\n"
@@ -774,8 +776,10 @@ typedef struct bench_result {
 
 /* One pass: opens a fresh cache, clears it, replays the trace with 'threads' workers and
  * takes the statistics. Returns 0 or EXIT_ERR after a message. */
-static int bench_pass(const tc_options *opt, const char *hint, bench_run *run, int threads, int pass,
-                      int passes, bench_result *res, tc_stats *st) {
+static int bench_pass(const tc_options *opt, const char *hint, int own_segment, bench_run *run,
+                      int threads, int pass, int passes, bench_result *res, tc_stats *st) {
+    /* a segment of the bench's own is made anew, with the geometry this run asks for */
+    if (own_segment) (void)tc_shared_destroy(opt->shared_name);
     int rc = open_cache(opt, &run->c, hint);
     if (rc) return rc;
     int r = tc_clear(run->c);
@@ -942,9 +946,14 @@ static int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "tiercache: bench: note: the first tier is L3 (Redis): --capacity has no "
                         "effect, the server's maxmemory bounds it\n");
     }
-    /* The bench clears what it uses: keep it out of an application's namespace by default. */
-    if (getenv("CACHE_SHARED_NAME") == NULL)
-        snprintf(opt.shared_name, sizeof opt.shared_name, "tiercache_bench");
+    /* The bench clears what it uses: keep it out of an application's namespace by default.
+     * Its own segment is named after the process, so that runs with other capacities (another
+     * geometry) or at the same time never meet, and it is removed at the end. */
+    int own_segment = 0;
+    if (getenv("CACHE_SHARED_NAME") == NULL) {
+        snprintf(opt.shared_name, sizeof opt.shared_name, "tiercache_bench.%d", (int)getpid());
+        for (int i = 0; i < opt.ntiers; i++) own_segment |= opt.tiers[i] == TC_TIER_L2;
+    }
     if (getenv("REDIS_KEY_PREFIX") == NULL)
         snprintf(opt.redis_key_prefix, sizeof opt.redis_key_prefix, "tiercache-bench:");
 
@@ -972,7 +981,8 @@ static int cmd_bench(int argc, char **argv) {
     bench_result res;
     tc_stats st;
     for (int p = 1; p <= (int)passes && rc == 0; p++)
-        rc = bench_pass(&opt, hint[0] ? hint : NULL, &run, (int)threads, p, (int)passes, &res, &st);
+        rc = bench_pass(&opt, hint[0] ? hint : NULL, own_segment, &run, (int)threads, p, (int)passes, &res, &st);
+    if (own_segment) (void)tc_shared_destroy(opt.shared_name);
     if (rc == 0) {
         char tiering[16];
         bench_print(opts[O_TRACE].value, tiering_name(&opt, tiering, sizeof tiering), capacity,
