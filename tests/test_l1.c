@@ -397,8 +397,12 @@ static void test_volatile_ttl_evicts_soonest(void **state) {
         snprintf(k, sizeof k, "late:%d", i);
         late += present(t, k);
     }
-    assert_true(50 - soon >= 18); /* at least 18 of the 20 evictions took a soon-to-expire key */
-    assert_true(late >= 48);      /* (a sample without one evicts the soonest of the others) */
+    /* An eviction takes a soon-to-expire key unless none of its 8 samples is one: with at least
+     * 30 of 100 keys "soon", that is at most 0.7^8 = 5.8%; 6 or more such misses in 20 evictions
+     * has binomial probability under 7e-4 (and far less, since most evictions see 40-50 soon keys).
+     * A random policy would take about 10 of 20. */
+    assert_true(50 - soon >= 15);
+    assert_true(late >= 45);
     t->ops->close(t);
 }
 
