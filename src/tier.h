@@ -90,6 +90,24 @@ typedef struct tc__tier_ops {
     void (*stats)(tc__tier *t, tc_tier_stats *out);
     /* Frees the tier. */
     void (*close)(tc__tier *t);
+
+    /* Optional multi-key operations (NULL when the tier has none: the orchestrator then calls
+     * get/set once per key). Both must be appended here, at the end, so tiers that do not set
+     * them keep working with designated initialisers.
+     *
+     * mget looks n keys up in as few round trips as the tier can. For each i: rcs[i] is 0
+     * (hit: value delivered to outs[i], which may be NULL for a TTL-only lookup, and the
+     * remaining TTL to ttls[i]), TC_EMISS, or an error for that key. Returns 0 when the
+     * batch was carried out (per-key results in rcs), or an error for the whole batch, in
+     * which case every rcs[i] holds that error too. */
+    int (*mget)(tc__tier *t, size_t n, const void *const *keys, const size_t *klens,
+                tc__sink *outs, int64_t *ttls, int *rcs);
+    /* mset stores n entries (ttls[i] as set's ttl_ms). fences may be NULL, and so may any
+     * fences[i]: a fence no longer ok skips that entry (rcs[i] = 0). rcs[i] is each entry's
+     * result; the return is 0 or an error for the whole batch (every rcs[i] set to it). */
+    int (*mset)(tc__tier *t, size_t n, const void *const *keys, const size_t *klens,
+                const void *const *vals, const size_t *vlens, const int64_t *ttls,
+                const tc__fence *const *fences, int *rcs);
 } tc__tier_ops;
 
 struct tc__tier {
@@ -100,6 +118,9 @@ struct tc__tier {
 /* Tier constructors. Each returns 0 and the tier in *out, or a negative code and a message in
  * errbuf. They copy what they need from opt. */
 int tc__l1_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
+/* The Redis tier (l3_redis.c). Succeeds when the server is down (the tier then reports
+ * unavailable and recovers by itself); fails only on configuration it cannot use. */
+int tc__l3_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
 
 /* ------------------------------------------------------------------------ */
 /* Small shared helpers                                                     */
