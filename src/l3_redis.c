@@ -85,6 +85,12 @@ static void key_done(keybuf *kb) {
     if (kb->p != kb->small) free(kb->p);
 }
 
+/* A connection-layer message without its "redis: " lead (the tier adds its own). */
+static const char *bare(const char *msg, int rc) {
+    if (msg[0] == '\0') return tc_strerror(rc);
+    return strncmp(msg, "redis: ", 7) == 0 ? msg + 7 : msg;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The call loop                                                            */
 /* ------------------------------------------------------------------------ */
@@ -179,11 +185,11 @@ static int l3_call(l3 *t, l3_req *rq) {
             tc__log(t->cfg.log_fn, t->cfg.log_ud, fatal ? TC_LOG_ERROR : TC_LOG_WARN,
                     "redis: L3 tier unavailable (%s): %s; calls fail at once for about %llu ms, "
                     "then one call probes the server",
-                    tc_err_name(rc), err[0] ? err : tc_strerror(rc),
+                    tc_err_name(rc), bare(err, rc),
                     (unsigned long long)(left > now ? (left - now) / 1000000u : 0));
         } else {
             tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_DEBUG, "redis: call failed (%s): %s",
-                    tc_err_name(rc), err[0] ? err : tc_strerror(rc));
+                    tc_err_name(rc), bare(err, rc));
         }
         probe = 0;
         if (rc != TC_ECONN || attempt >= t->max_retries) return rc;
@@ -926,8 +932,8 @@ int tc__l3_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errl
         tc__breaker_trip(&t->pool.brk, rc);
         int cfgerr = rc == TC_EAUTH || rc == TC_ETLS || rc == TC_ECONFIG;
         tc__log(t->cfg.log_fn, t->cfg.log_ud, cfgerr ? TC_LOG_ERROR : TC_LOG_WARN,
-                "redis: L3 tier starts unavailable (%s): %s; it reconnects by itself", tc_err_name(rc),
-                err[0] ? err : tc_strerror(rc));
+                "redis: L3 tier starts unavailable (%s): %s; it retries by itself", tc_err_name(rc),
+                bare(err, rc));
     }
     *out = &t->base;
     return 0;

@@ -532,7 +532,11 @@ static int tls_handshake(tc__rconn *c, const tc__rconn_cfg *cfg, uint64_t deadli
         int e = SSL_get_error(c->ssl, r);
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
             int w = wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline_ns);
-            if (w) return tc__errf(errbuf, errlen, w, "redis: TLS handshake timed out (REDIS_CONNECT_TIMEOUT)");
+            if (w)
+                return tc__errf(errbuf, errlen, w,
+                                "redis: TLS handshake with %s:%d timed out (REDIS_CONNECT_TIMEOUT=%llums); "
+                                "is it a TLS port?", cfg->host, cfg->port,
+                                (unsigned long long)cfg->connect_timeout_ms);
             continue;
         }
         long vr = SSL_get_verify_result(c->ssl);
@@ -633,11 +637,14 @@ int tc__rconn_open(const tc__rconn_cfg *cfg, uint64_t deadline_ns, tc__rconn **o
                      err_no ? strerror(err_no) : "no address");
     }
     if (rc == 0 && cfg->use_tls) rc = tls_handshake(c, cfg, deadline_ns, errbuf, errlen);
-    if (rc == 0) rc = handshake(c, cfg, deadline_ns, errbuf, errlen);
-    if (rc == TC_ETIMEDOUT && c->fd >= 0)
-        tc__errf(errbuf, errlen, rc,
-                 "redis: %s:%d accepted the connection but did not answer within REDIS_CONNECT_TIMEOUT=%llums",
-                 cfg->host, cfg->port, (unsigned long long)cfg->connect_timeout_ms);
+    if (rc == 0) {
+        rc = handshake(c, cfg, deadline_ns, errbuf, errlen);
+        if (rc == TC_ETIMEDOUT)
+            tc__errf(errbuf, errlen, rc,
+                     "redis: %s:%d accepted the connection but did not answer within "
+                     "REDIS_CONNECT_TIMEOUT=%llums", cfg->host, cfg->port,
+                     (unsigned long long)cfg->connect_timeout_ms);
+    }
     if (rc != 0) {
         c->broken = 1;
         tc__rconn_close(c);
