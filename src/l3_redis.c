@@ -124,8 +124,12 @@ static void sleep_ns(uint64_t ns) {
 
 /* Runs a request with the breaker, the pool, the deadlines and the retries. Returns what
  * handle() returned, or the failure: TC_EUNAVAIL / TC_EAUTH / TC_ETLS / TC_ECONFIG at once
- * while the circuit is open, TC_ECONN, TC_ETIMEDOUT, TC_EPROTO, TC_ENOMEM. Blocks at most
- * REDIS_COMMAND_TIMEOUT, plus REDIS_CONNECT_TIMEOUT when a connection has to be opened. */
+ * while the circuit is open, TC_ECONN, TC_ETIMEDOUT, TC_EPROTO, TC_ENOMEM.
+ *
+ * Time: the call has REDIS_COMMAND_TIMEOUT from its start for waiting for a pooled
+ * connection, the round trips and the retries; time spent opening connections (each open
+ * bounded by REDIS_CONNECT_TIMEOUT) extends that budget, but never past
+ * REDIS_COMMAND_TIMEOUT + REDIS_CONNECT_TIMEOUT in total. */
 static int l3_call(l3 *t, l3_req *rq) {
     const uint64_t start = tc__now_ns();
     const uint64_t cmd_ns = t->cfg.command_timeout_ms * 1000000ull;
@@ -137,21 +141,24 @@ static int l3_call(l3 *t, l3_req *rq) {
         atomic_fetch_add_explicit(&t->fast_fails, 1, memory_order_relaxed);
         return rc;
     }
+    uint64_t budget = start + cmd_ns; /* grows by the time spent opening connections */
     char err[320];
     for (int attempt = 0;; attempt++) {
         tc__rconn *c = NULL;
         int fresh = 0, open_failed = 0;
         err[0] = '\0';
-        uint64_t now = tc__now_ns();
-        uint64_t cdl = now + conn_ns < hard ? now + conn_ns : hard;
-        rc = tc__rpool_acquire(&t->pool, start + cmd_ns, cdl, &c, &fresh, &open_failed, err, sizeof err);
+        uint64_t t0 = tc__now_ns();
+        uint64_t cdl = t0 + conn_ns < hard ? t0 + conn_ns : hard;
+        rc = tc__rpool_acquire(&t->pool, budget, cdl, &c, &fresh, &open_failed, err, sizeof err);
+        if (fresh || open_failed) {
+            budget += tc__now_ns() - t0;
+            if (budget > hard) budget = hard;
+        }
         int failed = open_failed; /* did the server fail us (as opposed to a local problem)? */
         if (rc == 0) {
             rc = rq->build(rq, &c->out);
             if (rc == 0) {
-                now = tc__now_ns();
-                uint64_t dl = now + cmd_ns < hard ? now + cmd_ns : hard;
-                rc = tc__rconn_exec(c, dl, rq->nrep, rq->rep, rq->max_bytes, err, sizeof err);
+                rc = tc__rconn_exec(c, budget, rq->nrep, rq->rep, rq->max_bytes, err, sizeof err);
                 if (rc != 0 && rc != TC_ENOMEM) {
                     failed = 1;
                 } else if (rc == 0) {
@@ -181,7 +188,7 @@ static int l3_call(l3 *t, l3_req *rq) {
         if (tc__breaker_failure(&t->pool.brk, probe, rc, fatal)) {
             tc__rpool_drop_idle(&t->pool);
             uint64_t left = atomic_load(&t->pool.brk.open_until_ns);
-            now = tc__now_ns();
+            uint64_t now = tc__now_ns();
             tc__log(t->cfg.log_fn, t->cfg.log_ud, fatal ? TC_LOG_ERROR : TC_LOG_WARN,
                     "redis: L3 tier unavailable (%s): %s; calls fail at once for about %llu ms, "
                     "then one call probes the server",
@@ -199,11 +206,10 @@ static int l3_call(l3 *t, l3_req *rq) {
         if (attempt > 0) {
             uint64_t wait = 10000000ull << (attempt - 1 < 5 ? attempt - 1 : 5);
             wait = wait / 2 + (tc__now_ns() % (wait / 2 + 1));
-            now = tc__now_ns();
-            if (now + wait >= hard) return rc;
+            if (tc__now_ns() + wait >= budget) return rc;
             sleep_ns(wait);
         }
-        if (tc__now_ns() >= hard) return rc;
+        if (tc__now_ns() >= budget) return rc;
         atomic_fetch_add_explicit(&t->retries, 1, memory_order_relaxed);
     }
 }

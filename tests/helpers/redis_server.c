@@ -125,7 +125,7 @@ static int spawn_and_wait(tc_test_redis *r) {
 }
 
 static int start_common(tc_test_redis *r, int tls, const tc_test_certs *c, const char *auth_clients,
-                        const char *extra) {
+                        const char *extra, int fixed_port) {
     if (r->dir[0] == '\0') {
         snprintf(r->dir, sizeof r->dir, "/tmp/tc-redis-XXXXXX");
         if (mkdtemp(r->dir) == NULL) {
@@ -137,7 +137,7 @@ static int start_common(tc_test_redis *r, int tls, const tc_test_certs *c, const
     snprintf(r->log, sizeof r->log, "%s/redis.log", r->dir);
     r->tls = tls;
     for (int attempt = 0; attempt < 8; attempt++) {
-        r->port = tc_test_free_port();
+        r->port = fixed_port ? fixed_port : tc_test_free_port();
         if (r->port <= 0) return -1;
         char *conf = NULL;
         size_t clen = 0;
@@ -160,7 +160,7 @@ static int start_common(tc_test_redis *r, int tls, const tc_test_certs *c, const
         if (w != 0) return -1;
         int rc = spawn_and_wait(r);
         if (rc == 0) return 0;
-        if (rc == -1) return -1;
+        if (rc == -1 || fixed_port) return -1;
         /* -2: the port was taken between our probe and the server's bind; try another */
     }
     fprintf(stderr, "could not find a free port for redis-server\n");
@@ -169,13 +169,18 @@ static int start_common(tc_test_redis *r, int tls, const tc_test_certs *c, const
 
 int tc_test_redis_start(tc_test_redis *r, const char *extra) {
     memset(r, 0, sizeof *r);
-    return start_common(r, 0, NULL, NULL, extra);
+    return start_common(r, 0, NULL, NULL, extra, 0);
+}
+
+int tc_test_redis_start_port(tc_test_redis *r, int port, const char *extra) {
+    memset(r, 0, sizeof *r);
+    return start_common(r, 0, NULL, NULL, extra, port);
 }
 
 int tc_test_redis_start_tls(tc_test_redis *r, const tc_test_certs *c, const char *auth_clients,
                             const char *extra) {
     memset(r, 0, sizeof *r);
-    return start_common(r, 1, c, auth_clients, extra);
+    return start_common(r, 1, c, auth_clients, extra, 0);
 }
 
 int tc_test_redis_restart(tc_test_redis *r) {
@@ -411,6 +416,7 @@ static void *fake_main(void *arg) {
             char buf[4096];
             ssize_t got = recv(conns[i].fd, buf, sizeof buf, 0);
             if (got <= 0) {
+                f->closed++;
                 close(conns[i].fd);
                 conns[i] = conns[--n];
                 i--;

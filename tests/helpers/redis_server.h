@@ -55,6 +55,9 @@ int tc_test_have_redis(void);
  * with the reason printed to stderr. */
 int tc_test_redis_start(tc_test_redis *r, const char *extra);
 
+/* Starts a plain server on the given port (for "the server comes up later" tests). */
+int tc_test_redis_start_port(tc_test_redis *r, int port, const char *extra);
+
 /* Starts a TLS-only server (port 0, tls-port free) with the certificates of c. auth_clients
  * is "no", "yes" or "optional". */
 int tc_test_redis_start_tls(tc_test_redis *r, const tc_test_certs *c, const char *auth_clients,
@@ -97,7 +100,8 @@ typedef struct tc_test_fake {
     const char *next;
     size_t next_len;
     volatile int stop;
-    volatile int connections;
+    volatile int connections; /* accepted */
+    volatile int closed;      /* closed by the client */
 } tc_test_fake;
 
 int tc_test_fake_server_start(tc_test_fake *f, const char *first, size_t first_len,
