@@ -3,7 +3,7 @@
  * breaker the pool puts in front of the server.
  *
  * Every blocking step waits in poll() for an absolute deadline on the monotonic clock:
- * name resolution (getaddrinfo_a, so a dead DNS server cannot stall past the deadline),
+ * name resolution (on a helper thread, so a dead DNS server cannot stall past the deadline),
  * connect(), the TLS handshake, writing a request and reading its replies. Sockets are
  * non-blocking, close-on-exec, TCP_NODELAY (a request is one write; Nagle would only add
  * delay) and SO_KEEPALIVE.
@@ -15,9 +15,8 @@
  * (default: the host) as a DNS name or, for an address, as an IP SAN. SNI carries the name
  * unless it is an address (RFC 6066 forbids addresses in SNI).
  *
- * Names resolved asynchronously that time out are parked on a list and freed by a later
- * resolution once glibc has finished with them; the list holds at most the lookups that
- * timed out and had not finished since.
+ * A host name is resolved by getaddrinfo() on a short-lived detached thread that the caller
+ * waits for until its deadline; an address is used as it is, with no thread.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -84,36 +83,50 @@ static int is_ip_literal(const char *s) {
 /* Name resolution                                                          */
 /* ------------------------------------------------------------------------ */
 
+/* A lookup shared by the caller, who may give up at its deadline, and a detached thread
+ * running getaddrinfo(), which cannot be interrupted: whoever lets go last frees it. */
 typedef struct tc__lookup {
-    struct gaicb cb;
-    struct addrinfo hints;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    int done;
+    int gai_rc;
+    struct addrinfo *res;
     char name[TC_STR_MAX];
     char service[16];
-    struct tc__lookup *next;
 } tc__lookup;
 
-static pthread_mutex_t tc__parked_mu = PTHREAD_MUTEX_INITIALIZER;
-static tc__lookup *tc__parked;
-
-/* Frees parked lookups that glibc has finished. Bounded by the number parked. */
-static void sweep_parked(void) {
-    pthread_mutex_lock(&tc__parked_mu);
-    tc__lookup **pp = &tc__parked;
-    while (*pp != NULL) {
-        tc__lookup *l = *pp;
-        if (gai_error(&l->cb) != EAI_INPROGRESS) {
-            *pp = l->next;
-            if (l->cb.ar_result) freeaddrinfo(l->cb.ar_result);
-            free(l);
-        } else {
-            pp = &l->next;
-        }
-    }
-    pthread_mutex_unlock(&tc__parked_mu);
+static void lookup_unref(tc__lookup *l) {
+    pthread_mutex_lock(&l->mu);
+    int last = --l->refs == 0;
+    pthread_mutex_unlock(&l->mu);
+    if (!last) return;
+    if (l->res) freeaddrinfo(l->res);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free(l);
 }
 
-/* Resolves host:port into *res (freed with freeaddrinfo). Addresses need no lookup; names
- * are looked up asynchronously and waited for until the deadline. */
+static void *lookup_main(void *arg) {
+    tc__lookup *l = arg;
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+    int rc = getaddrinfo(l->name, l->service, &hints, &res);
+    pthread_mutex_lock(&l->mu);
+    l->gai_rc = rc;
+    l->res = rc == 0 ? res : NULL;
+    l->done = 1;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    lookup_unref(l);
+    return NULL;
+}
+
+/* Resolves host:port into *res (freed with freeaddrinfo). An address needs no lookup; a name
+ * is looked up by a short-lived detached thread, and waited for until the deadline (a dead
+ * DNS server cannot hold the caller past it; the thread finishes on its own later). */
 static int resolve(const tc__rconn_cfg *cfg, uint64_t deadline_ns, struct addrinfo **res,
                    char *errbuf, size_t errlen) {
     char service[16];
@@ -128,51 +141,59 @@ static int resolve(const tc__rconn_cfg *cfg, uint64_t deadline_ns, struct addrin
         return tc__errf(errbuf, errlen, TC_ECONN, "redis: cannot resolve '%s': %s", cfg->host,
                         gai_strerror(g));
 
-    sweep_parked();
     tc__lookup *l = calloc(1, sizeof *l);
     if (l == NULL) return TC_ENOMEM;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cv, &ca);
+    pthread_condattr_destroy(&ca);
     snprintf(l->name, sizeof l->name, "%s", cfg->host);
     memcpy(l->service, service, sizeof service);
-    l->hints = hints;
-    l->hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-    l->cb.ar_name = l->name;
-    l->cb.ar_service = l->service;
-    l->cb.ar_request = &l->hints;
-    struct gaicb *list[1] = {&l->cb};
-    g = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
-    if (g != 0) {
-        free(l);
-        return tc__errf(errbuf, errlen, TC_ECONN, "redis: cannot resolve '%s': %s", cfg->host,
-                        gai_strerror(g));
+    l->refs = 2;
+    /* the thread runs with every signal blocked: the application's handlers stay on its own
+     * threads */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t th;
+    int prc = pthread_create(&th, &attr, lookup_main, l);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (prc != 0) {
+        l->refs = 1;
+        lookup_unref(l);
+        return tc__errf(errbuf, errlen, TC_ECONN, "redis: cannot resolve '%s': no thread for the lookup",
+                        cfg->host);
     }
-    for (;;) {
-        g = gai_error(&l->cb);
-        if (g != EAI_INPROGRESS) break;
-        uint64_t now = tc__now_ns();
-        if (now >= deadline_ns) break;
-        uint64_t left = deadline_ns - now;
-        struct timespec ts = {(time_t)(left / 1000000000u), (long)(left % 1000000000u)};
-        gai_suspend((const struct gaicb *const *)list, 1, &ts);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = tc__now_ns();
+    uint64_t abs = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
+                   (deadline_ns > now ? deadline_ns - now : 0);
+    ts.tv_sec = (time_t)(abs / 1000000000u);
+    ts.tv_nsec = (long)(abs % 1000000000u);
+    pthread_mutex_lock(&l->mu);
+    while (!l->done)
+        if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) == ETIMEDOUT) break;
+    int done = l->done;
+    g = l->gai_rc;
+    if (done && g == 0) {
+        *res = l->res;
+        l->res = NULL;
     }
-    if (g == EAI_INPROGRESS) {
-        if (gai_cancel(&l->cb) == EAI_CANCELED) {
-            free(l);
-        } else {
-            pthread_mutex_lock(&tc__parked_mu);
-            l->next = tc__parked;
-            tc__parked = l;
-            pthread_mutex_unlock(&tc__parked_mu);
-        }
+    pthread_mutex_unlock(&l->mu);
+    lookup_unref(l);
+    if (!done)
         return tc__errf(errbuf, errlen, TC_ETIMEDOUT,
                         "redis: resolving '%s' timed out (REDIS_CONNECT_TIMEOUT)", cfg->host);
-    }
-    if (g != 0) {
-        free(l);
+    if (g != 0)
         return tc__errf(errbuf, errlen, TC_ECONN, "redis: cannot resolve '%s': %s", cfg->host,
                         gai_strerror(g));
-    }
-    *res = l->cb.ar_result;
-    free(l);
     return 0;
 }
 

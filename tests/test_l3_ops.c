@@ -535,6 +535,26 @@ static void test_bad_options(void **state) {
     t->ops->close(t);
 }
 
+/* A name that does not resolve: the open returns within the connect timeout, says why, and
+ * the tier starts unavailable. */
+static void test_unresolvable_host(void **state) {
+    (void)state;
+    tc_options o;
+    tc_test_l3_options(&o, 6379);
+    snprintf(o.redis_host, sizeof o.redis_host, "no-such-host.invalid");
+    o.redis_connect_timeout_ms = 500;
+    logbuf lb = {.len = 0};
+    o.log_fn = capture_log;
+    o.log_userdata = &lb;
+    double t0 = tc_test_now_ms();
+    tc__tier *t = open_tier(&o);
+    assert_true(tc_test_now_ms() - t0 < 500 + 300);
+    assert_non_null(strstr(lb.text, "resolv"));
+    assert_non_null(strstr(lb.text, "no-such-host.invalid"));
+    assert_int_equal(t->ops->del(t, "k", 1), TC_EUNAVAIL);
+    t->ops->close(t);
+}
+
 static void test_db_select(void **state) {
     (void)state;
     raw_flush();
@@ -570,6 +590,7 @@ int main(void) {
         cmocka_unit_test(test_mget_mset),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_unresolvable_host),
         cmocka_unit_test(test_db_select),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -24,6 +24,7 @@
 #define TC_TEST_REDIS_SERVER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -99,9 +100,9 @@ typedef struct tc_test_fake {
     size_t first_len;
     const char *next;
     size_t next_len;
-    volatile int stop;
-    volatile int connections; /* accepted */
-    volatile int closed;      /* closed by the client */
+    _Atomic int stop;
+    _Atomic int connections; /* accepted */
+    _Atomic int closed;      /* closed by the client */
 } tc_test_fake;
 
 int tc_test_fake_server_start(tc_test_fake *f, const char *first, size_t first_len,
