@@ -6,8 +6,8 @@
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
-DEB_BUILD  := cmake make gcc pkg-config libhiredis-dev libssl-dev libcmocka-dev
-DEB_TEST   := redis-server redis-tools openssl
+DEB_BUILD  := cmake make gcc pkg-config libhiredis-dev libssl-dev libcmocka-dev libxxhash-dev
+DEB_TEST   := redis-server redis-tools openssl python3 python3-prometheus-client
 
 .PHONY: all deps deps-test build run test test-plain test-asan test-tsan bench install clean
 

@@ -133,6 +133,12 @@ uint64_t tc__now_ns(void);
 /* 64-bit hash of a byte string (fast, well mixed; not cryptographic). */
 uint64_t tc__hash(const void *key, size_t len);
 
+/* Zeroed memory for large, long-lived tables (hash tables, sketches): mmap'd and, from 2 MiB
+ * up, advised to use transparent huge pages, so random probes do not miss the TLB. Freed with
+ * tc__big_free(p, same size). NULL when out of memory. */
+void *tc__big_alloc(size_t bytes);
+void tc__big_free(void *p, size_t bytes);
+
 /* snprintf into errbuf when errbuf is not NULL. Returns code, for "return tc__errf(...)". */
 int tc__errf(char *errbuf, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

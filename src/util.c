@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #define XXH_INLINE_ALL
@@ -98,6 +99,24 @@ uint64_t tc__now_ms(void) {
 }
 
 uint64_t tc__hash(const void *key, size_t len) { return XXH3_64bits(key, len); }
+
+/* ------------------------------------------------------------------------ */
+/* Large tables                                                             */
+/* ------------------------------------------------------------------------ */
+
+void *tc__big_alloc(size_t bytes) {
+    if (bytes == 0) bytes = 1;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= (2u << 20)) (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+void tc__big_free(void *p, size_t bytes) {
+    if (p != NULL) munmap(p, bytes ? bytes : 1);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                 */

@@ -1,0 +1,643 @@
+/*
+ * cache.c -- the orchestrator: the public API over the configured tiers.
+ *
+ * Reads go through the tiers top-down; the first hit wins and back-fills every tier above it
+ * with the entry's remaining TTL (a lower tier that reports "no expiry" back-fills with the
+ * upper tier's default TTL, which bounds how long a process-local copy can go stale). Writes,
+ * deletes and clears go to every tier.
+ *
+ * Coherence. Every set, del and clear first bumps the generation of the key's stripe (clears
+ * bump every stripe). A read notes the generation before it starts and passes it as a fence
+ * with each back-fill; the tier applies the back-fill only if the generation did not move,
+ * checked inside the tier's own critical section. So a delete or a write racing a back-fill
+ * always wins: stale data is never re-inserted (defect 5 of the original).
+ *
+ * Failure contract (also in the header):
+ *   get   a tier that fails is skipped and counted as an error; the read goes on below it.
+ *   set   every tier is written; a tier that fails gets a delete so it holds no stale copy;
+ *         the result is 0, TC_EPARTIAL (some failed) or TC_ETIER (all failed). A tier that can
+ *         never hold the entry (TC_ETOOLARGE) is skipped without error; TC_EFULL is returned
+ *         as is (noeviction).
+ *   del, clear, clear_prefix: every tier is tried; 0, TC_EPARTIAL or TC_ETIER.
+ *
+ * Statistics. Counters and latency histograms live in per-thread blocks, so the hot path does
+ * plain stores into memory no other thread writes: no locked instruction, no shared cache
+ * line. Latency is measured on one operation in TC__LAT_EVERY per thread (two clock reads
+ * cost more than an L1 hit); the histograms are real distributions of those samples.
+ *
+ * Single flight. tc_get_or_load keeps a table of loads in progress, keyed by the key; callers
+ * that miss on a key being loaded wait on the load's condition variable and share its result.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "stats.h"
+#include "tier.h"
+
+#define TC__GEN_STRIPES 4096
+#define TC__LAT_EVERY 16
+#define TC__FLIGHT_BUCKETS 64
+
+/* ------------------------------------------------------------------------ */
+/* Per-thread statistics blocks                                             */
+/* ------------------------------------------------------------------------ */
+
+enum { CNT_HITS, CNT_MISSES, CNT_LOADS, CNT_LOAD_ERRORS, CNT_LOAD_WAITS, CNT__N };
+
+typedef struct tstats {
+    struct tstats *next;
+    pthread_t owner;
+    uint32_t tick;                     /* latency sampling countdown (owner only) */
+    _Atomic uint64_t cnt[CNT__N];
+    _Atomic uint64_t tier_errors[TC_MAX_TIERS];
+    tc__hist lat_all;
+    tc__hist lat_tier[TC_MAX_TIERS];
+} tstats;
+
+typedef struct flight {
+    struct flight *next;
+    uint64_t hash;
+    void *key;
+    size_t klen;
+    int refs;
+    int done;
+    int rc, loader_rc;
+    void *val;
+    size_t vlen;
+    pthread_cond_t cond;
+} flight;
+
+struct tc_cache {
+    tc_options opt;
+    int ntiers;
+    tc__tier *tiers[TC_MAX_TIERS];
+    uint64_t serial;                   /* unique per open, for the thread-local block cache */
+    uint64_t started_ns;
+    _Atomic int last_hit_tier;
+    _Atomic uint64_t *gens;            /* TC__GEN_STRIPES generations */
+    pthread_mutex_t blocks_lock;
+    tstats *_Atomic blocks;            /* list of per-thread blocks */
+    pthread_mutex_t flight_lock[TC__FLIGHT_BUCKETS];
+    flight *flights[TC__FLIGHT_BUCKETS];
+};
+
+static _Atomic uint64_t open_serial = 1;
+
+/* A thread remembers its blocks for the last few caches it used. */
+#define TL_SLOTS 4
+static _Thread_local struct {
+    uint64_t serial;
+    tstats *block;
+} tl_blocks[TL_SLOTS];
+static _Thread_local unsigned tl_next;
+
+static tstats *block_register(tc_cache *c) {
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&c->blocks_lock);
+    tstats *b = atomic_load_explicit(&c->blocks, memory_order_relaxed);
+    for (; b != NULL; b = b->next)
+        if (pthread_equal(b->owner, self)) break;
+    if (b == NULL) {
+        b = aligned_alloc(64, (sizeof(tstats) + 63) / 64 * 64);
+        if (b != NULL) {
+            memset(b, 0, sizeof *b);
+            b->owner = self;
+            b->next = atomic_load_explicit(&c->blocks, memory_order_relaxed);
+            atomic_store_explicit(&c->blocks, b, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&c->blocks_lock);
+    if (b != NULL) {
+        unsigned k = tl_next++ % TL_SLOTS;
+        tl_blocks[k].serial = c->serial;
+        tl_blocks[k].block = b;
+    }
+    return b;
+}
+
+/* This thread's statistics block for c; NULL only when out of memory (then nothing counts). */
+static inline tstats *block_of(tc_cache *c) {
+    for (unsigned k = 0; k < TL_SLOTS; k++)
+        if (tl_blocks[k].serial == c->serial) return tl_blocks[k].block;
+    return block_register(c);
+}
+
+/* Increment of a counter only its owner thread writes: a plain load and store. */
+static inline void bump(_Atomic uint64_t *x) {
+    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+static inline void count(tstats *b, int which) {
+    if (b != NULL) bump(&b->cnt[which]);
+}
+
+static inline void count_tier_error(tstats *b, int idx) {
+    if (b != NULL) bump(&b->tier_errors[idx]);
+}
+
+/* 1 when this operation's latency should be measured. */
+static inline int lat_sample(tc_cache *c, tstats *b) {
+    if (b == NULL || !c->opt.metrics_enabled) return 0;
+    if (b->tick == 0) {
+        b->tick = TC__LAT_EVERY;
+        return 1;
+    }
+    b->tick--;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Generations                                                              */
+/* ------------------------------------------------------------------------ */
+
+static inline _Atomic uint64_t *gen_of(tc_cache *c, uint64_t hash) {
+    return &c->gens[(hash >> 20) & (TC__GEN_STRIPES - 1)];
+}
+
+static inline void gen_bump(tc_cache *c, uint64_t hash) {
+    if (c->ntiers > 1) atomic_fetch_add_explicit(gen_of(c, hash), 1, memory_order_seq_cst);
+}
+
+static void gen_bump_all(tc_cache *c) {
+    for (unsigned i = 0; i < TC__GEN_STRIPES; i++) atomic_fetch_add_explicit(&c->gens[i], 1, memory_order_seq_cst);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Opening and closing                                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef int (*tier_ctor)(const tc_options *, tc__tier **, char *, size_t);
+
+/* Constructors by tier id; NULL where this build has no such tier. */
+static const tier_ctor tier_ctors[TC_MAX_TIERS + 1] = {
+    [TC_TIER_L1] = tc__l1_open,
+    [TC_TIER_L2] = NULL,
+    [TC_TIER_L3] = NULL,
+};
+
+TC_EXPORT int tc_open(const tc_options *opt, tc_cache **out, char *errbuf, size_t errlen) {
+    if (out == NULL || opt == NULL) return tc__errf(errbuf, errlen, TC_EINVAL, "tc_open: NULL argument");
+    *out = NULL;
+    int rc = tc__options_validate(opt, errbuf, errlen);
+    if (rc != 0) return rc;
+    for (int i = 0; i < opt->ntiers; i++) {
+        tc_tier_id id = opt->tiers[i];
+        if (tier_ctors[id] == NULL)
+            return tc__errf(errbuf, errlen, TC_ENOTIER,
+                            "CACHE_TIERING names %s, which is not available in this build", tc_tier_name(id));
+    }
+    tc_cache *c = calloc(1, sizeof *c);
+    if (c == NULL) return tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory");
+    c->opt = *opt;
+    c->serial = atomic_fetch_add(&open_serial, 1);
+    c->started_ns = tc__now_ns();
+    c->gens = calloc(TC__GEN_STRIPES, sizeof(_Atomic uint64_t));
+    pthread_mutex_init(&c->blocks_lock, NULL);
+    for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_init(&c->flight_lock[i], NULL);
+    if (c->gens == NULL) {
+        tc_close(c);
+        return tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < opt->ntiers; i++) {
+        rc = tier_ctors[opt->tiers[i]](opt, &c->tiers[i], errbuf, errlen);
+        if (rc != 0) {
+            tc_close(c);
+            return rc;
+        }
+        c->ntiers = i + 1;
+    }
+    *out = c;
+    return 0;
+}
+
+TC_EXPORT int tc_open_env(tc_cache **out, char *errbuf, size_t errlen) {
+    tc_options opt;
+    int rc = tc_options_from_env(&opt, errbuf, errlen);
+    if (rc != 0) {
+        if (out != NULL) *out = NULL;
+        return rc;
+    }
+    return tc_open(&opt, out, errbuf, errlen);
+}
+
+TC_EXPORT void tc_close(tc_cache *c) {
+    if (c == NULL) return;
+    for (int i = 0; i < c->ntiers; i++) c->tiers[i]->ops->close(c->tiers[i]);
+    tstats *b = atomic_load(&c->blocks);
+    while (b != NULL) {
+        tstats *next = b->next;
+        free(b);
+        b = next;
+    }
+    /* forget this cache in the calling thread's block cache (other threads match by serial,
+     * which is never reused) */
+    for (unsigned k = 0; k < TL_SLOTS; k++)
+        if (tl_blocks[k].serial == c->serial) tl_blocks[k].serial = 0;
+    pthread_mutex_destroy(&c->blocks_lock);
+    for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_destroy(&c->flight_lock[i]);
+    free(c->gens);
+    free(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reads                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static inline int check_key(const tc_cache *c, const void *key, size_t klen) {
+    if (key == NULL && klen > 0) return TC_EINVAL;
+    if (klen > c->opt.max_key_bytes) return TC_EKEYTOOBIG;
+    return 0;
+}
+
+/* Back-fills tiers [0, upto) with a value found in tier upto. */
+static void backfill(tc_cache *c, tstats *b, int upto, const void *key, size_t klen, const void *val,
+                     size_t vlen, int64_t ttl_ms, const tc__fence *fence) {
+    for (int i = upto - 1; i >= 0; i--) {
+        int64_t ttl = ttl_ms > 0 ? ttl_ms : TC__TTL_DEFAULT;
+        int rc = c->tiers[i]->ops->set(c->tiers[i], key, klen, val, vlen, ttl, fence);
+        if (rc != 0 && rc != TC_ETOOLARGE && rc != TC_EFULL) count_tier_error(b, i);
+    }
+}
+
+/* The read path shared by tc_get and tc_get_alloc. */
+static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, tc_get_info *info) {
+    int rc = check_key(c, key, klen);
+    if (rc != 0) return rc;
+    tstats *b = block_of(c);
+    int timed = lat_sample(c, b);
+    uint64_t t0 = timed ? tc__now_ns() : 0, tprev = t0;
+    uint64_t hash = 0;
+    tc__fence fence = {NULL, 0};
+    if (c->ntiers > 1) {
+        hash = tc__hash(key, klen);
+        fence.gen = gen_of(c, hash);
+        fence.seen = atomic_load_explicit(fence.gen, memory_order_seq_cst);
+    }
+    for (int i = 0; i < c->ntiers; i++) {
+        int64_t ttl = TC_TTL_NONE;
+        if (i > 0) sink->want_whole = 1; /* a lower-tier hit is captured whole to back-fill */
+        rc = c->tiers[i]->ops->get(c->tiers[i], key, klen, sink, &ttl);
+        if (timed) {
+            uint64_t t = tc__now_ns();
+            tc__hist_record(&b->lat_tier[i], t - tprev);
+            tprev = t;
+        }
+        if (rc == TC_EMISS) continue;
+        if (rc != 0) {
+            count_tier_error(b, i);
+            if (rc == TC_ENOMEM && sink->oom) break;
+            continue;
+        }
+        /* a hit */
+        if (i > 0) {
+            const void *data = tc__sink_data(sink);
+            if (data != NULL) backfill(c, b, i, key, klen, data, sink->len, ttl, &fence);
+        }
+        if (info != NULL) {
+            info->ttl_ms = ttl;
+            info->tier = c->tiers[i]->id;
+        }
+        if (atomic_load_explicit(&c->last_hit_tier, memory_order_relaxed) != (int)c->tiers[i]->id)
+            atomic_store_explicit(&c->last_hit_tier, (int)c->tiers[i]->id, memory_order_relaxed);
+        count(b, CNT_HITS);
+        if (timed) tc__hist_record(&b->lat_all, tc__now_ns() - t0);
+        if (sink->buf == NULL || sink->len > sink->cap) return sink->heap != NULL ? 0 : TC_ENOBUFS;
+        return 0;
+    }
+    if (rc == TC_ENOMEM && sink->oom) return TC_ENOMEM;
+    count(b, CNT_MISSES);
+    if (timed) tc__hist_record(&b->lat_all, tc__now_ns() - t0);
+    return TC_EMISS;
+}
+
+TC_EXPORT int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t *len, tc_get_info *info) {
+    if (c == NULL || len == NULL || (buf == NULL && *len > 0)) return TC_EINVAL;
+    tc__sink sink = {buf, *len, 0, NULL, 0, 0};
+    int rc = get_into(c, key, klen, &sink, info);
+    if (rc == 0 || rc == TC_ENOBUFS) {
+        *len = sink.len;
+        if (sink.heap != NULL) {
+            /* a lower tier's value, captured whole for the back-fill */
+            if (buf != NULL && sink.len <= sink.cap) memcpy(buf, sink.heap, sink.len);
+            else rc = TC_ENOBUFS;
+        }
+    }
+    free(sink.heap);
+    return rc;
+}
+
+TC_EXPORT int tc_get_alloc(tc_cache *c, const void *key, size_t klen, void **val, size_t *len, tc_get_info *info) {
+    if (c == NULL || val == NULL || len == NULL) return TC_EINVAL;
+    *val = NULL;
+    *len = 0;
+    tc__sink sink = {NULL, 0, 0, NULL, 1, 0};
+    int rc = get_into(c, key, klen, &sink, info);
+    if (rc == 0) {
+        *val = sink.heap;
+        *len = sink.len;
+        return 0;
+    }
+    free(sink.heap);
+    return rc;
+}
+
+TC_EXPORT int tc_ttl(tc_cache *c, const void *key, size_t klen, int64_t *ttl_ms) {
+    if (c == NULL || ttl_ms == NULL) return TC_EINVAL;
+    int rc = check_key(c, key, klen);
+    if (rc != 0) return rc;
+    tstats *b = block_of(c);
+    for (int i = 0; i < c->ntiers; i++) {
+        rc = c->tiers[i]->ops->get(c->tiers[i], key, klen, NULL, ttl_ms);
+        if (rc == 0) return 0;
+        if (rc != TC_EMISS) count_tier_error(b, i);
+    }
+    return TC_EMISS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writes                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Combines per-tier outcomes: 0 when all succeeded, TC_ETIER when all failed, else EPARTIAL. */
+static int combine(int ok, int failed) {
+    if (failed == 0) return 0;
+    return ok == 0 ? TC_ETIER : TC_EPARTIAL;
+}
+
+static int set_internal(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+                        uint64_t ttl_ms, const tc__fence *fence) {
+    int rc = check_key(c, key, klen);
+    if (rc != 0) return rc;
+    if (val == NULL && vlen > 0) return TC_EINVAL;
+    if (vlen > c->opt.max_value_bytes) return TC_EVALTOOBIG;
+    if (ttl_ms > (uint64_t)INT64_MAX) return TC_EINVAL;
+    tstats *b = block_of(c);
+    int timed = lat_sample(c, b);
+    uint64_t tprev = timed ? tc__now_ns() : 0;
+    if (c->ntiers > 1 && fence == NULL) gen_bump(c, tc__hash(key, klen));
+    int ok = 0, failed = 0, full = 0, toolarge = 0;
+    for (int i = 0; i < c->ntiers; i++) {
+        tc__tier *t = c->tiers[i];
+        rc = t->ops->set(t, key, klen, val, vlen, (int64_t)ttl_ms, fence);
+        if (timed) {
+            uint64_t now = tc__now_ns();
+            tc__hist_record(&b->lat_tier[i], now - tprev);
+            tprev = now;
+        }
+        if (rc == 0) {
+            ok++;
+            continue;
+        }
+        /* the tier holds no copy now: remove a stale one */
+        t->ops->del(t, key, klen);
+        if (rc == TC_ETOOLARGE) toolarge++;
+        else if (rc == TC_EFULL) full++;
+        else {
+            failed++;
+            count_tier_error(b, i);
+        }
+    }
+    if (full) return TC_EFULL;
+    if (ok == 0 && failed == 0 && toolarge) return TC_ETOOLARGE;
+    return combine(ok, failed);
+}
+
+TC_EXPORT int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen, uint64_t ttl_ms) {
+    if (c == NULL) return TC_EINVAL;
+    return set_internal(c, key, klen, val, vlen, ttl_ms, NULL);
+}
+
+TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
+    if (c == NULL) return TC_EINVAL;
+    int rc = check_key(c, key, klen);
+    if (rc != 0) return rc;
+    tstats *b = block_of(c);
+    gen_bump(c, tc__hash(key, klen));
+    int ok = 0, failed = 0;
+    /* bottom-up: an upper tier deleted first could be back-filled again from a lower tier by
+     * a reader that started earlier; the generation fence stops that, and the order keeps the
+     * window small even for readers in other processes */
+    for (int i = c->ntiers - 1; i >= 0; i--) {
+        rc = c->tiers[i]->ops->del(c->tiers[i], key, klen);
+        if (rc == 0) ok++;
+        else {
+            failed++;
+            count_tier_error(b, i);
+        }
+    }
+    return combine(ok, failed);
+}
+
+static int clear_all(tc_cache *c, const void *prefix, size_t plen) {
+    tstats *b = block_of(c);
+    if (c->ntiers > 1) gen_bump_all(c);
+    int ok = 0, failed = 0;
+    for (int i = c->ntiers - 1; i >= 0; i--) {
+        tc__tier *t = c->tiers[i];
+        int rc = plen ? t->ops->clear_prefix(t, prefix, plen) : t->ops->clear(t);
+        if (rc == 0) ok++;
+        else {
+            failed++;
+            count_tier_error(b, i);
+        }
+    }
+    return combine(ok, failed);
+}
+
+TC_EXPORT int tc_clear(tc_cache *c) {
+    if (c == NULL) return TC_EINVAL;
+    return clear_all(c, "", 0);
+}
+
+TC_EXPORT int tc_clear_prefix(tc_cache *c, const void *prefix, size_t plen) {
+    if (c == NULL || (prefix == NULL && plen > 0)) return TC_EINVAL;
+    return clear_all(c, prefix, plen);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Single flight                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void flight_release_locked(flight *f) {
+    if (--f->refs > 0) return;
+    pthread_cond_destroy(&f->cond);
+    free(f->key);
+    free(f->val);
+    free(f);
+}
+
+/* Copies a flight's result for one caller. */
+static int flight_result(const flight *f, void **val, size_t *len, int *loader_err) {
+    if (loader_err != NULL) *loader_err = f->loader_rc;
+    if (f->rc != 0) return f->rc;
+    void *copy = malloc(f->vlen ? f->vlen : 1);
+    if (copy == NULL) return TC_ENOMEM;
+    if (f->vlen) memcpy(copy, f->val, f->vlen);
+    *val = copy;
+    *len = f->vlen;
+    return 0;
+}
+
+TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms, tc_loader_fn loader,
+                             void *userdata, void **val, size_t *len, tc_get_info *info, int *loader_err) {
+    if (c == NULL || loader == NULL || val == NULL || len == NULL) return TC_EINVAL;
+    if (loader_err != NULL) *loader_err = 0;
+    int rc = tc_get_alloc(c, key, klen, val, len, info);
+    if (rc != TC_EMISS) return rc;
+    if (info != NULL) {
+        info->tier = TC_TIER_NONE;
+        info->ttl_ms = TC_TTL_NONE;
+    }
+    tstats *b = block_of(c);
+    uint64_t hash = tc__hash(key, klen);
+    unsigned bucket = (unsigned)(hash >> 40) % TC__FLIGHT_BUCKETS;
+    pthread_mutex_t *lock = &c->flight_lock[bucket];
+
+    pthread_mutex_lock(lock);
+    flight *f = c->flights[bucket];
+    while (f != NULL && !(f->hash == hash && f->klen == klen && memcmp(f->key, key, klen) == 0)) f = f->next;
+    if (f != NULL) {
+        /* someone is loading it: wait and share */
+        f->refs++;
+        count(b, CNT_LOAD_WAITS);
+        while (!f->done) pthread_cond_wait(&f->cond, lock);
+        rc = flight_result(f, val, len, loader_err);
+        flight_release_locked(f);
+        pthread_mutex_unlock(lock);
+        return rc;
+    }
+    f = calloc(1, sizeof *f);
+    void *kcopy = malloc(klen ? klen : 1);
+    if (f == NULL || kcopy == NULL) {
+        pthread_mutex_unlock(lock);
+        free(f);
+        free(kcopy);
+        return TC_ENOMEM;
+    }
+    if (klen) memcpy(kcopy, key, klen);
+    f->key = kcopy;
+    f->klen = klen;
+    f->hash = hash;
+    f->refs = 1;
+    pthread_cond_init(&f->cond, NULL);
+    f->next = c->flights[bucket];
+    c->flights[bucket] = f;
+    pthread_mutex_unlock(lock);
+
+    /* a load that finished between our miss and our registration has stored the value */
+    void *v = NULL;
+    size_t vlen = 0;
+    tc_get_info again;
+    rc = tc_get_alloc(c, key, klen, &v, &vlen, &again);
+    if (rc == 0) {
+        if (info != NULL) *info = again;
+    } else {
+        tc__fence fence = {gen_of(c, hash), 0};
+        fence.seen = atomic_load_explicit(fence.gen, memory_order_seq_cst);
+        uint64_t ttl = ttl_ms;
+        count(b, CNT_LOADS);
+        int lrc = loader(userdata, key, klen, &v, &vlen, &ttl);
+        if (lrc != 0) {
+            count(b, CNT_LOAD_ERRORS);
+            free(v);
+            v = NULL;
+            vlen = 0;
+            f->loader_rc = lrc;
+            rc = TC_ELOADER;
+        } else {
+            if (v == NULL && vlen > 0) {
+                f->loader_rc = TC_EINVAL;
+                rc = TC_ELOADER;
+            } else {
+                /* stored only if no set/del/clear of this key happened during the load */
+                (void)set_internal(c, key, klen, v, vlen, ttl, c->ntiers > 1 ? &fence : NULL);
+                rc = 0;
+            }
+        }
+    }
+    if (rc == 0 && v == NULL) v = malloc(1); /* an empty value is a value */
+    if (rc == 0 && v == NULL) rc = TC_ENOMEM;
+
+    pthread_mutex_lock(lock);
+    flight **pp = &c->flights[bucket];
+    while (*pp != f) pp = &(*pp)->next;
+    *pp = f->next;
+    f->rc = rc;
+    f->done = 1;
+    if (rc == 0 && f->refs > 1) {
+        f->val = malloc(vlen ? vlen : 1);
+        if (f->val == NULL) f->rc = TC_ENOMEM;
+        else if (vlen) memcpy(f->val, v, vlen);
+        f->vlen = vlen;
+    }
+    if (loader_err != NULL) *loader_err = f->loader_rc;
+    pthread_cond_broadcast(&f->cond);
+    flight_release_locked(f);
+    pthread_mutex_unlock(lock);
+    if (rc != 0) {
+        free(v);
+        return rc;
+    }
+    *val = v;
+    *len = vlen;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                               */
+/* ------------------------------------------------------------------------ */
+
+TC_EXPORT int tc_stats_get(tc_cache *c, tc_stats *st) {
+    if (c == NULL || st == NULL) return TC_EINVAL;
+    memset(st, 0, sizeof *st);
+    uint64_t *acc = calloc((size_t)(TC_MAX_TIERS + 1) * TC__HIST_NBUCKETS, sizeof(uint64_t));
+    if (acc == NULL) return TC_ENOMEM;
+    uint64_t errs[TC_MAX_TIERS] = {0};
+    for (tstats *b = atomic_load_explicit(&c->blocks, memory_order_acquire); b != NULL; b = b->next) {
+        st->hits += atomic_load_explicit(&b->cnt[CNT_HITS], memory_order_relaxed);
+        st->misses += atomic_load_explicit(&b->cnt[CNT_MISSES], memory_order_relaxed);
+        st->loads += atomic_load_explicit(&b->cnt[CNT_LOADS], memory_order_relaxed);
+        st->load_errors += atomic_load_explicit(&b->cnt[CNT_LOAD_ERRORS], memory_order_relaxed);
+        st->load_waits += atomic_load_explicit(&b->cnt[CNT_LOAD_WAITS], memory_order_relaxed);
+        for (int i = 0; i < TC_MAX_TIERS; i++) {
+            errs[i] += atomic_load_explicit(&b->tier_errors[i], memory_order_relaxed);
+            tc__hist_merge(acc + (size_t)(i + 1) * TC__HIST_NBUCKETS, &b->lat_tier[i]);
+        }
+        tc__hist_merge(acc, &b->lat_all);
+    }
+    tc__hist_summary(acc, &st->latency_samples, &st->p50_ns, &st->p95_ns, &st->p99_ns, &st->max_ns);
+    st->last_hit_tier = atomic_load_explicit(&c->last_hit_tier, memory_order_relaxed);
+    st->uptime_s = (double)(tc__now_ns() - c->started_ns) / 1e9;
+    st->ntiers = c->ntiers;
+    for (int i = 0; i < c->ntiers; i++) {
+        tc_tier_stats *ts = &st->tiers[i];
+        c->tiers[i]->ops->stats(c->tiers[i], ts);
+        ts->tier = c->tiers[i]->id;
+        ts->errors += errs[i];
+        tc__hist_summary(acc + (size_t)(i + 1) * TC__HIST_NBUCKETS, &ts->latency_samples, &ts->p50_ns, &ts->p95_ns,
+                         &ts->p99_ns, &ts->max_ns);
+        st->errors += errs[i];
+    }
+    free(acc);
+    return 0;
+}
+
+typedef int (*renderer)(const tc_stats *, char **);
+
+static int render_with(tc_cache *c, char **out, renderer r) {
+    if (c == NULL || out == NULL) return TC_EINVAL;
+    *out = NULL;
+    tc_stats st;
+    int rc = tc_stats_get(c, &st);
+    if (rc != 0) return rc;
+    return r(&st, out);
+}
+
+static int render_health(const tc_stats *st, char **out) { return tc__render_health(st, tc__health_status(st), out); }
+
+TC_EXPORT int tc_health_json(tc_cache *c, char **out) { return render_with(c, out, render_health); }
+TC_EXPORT int tc_stats_json(tc_cache *c, char **out) { return render_with(c, out, tc__render_stats_json); }
+TC_EXPORT int tc_stats_prometheus(tc_cache *c, char **out) { return render_with(c, out, tc__render_prometheus); }

@@ -1,0 +1,43 @@
+/*
+ * evict.c -- the per-entry bookkeeping of the Redis-style sampled policies (see evict.h):
+ * Redis's logarithmic LFU counter with decay, and the score that ranks sampled victims.
+ * Policy names are parsed in config.c (tc_policy_parse), with the rest of the configuration.
+ */
+
+#include "evict.h"
+
+static inline uint32_t minutes(uint64_t now_ms) { return (uint32_t)((now_ms / 60000) & 0xFFFF); }
+
+uint32_t tc__lfu_new(uint64_t now_ms) { return (minutes(now_ms) << 16) | TC__LFU_INIT; }
+
+unsigned tc__lfu_value(uint32_t word, uint64_t now_ms) {
+    unsigned counter = word & 0xFF;
+    uint32_t idle = (minutes(now_ms) - (word >> 16)) & 0xFFFF;
+    return idle >= counter ? 0 : counter - idle;
+}
+
+uint32_t tc__lfu_touch(uint32_t word, uint64_t now_ms, uint64_t *rng) {
+    unsigned counter = tc__lfu_value(word, now_ms);
+    if (counter < 255) {
+        uint64_t x = *rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *rng = x;
+        double r = (double)(x >> 11) * (1.0 / 9007199254740992.0);
+        double base = counter > TC__LFU_INIT ? counter - TC__LFU_INIT : 0;
+        if (r < 1.0 / (base * 10 + 1)) counter++;
+    }
+    return (minutes(now_ms) << 16) | counter;
+}
+
+uint64_t tc__evict_score(tc_policy p, uint32_t aux, uint32_t clock, uint64_t exp, uint64_t now_ms) {
+    switch (p) {
+    case TC_POLICY_ALLKEYS_LRU:
+    case TC_POLICY_VOLATILE_LRU: return (uint32_t)(clock - aux);
+    case TC_POLICY_ALLKEYS_LFU:
+    case TC_POLICY_VOLATILE_LFU: return 255 - tc__lfu_value(aux, now_ms);
+    case TC_POLICY_VOLATILE_TTL: return exp ? UINT64_MAX - exp : 0;
+    default: return 0;
+    }
+}

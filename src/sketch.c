@@ -1,0 +1,67 @@
+/*
+ * sketch.c -- the TinyLFU count-min sketch (see sketch.h for the layout).
+ *
+ * Keys are identified by the 32-bit hash their table slot already holds, so an eviction
+ * never re-hashes a key. The block is chosen from a mix of that hash (the slot's position
+ * depends on its top bits, the block on all of them); the four counters inside the block
+ * come from a second, independent mix. An increment raises each of the four counters
+ * that is below 15, in one pass over the block's cache line.
+ */
+#include <stddef.h>
+
+#include "sketch.h"
+
+#define RESET_MASK 0x7777777777777777ULL
+
+size_t tc__sketch_bytes(uint64_t capacity) {
+    uint64_t words = 8;
+    while (words < TC__SKETCH_WORDS_PER_ENTRY * capacity && words < (1ULL << 40)) words <<= 1;
+    return (size_t)words * sizeof(uint64_t);
+}
+
+void tc__sketch_init(tc__sketch *s, uint64_t capacity, void *mem) {
+    s->table = mem;
+    s->block_mask = tc__sketch_bytes(capacity) / sizeof(uint64_t) / 8 - 1;
+    s->additions = 0;
+    s->sample = TC__SKETCH_SAMPLE_FACTOR * (capacity ? capacity : 1);
+}
+
+/* The word index (within the table) and nibble shift of counter i of a key. */
+static inline void locate(const tc__sketch *s, uint32_t h, unsigned i, uint64_t *word, unsigned *shift) {
+    uint64_t block = tc__sketch_block(s, h);
+    uint64_t r = ((uint64_t)h + 0x632BE59BD9B4E019ULL) * 0x9E3779B97F4A7C15ULL;
+    *word = block + ((r >> (61 - 3 * i)) & 7);
+    *shift = (unsigned)((r >> (4 * i)) & 15) << 2;
+}
+
+unsigned tc__sketch_freq(const tc__sketch *s, uint32_t h) {
+    unsigned min = 15;
+    for (unsigned i = 0; i < 4; i++) {
+        uint64_t w;
+        unsigned sh;
+        locate(s, h, i, &w, &sh);
+        unsigned c = (unsigned)(s->table[w] >> sh) & 15;
+        if (c < min) min = c;
+    }
+    return min;
+}
+
+static void sketch_reset(tc__sketch *s) {
+    uint64_t n = (s->block_mask + 1) * 8;
+    for (uint64_t i = 0; i < n; i++) s->table[i] = (s->table[i] >> 1) & RESET_MASK;
+    s->additions /= 2;
+}
+
+void tc__sketch_incr(tc__sketch *s, uint32_t h) {
+    int added = 0;
+    for (unsigned i = 0; i < 4; i++) {
+        uint64_t w;
+        unsigned sh;
+        locate(s, h, i, &w, &sh);
+        if (((s->table[w] >> sh) & 15) != 15) {
+            s->table[w] += 1ULL << sh;
+            added = 1;
+        }
+    }
+    if (added && ++s->additions >= s->sample) sketch_reset(s);
+}
