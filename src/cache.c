@@ -175,7 +175,7 @@ typedef int (*tier_ctor)(const tc_options *, tc__tier **, char *, size_t);
 static const tier_ctor tier_ctors[TC_MAX_TIERS + 1] = {
     [TC_TIER_L1] = tc__l1_open,
     [TC_TIER_L2] = NULL,
-    [TC_TIER_L3] = NULL,
+    [TC_TIER_L3] = tc__l3_open,
 };
 
 TC_EXPORT int tc_open(const tc_options *opt, tc_cache **out, char *errbuf, size_t errlen) {

@@ -272,6 +272,11 @@ int tc__rconn_cfg_init(tc__rconn_cfg *cfg, const tc_options *opt, char *errbuf, 
         return tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_DB=%d: must be 0 or more", opt->redis_db);
     memcpy(cfg->host, opt->redis_host, sizeof cfg->host);
     cfg->host[sizeof cfg->host - 1] = '\0';
+    size_t hl = strlen(cfg->host);
+    if (hl > 2 && cfg->host[0] == '[' && cfg->host[hl - 1] == ']') { /* "[::1]" -> "::1" */
+        memmove(cfg->host, cfg->host + 1, hl - 2);
+        cfg->host[hl - 2] = '\0';
+    }
     cfg->port = opt->redis_port;
     memcpy(cfg->username, opt->redis_username, sizeof cfg->username);
     cfg->username[sizeof cfg->username - 1] = '\0';
@@ -283,7 +288,7 @@ int tc__rconn_cfg_init(tc__rconn_cfg *cfg, const tc_options *opt, char *errbuf, 
     cfg->use_tls = opt->redis_use_tls != 0;
     cfg->tls_skip_verify = opt->redis_tls_skip_verify != 0;
     snprintf(cfg->tls_server_name, sizeof cfg->tls_server_name, "%s",
-             opt->redis_tls_server_name[0] ? opt->redis_tls_server_name : opt->redis_host);
+             opt->redis_tls_server_name[0] ? opt->redis_tls_server_name : cfg->host);
     cfg->log_fn = opt->log_fn;
     cfg->log_ud = opt->log_userdata;
     if (!cfg->use_tls) return 0;

@@ -291,7 +291,7 @@ int tc_test_make_certs(const char *d, tc_test_certs *c) {
 /* ------------------------------------------------------------------------ */
 
 void tc_test_l3_options(tc_options *o, int port) {
-    memset(o, 0, sizeof *o);
+    tc_options_init(o);
     o->ntiers = 1;
     o->tiers[0] = TC_TIER_L3;
     o->max_key_bytes = 4096;

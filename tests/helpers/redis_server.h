@@ -77,8 +77,8 @@ void tc_test_redis_stop(tc_test_redis *r);
 /* Generates certificates into dir (which must exist). Returns 0 or -1. */
 int tc_test_make_certs(const char *dir, tc_test_certs *out);
 
-/* Fills opt for a cache whose only tier is L3 on r (or on host 127.0.0.1, port). Timeouts are
- * 1 s, key prefix "tctest:", no default TTL. */
+/* Fills opt (tc_options_init, then) for a cache whose only tier is L3 on 127.0.0.1:port.
+ * Timeouts are 1 s, key prefix "tctest:", no default TTL, values up to 8 MiB. */
 void tc_test_l3_options(tc_options *opt, int port);
 
 /* Runs one command on a new plain connection to port and returns the reply (free with
