@@ -584,6 +584,7 @@ static int tls_handshake(tc__rconn *c, const tc__rconn_cfg *cfg, uint64_t deadli
 static int handshake(tc__rconn *c, const tc__rconn_cfg *cfg, uint64_t deadline_ns, char *errbuf,
                      size_t errlen) {
     int nrep = 0, auth = 0, sel = 0, rc;
+    c->out.secret = 1; /* the AUTH command holds the password: wipe every copy */
     if (cfg->password[0]) {
         if (cfg->username[0])
             rc = tc__cmdbuf_cmd(&c->out, 3, "AUTH", (size_t)4, cfg->username, strlen(cfg->username),
@@ -607,8 +608,7 @@ static int handshake(tc__rconn *c, const tc__rconn_cfg *cfg, uint64_t deadline_n
     }
     tc__reply *rep[2];
     rc = tc__rconn_exec(c, deadline_ns, (size_t)nrep, rep, 1 << 20, errbuf, errlen);
-    /* the AUTH command held the password: do not leave it in the freed buffer */
-    tc__cmdbuf_free(&c->out);
+    tc__cmdbuf_free(&c->out); /* wiped: it held the password */
     if (rc) return rc;
     int i = 0;
     if (auth) {

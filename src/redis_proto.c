@@ -279,6 +279,7 @@ size_t tc__proto_buffered(const tc__proto_reader *pr) { return pr->rd->len - pr-
 /* ------------------------------------------------------------------------ */
 
 void tc__cmdbuf_clear(tc__cmdbuf *b, size_t keep) {
+    if (b->secret && b->data) explicit_bzero(b->data, b->cap);
     if (b->cap > keep) {
         free(b->data);
         b->data = NULL;
@@ -289,6 +290,7 @@ void tc__cmdbuf_clear(tc__cmdbuf *b, size_t keep) {
 }
 
 void tc__cmdbuf_free(tc__cmdbuf *b) {
+    if (b->secret && b->data) explicit_bzero(b->data, b->cap);
     free(b->data);
     memset(b, 0, sizeof *b);
 }
@@ -312,16 +314,34 @@ static int cmdbuf_reserve(tc__cmdbuf *b, size_t more) {
     return 0;
 }
 
+/* As cmdbuf_reserve, but a secret buffer never goes through realloc (which could leave a
+ * copy behind): it is copied into a new buffer and the old one wiped. */
+static int secret_reserve(tc__cmdbuf *b, size_t more) {
+    if (b->cap - b->len >= more) return 0;
+    size_t cap = b->len + more < 256 ? 256 : (b->len + more) * 2;
+    char *p = malloc(cap);
+    if (p == NULL) return TC_ENOMEM;
+    if (b->data) {
+        memcpy(p, b->data, b->len);
+        explicit_bzero(b->data, b->cap);
+        free(b->data);
+    }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
 int tc__cmdbuf_argv(tc__cmdbuf *b, int argc, const char *const *argv, const size_t *lens) {
     char *cmd = NULL;
     int n = redisFormatCommandArgv(&cmd, argc, (const char **)argv, lens);
     if (n < 0 || cmd == NULL) return TC_ENOMEM;
-    int rc = cmdbuf_reserve(b, (size_t)n);
+    int rc = b->secret ? secret_reserve(b, (size_t)n) : cmdbuf_reserve(b, (size_t)n);
     if (rc == 0) {
         memcpy(b->data + b->len, cmd, (size_t)n);
         b->len += (size_t)n;
         b->ncmds++;
     }
+    if (b->secret) explicit_bzero(cmd, (size_t)n);
     free(cmd); /* hiredis allocates with malloc (hi_malloc is malloc in 0.14) */
     return rc;
 }

@@ -95,6 +95,7 @@ typedef struct tc__cmdbuf {
     char *data;
     size_t len, cap;
     size_t ncmds; /* commands appended since the last clear */
+    int secret;   /* 1: holds a secret (AUTH): every copy is wiped before it is freed */
 } tc__cmdbuf;
 
 /* Empties the buffer, keeping its memory (up to keep bytes; a larger buffer is freed so one
