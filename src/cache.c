@@ -82,6 +82,8 @@ struct tc_cache {
     tstats *_Atomic blocks;            /* list of per-thread blocks */
     pthread_mutex_t flight_lock[TC__FLIGHT_BUCKETS];
     flight *flights[TC__FLIGHT_BUCKETS];
+    _Atomic uint64_t log_last_ms[TC_MAX_TIERS];    /* rate limit of failure messages */
+    _Atomic uint64_t log_suppressed[TC_MAX_TIERS];
 };
 
 static _Atomic uint64_t open_serial = 1;
@@ -134,8 +136,21 @@ static inline void count(tstats *b, int which) {
     if (b != NULL) bump(&b->cnt[which]);
 }
 
-static inline void count_tier_error(tstats *b, int idx) {
+/* Counts a failure of tier idx and reports it through the log callback, at most once a second
+ * per tier (with the number of failures not reported since), so an outage cannot flood the
+ * application's log. */
+static void tier_failed(tc_cache *c, tstats *b, int idx, const char *op, int rc) {
     if (b != NULL) bump(&b->tier_errors[idx]);
+    atomic_fetch_add_explicit(&c->log_suppressed[idx], 1, memory_order_relaxed);
+    if (c->opt.log_fn == NULL) return;
+    uint64_t now = tc__now_ms();
+    uint64_t last = atomic_load_explicit(&c->log_last_ms[idx], memory_order_relaxed);
+    if (last != 0 && now - last < 1000) return;
+    if (!atomic_compare_exchange_strong(&c->log_last_ms[idx], &last, now ? now : 1)) return;
+    uint64_t n = atomic_exchange_explicit(&c->log_suppressed[idx], 0, memory_order_relaxed);
+    tc__log(c->opt.log_fn, c->opt.log_userdata, TC_LOG_WARN, "%s %s failed: %s (%s); %llu failure(s) of %s in the last second",
+            tc_tier_name(c->tiers[idx]->id), op, tc_strerror(rc), tc_err_name(rc), (unsigned long long)n,
+            tc_tier_name(c->tiers[idx]->id));
 }
 
 /* 1 when this operation's latency should be measured. */
@@ -178,6 +193,28 @@ static const tier_ctor tier_ctors[TC_MAX_TIERS + 1] = {
     [TC_TIER_L3] = tc__l3_open,
 };
 
+/* Allocates a cache over tiers already opened (it takes them over, also on failure). */
+static int assemble(const tc_options *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen) {
+    tc_cache *c = calloc(1, sizeof *c);
+    _Atomic uint64_t *gens = calloc(TC__GEN_STRIPES, sizeof(_Atomic uint64_t));
+    if (c == NULL || gens == NULL) {
+        free(c);
+        free(gens);
+        for (int i = 0; i < n; i++) tiers[i]->ops->close(tiers[i]);
+        return tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory");
+    }
+    c->opt = *opt;
+    c->serial = atomic_fetch_add(&open_serial, 1);
+    c->started_ns = tc__now_ns();
+    c->gens = gens;
+    pthread_mutex_init(&c->blocks_lock, NULL);
+    for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_init(&c->flight_lock[i], NULL);
+    for (int i = 0; i < n; i++) c->tiers[i] = tiers[i];
+    c->ntiers = n;
+    *out = c;
+    return 0;
+}
+
 TC_EXPORT int tc_open(const tc_options *opt, tc_cache **out, char *errbuf, size_t errlen) {
     if (out == NULL || opt == NULL) return tc__errf(errbuf, errlen, TC_EINVAL, "tc_open: NULL argument");
     *out = NULL;
@@ -189,28 +226,21 @@ TC_EXPORT int tc_open(const tc_options *opt, tc_cache **out, char *errbuf, size_
             return tc__errf(errbuf, errlen, TC_ENOTIER,
                             "CACHE_TIERING names %s, which is not available in this build", tc_tier_name(id));
     }
-    tc_cache *c = calloc(1, sizeof *c);
-    if (c == NULL) return tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory");
-    c->opt = *opt;
-    c->serial = atomic_fetch_add(&open_serial, 1);
-    c->started_ns = tc__now_ns();
-    c->gens = calloc(TC__GEN_STRIPES, sizeof(_Atomic uint64_t));
-    pthread_mutex_init(&c->blocks_lock, NULL);
-    for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_init(&c->flight_lock[i], NULL);
-    if (c->gens == NULL) {
-        tc_close(c);
-        return tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory");
-    }
+    tc__tier *tiers[TC_MAX_TIERS];
     for (int i = 0; i < opt->ntiers; i++) {
-        rc = tier_ctors[opt->tiers[i]](opt, &c->tiers[i], errbuf, errlen);
+        rc = tier_ctors[opt->tiers[i]](opt, &tiers[i], errbuf, errlen);
         if (rc != 0) {
-            tc_close(c);
+            while (i-- > 0) tiers[i]->ops->close(tiers[i]);
             return rc;
         }
-        c->ntiers = i + 1;
     }
-    *out = c;
-    return 0;
+    return assemble(opt, tiers, opt->ntiers, out, errbuf, errlen);
+}
+
+int tc__open_tiers(const tc_options *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen) {
+    if (n < 1 || n > TC_MAX_TIERS) return tc__errf(errbuf, errlen, TC_EINVAL, "1 to %d tiers", TC_MAX_TIERS);
+    *out = NULL;
+    return assemble(opt, tiers, n, out, errbuf, errlen);
 }
 
 TC_EXPORT int tc_open_env(tc_cache **out, char *errbuf, size_t errlen) {
@@ -258,7 +288,7 @@ static void backfill(tc_cache *c, tstats *b, int upto, const void *key, size_t k
     for (int i = upto - 1; i >= 0; i--) {
         int64_t ttl = ttl_ms > 0 ? ttl_ms : TC__TTL_DEFAULT;
         int rc = c->tiers[i]->ops->set(c->tiers[i], key, klen, val, vlen, ttl, fence);
-        if (rc != 0 && rc != TC_ETOOLARGE && rc != TC_EFULL) count_tier_error(b, i);
+        if (rc != 0 && rc != TC_ETOOLARGE && rc != TC_EFULL) tier_failed(c, b, i, "back-fill", rc);
     }
 }
 
@@ -287,7 +317,7 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
         }
         if (rc == TC_EMISS) continue;
         if (rc != 0) {
-            count_tier_error(b, i);
+            tier_failed(c, b, i, "get", rc);
             if (rc == TC_ENOMEM && sink->oom) break;
             continue;
         }
@@ -352,7 +382,7 @@ TC_EXPORT int tc_ttl(tc_cache *c, const void *key, size_t klen, int64_t *ttl_ms)
     for (int i = 0; i < c->ntiers; i++) {
         rc = c->tiers[i]->ops->get(c->tiers[i], key, klen, NULL, ttl_ms);
         if (rc == 0) return 0;
-        if (rc != TC_EMISS) count_tier_error(b, i);
+        if (rc != TC_EMISS) tier_failed(c, b, i, "ttl", rc);
     }
     return TC_EMISS;
 }
@@ -397,7 +427,7 @@ static int set_internal(tc_cache *c, const void *key, size_t klen, const void *v
         else if (rc == TC_EFULL) full++;
         else {
             failed++;
-            count_tier_error(b, i);
+            tier_failed(c, b, i, "set", rc);
         }
     }
     if (full) return TC_EFULL;
@@ -425,7 +455,7 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
         if (rc == 0) ok++;
         else {
             failed++;
-            count_tier_error(b, i);
+            tier_failed(c, b, i, "del", rc);
         }
     }
     return combine(ok, failed);
@@ -441,7 +471,7 @@ static int clear_all(tc_cache *c, const void *prefix, size_t plen) {
         if (rc == 0) ok++;
         else {
             failed++;
-            count_tier_error(b, i);
+            tier_failed(c, b, i, "clear", rc);
         }
     }
     return combine(ok, failed);

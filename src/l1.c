@@ -518,6 +518,7 @@ static int l1_set(tc__tier *tier, const void *key, size_t klen, const void *val,
         return 0;
     }
     uint64_t now_s = now > sh->epoch_ms ? (now - sh->epoch_ms) / 1000 : 0;
+    sweep_locked(sh, now_s); /* before the lookup: its removals move slots */
     uint32_t empty = 0;
     uint32_t i = find_locked(sh, h, key, klen, &empty);
     l1_ent *old = NULL;
@@ -550,10 +551,8 @@ static int l1_set(tc__tier *tier, const void *key, size_t klen, const void *val,
                 free(fresh);
                 return TC_EFULL;
             }
+            find_locked(sh, h, key, klen, &empty); /* the sweeps moved slots */
         }
-        uint64_t before = sh->count;
-        sweep_locked(sh, now_s);
-        if (sh->count != before) find_locked(sh, h, key, klen, &empty); /* removals moved slots */
         i = empty;
         l1_slot *s = &sh->slots[i];
         s->h = h;

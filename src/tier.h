@@ -122,6 +122,11 @@ int tc__l1_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errl
  * unavailable and recovers by itself); fails only on configuration it cannot use. */
 int tc__l3_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
 
+/* Opens a cache over tiers the caller opened, top-down, taking them over (they are closed with
+ * the cache, or at once on failure). The seam the tests use to stack tiers of their choosing;
+ * tc_open() is this after opening the tiers CACHE_TIERING names. */
+int tc__open_tiers(const tc_options *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen);
+
 /* ------------------------------------------------------------------------ */
 /* Small shared helpers                                                     */
 /* ------------------------------------------------------------------------ */

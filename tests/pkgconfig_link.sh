@@ -1,8 +1,11 @@
 #!/bin/sh
-# pkgconfig_link.sh BUILD SRC: installs the library into a temporary prefix and builds a small
-# program against it with pkg-config alone, static and shared, as an application would.
+# pkgconfig_link.sh BUILD SRC [SANITIZERS]: installs the library into a temporary prefix and
+# builds a small program against it with pkg-config alone, static and shared, as an application
+# would (with the sanitizers the library was built with, if any).
 set -eu
-build=$1; src=$2
+build=$1; src=$2; san=${3:-}
+CC="cc"
+if [ -n "$san" ]; then CC="cc -fsanitize=$san"; fi
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
@@ -27,9 +30,9 @@ int main(void) {
     return 0;
 }
 C
-cc -o "$prefix/app_shared" "$prefix/app.c" $(pkg-config --cflags --libs tiercache)
+$CC -o "$prefix/app_shared" "$prefix/app.c" $(pkg-config --cflags --libs tiercache)
 LD_LIBRARY_PATH=$(dirname "$pc")/.. "$prefix/app_shared" | grep -qx ok
-cc -o "$prefix/app_static" "$prefix/app.c" $(pkg-config --cflags tiercache) \
+$CC -o "$prefix/app_static" "$prefix/app.c" $(pkg-config --cflags tiercache) \
    "$(dirname "$pc")/../libtiercache.a" $(pkg-config --static --libs-only-l tiercache | sed 's/-ltiercache//')
 "$prefix/app_static" | grep -qx ok
 # hidden visibility: only tc_ symbols are exported

@@ -1,2 +1,1026 @@
-/* placeholder: replaced by the CLI work */
-int main(void) { return 2; }
+/*
+ * tiercache.c -- the command-line tool: one cache operation per invocation, the statistics,
+ * health and configuration views, and a trace-replay benchmark.
+ *
+ * Every command but help/--version first resolves the configuration from the environment
+ * (tc_options_from_env): an invalid variable stops the command with the library's message
+ * and exit status 2. Commands that touch data then open a cache with it, do one thing, print
+ * and close. Because each invocation is its own process, an L1-only cache starts empty every
+ * time: a set followed by a get in another invocation meets only what persists (L2, L3).
+ *
+ * Exit status: 0 done (a hit for get/ttl), 1 a miss (get, ttl) or an unhealthy tier (health),
+ * 2 usage error, invalid configuration or a failed operation (message on stderr).
+ *
+ * bench replays a trace of little-endian uint32 key ids (as /work/shared/bench/gentrace.c
+ * writes) the way the peer caches do: key "key:" + 12 zero-padded digits (16 bytes), get into
+ * a caller buffer, set a B-byte value on a miss. Keys are built before timing; the wall clock
+ * (CLOCK_MONOTONIC) runs around the replay only. With T threads each replays the whole trace
+ * from its own offset. A progress bar is drawn on stderr, only when it is a terminal, by a
+ * separate thread reading a counter the workers bump once every 2^16 requests.
+ *
+ * Only the public API (include/tiercache.h) is used.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tiercache.h"
+
+#define EXIT_MISS 1
+#define EXIT_ERR 2
+
+static const char usage_text[] =
+    "usage: tiercache COMMAND [ARGS]\n"
+    "\n"
+    "Data (each invocation is its own process: an L1-only cache starts empty every time)\n"
+    "  get KEY                        print the raw value (no newline added); exit 1 on a miss\n"
+    "  set KEY VALUE [--ttl DURATION] store VALUE; VALUE '-' reads stdin (binary-safe, up to\n"
+    "                                 CACHE_MAX_VALUE_BYTES); no --ttl or 0: the tiers' default TTL\n"
+    "  del KEY                        delete KEY from every tier\n"
+    "  ttl KEY                        remaining milliseconds, -1 for no expiry; exit 1 on a miss\n"
+    "  clear [--prefix P]             remove every entry (or those whose key starts with P)\n"
+    "\n"
+    "Views\n"
+    "  stats [--json | --prometheus]  per-tier counters, sizes and latency (a table by default)\n"
+    "  health                         the health document (JSON); exit 1 when a tier is down\n"
+    "  config                         the resolved configuration, secrets redacted\n"
+    "\n"
+    "Benchmark\n"
+    "  bench --trace FILE --capacity N [--threads T] [--value-size B] [--requests R]\n"
+    "        [--passes P] [--json]\n"
+    "      Replays FILE (little-endian uint32 key ids) or its first R requests: for each id a\n"
+    "      get of \"key:%012u\", and on a miss a set of a B-byte value (default 100). N is the\n"
+    "      capacity in entries of the first tier of CACHE_TIERING (no effect when it is L3).\n"
+    "      Each of T threads (default 1) replays the whole trace from its own offset. Each of\n"
+    "      P passes (default 1) uses a fresh, cleared cache; the last one is reported. L2 and L3\n"
+    "      use their own namespace (tiercache_bench, tiercache-bench:) unless CACHE_SHARED_NAME\n"
+    "      or REDIS_KEY_PREFIX is set: the bench clears what it uses.\n"
+    "\n"
+    "  help, --help, -h               this text\n"
+    "  version, --version             the version\n"
+    "\n"
+    "Configuration comes from the environment (CACHE_TIERING, CACHE_MEMORY_MAX_ENTRIES, ...;\n"
+    "see 'tiercache config'). Durations: 250ms, 90s, 5m, 1h30m, 2d or bare milliseconds.\n"
+    "Exit status: 0 success, 1 miss (get, ttl) or unhealthy (health), 2 usage error, invalid\n"
+    "configuration or failed operation.\n";
+
+/* ======================================================================== */
+/* Small helpers                                                            */
+/* ======================================================================== */
+
+static void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void errmsg(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tiercache: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Reports a usage error: the reason, then the usage text, both on stderr. Returns EXIT_ERR. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tiercache: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n\n", stderr);
+    fputs(usage_text, stderr);
+    va_end(ap);
+    return EXIT_ERR;
+}
+
+/* Reports a failed library call: what was done, the message and the code's name. */
+static int op_error(const char *what, int rc) {
+    errmsg("%s: %s (%s)", what, tc_strerror(rc), tc_err_name(rc));
+    return EXIT_ERR;
+}
+
+/* Writes len bytes to stdout and flushes. Returns 0, or EXIT_ERR after a message. */
+static int write_stdout(const void *p, size_t len) {
+    if ((len && fwrite(p, 1, len, stdout) != len) || fflush(stdout) != 0) {
+        errmsg("writing to stdout: %s", strerror(errno));
+        return EXIT_ERR;
+    }
+    return 0;
+}
+
+/* Writes a NUL-terminated document, adding a final newline when it has none. */
+static int write_doc(const char *doc) {
+    size_t n = strlen(doc);
+    int rc = write_stdout(doc, n);
+    if (rc == 0 && (n == 0 || doc[n - 1] != '\n')) rc = write_stdout("\n", 1);
+    return rc;
+}
+
+/* Parses a decimal unsigned integer in [lo, hi], the whole string. Returns 0 or -1. */
+static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
+    if (s == NULL || *s < '0' || *s > '9') return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The tiering as CACHE_TIERING spells it ("L1L2"). buf holds at least 8 bytes. */
+static const char *tiering_name(const tc_options *opt, char *buf, size_t cap) {
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < opt->ntiers && i < TC_MAX_TIERS; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s", tc_tier_name(opt->tiers[i]));
+    return buf;
+}
+
+/* ======================================================================== */
+/* Argument parsing                                                         */
+/* ======================================================================== */
+
+/* One option a command accepts: "--ttl" with a value, or a flag. value is set when seen
+ * (to "" for a flag). */
+typedef struct cli_opt {
+    const char *name;
+    int takes_value;
+    const char *value;
+} cli_opt;
+
+/* Splits args into positionals and the options in opts; "--name value" and "--name=value"
+ * are accepted, "--" ends options, a lone "-" is a positional. An option given twice keeps
+ * the last value. Returns the number of positionals (stored in pos, at most maxpos), or -1
+ * after a usage error was printed. */
+static int parse_args(const char *cmd, int argc, char **argv, cli_opt *opts, size_t nopts,
+                      const char **pos, int maxpos) {
+    int npos = 0, only_pos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!only_pos && strcmp(a, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (!only_pos && a[0] == '-' && a[1] != '\0') {
+            const char *eq = strchr(a, '=');
+            size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+            cli_opt *o = NULL;
+            for (size_t k = 0; k < nopts; k++)
+                if (strlen(opts[k].name) == nlen && strncmp(opts[k].name, a, nlen) == 0) o = &opts[k];
+            if (o == NULL) {
+                usage_error("%s: unknown option '%.*s'", cmd, (int)nlen, a);
+                return -1;
+            }
+            if (!o->takes_value) {
+                if (eq) {
+                    usage_error("%s: option '%s' takes no value", cmd, o->name);
+                    return -1;
+                }
+                o->value = "";
+            } else if (eq) {
+                o->value = eq + 1;
+            } else if (i + 1 < argc) {
+                o->value = argv[++i];
+            } else {
+                usage_error("%s: option '%s' needs a value", cmd, o->name);
+                return -1;
+            }
+            continue;
+        }
+        if (npos == maxpos) {
+            usage_error("%s: unexpected argument '%s'", cmd, a);
+            return -1;
+        }
+        pos[npos++] = a;
+    }
+    return npos;
+}
+
+/* Parses args that must be exactly nwant positionals (named in 'what' for the message).
+ * Returns 0 or EXIT_ERR after a usage error. */
+static int want_args(const char *cmd, int argc, char **argv, cli_opt *opts, size_t nopts,
+                     const char **pos, int nwant, const char *what) {
+    int n = parse_args(cmd, argc, argv, opts, nopts, pos, nwant);
+    if (n < 0) return EXIT_ERR;
+    if (n < nwant) return usage_error("%s: missing %s", cmd, what);
+    return 0;
+}
+
+/* ======================================================================== */
+/* Configuration and opening                                                */
+/* ======================================================================== */
+
+/* Resolves the configuration from the environment. Returns 0, or EXIT_ERR after printing the
+ * library's message (which names the variable). */
+static int load_options(tc_options *opt) {
+    char err[512] = "";
+    int rc = tc_options_from_env(opt, err, sizeof err);
+    if (rc != 0) {
+        errmsg("%s (%s)", err[0] ? err : tc_strerror(rc), tc_err_name(rc));
+        return EXIT_ERR;
+    }
+    return 0;
+}
+
+/* Opens a cache with opt. Returns 0 or EXIT_ERR after printing why it failed, followed by
+ * hint (when not NULL) on a line of its own. */
+static int open_cache(const tc_options *opt, tc_cache **c, const char *hint) {
+    char err[512] = "";
+    int rc = tc_open(opt, c, err, sizeof err);
+    if (rc != 0) {
+        errmsg("cannot open the cache: %s (%s)", err[0] ? err : tc_strerror(rc), tc_err_name(rc));
+        if (hint) errmsg("%s", hint);
+        return EXIT_ERR;
+    }
+    return 0;
+}
+
+/* load_options() then open_cache(). */
+static int open_from_env(tc_options *opt, tc_cache **c) {
+    int rc = load_options(opt);
+    return rc ? rc : open_cache(opt, c, NULL);
+}
+
+/* ======================================================================== */
+/* Data commands                                                            */
+/* ======================================================================== */
+
+static int cmd_get(int argc, char **argv) {
+    const char *pos[1];
+    int rc = want_args("get", argc, argv, NULL, 0, pos, 1, "KEY");
+    if (rc) return rc;
+    tc_options opt;
+    tc_cache *c;
+    if ((rc = open_from_env(&opt, &c))) return rc;
+    void *val = NULL;
+    size_t len = 0;
+    int r = tc_get_alloc(c, pos[0], strlen(pos[0]), &val, &len, NULL);
+    if (r == 0) rc = write_stdout(val, len);
+    else if (r == TC_EMISS) rc = EXIT_MISS;
+    else rc = op_error("get", r);
+    tc_free(val);
+    tc_close(c);
+    return rc;
+}
+
+/* Reads all of stdin into a malloc'd buffer, refusing more than max bytes. Returns 0 with
+ * *buf (non-NULL, freed by the caller) and *len, or EXIT_ERR after a message. Reads at most
+ * max + 1 bytes before giving up. */
+static int read_stdin(size_t max, unsigned char **buf, size_t *len) {
+    size_t cap = 65536, n = 0;
+    unsigned char *b = malloc(cap);
+    if (b == NULL) {
+        errmsg("set: out of memory reading stdin");
+        return EXIT_ERR;
+    }
+    for (;;) {
+        if (n == cap) {
+            size_t ncap = cap * 2;
+            unsigned char *nb = ncap > cap ? realloc(b, ncap) : NULL;
+            if (nb == NULL) {
+                free(b);
+                errmsg("set: out of memory reading stdin (%zu bytes so far)", n);
+                return EXIT_ERR;
+            }
+            b = nb;
+            cap = ncap;
+        }
+        ssize_t r = read(STDIN_FILENO, b + n, cap - n);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            errmsg("set: reading stdin: %s", strerror(errno));
+            free(b);
+            return EXIT_ERR;
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+        if (n > max) {
+            errmsg("set: the value on stdin is longer than the configured maximum of %zu bytes "
+                   "(CACHE_MAX_VALUE_BYTES)", max);
+            free(b);
+            return EXIT_ERR;
+        }
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+static int cmd_set(int argc, char **argv) {
+    cli_opt opts[] = {{"--ttl", 1, NULL}};
+    const char *pos[2];
+    int rc = want_args("set", argc, argv, opts, 1, pos, 2, "KEY and VALUE");
+    if (rc) return rc;
+    uint64_t ttl = 0;
+    char err[512] = "";
+    if (opts[0].value && tc_parse_duration(opts[0].value, &ttl, err, sizeof err) != 0) {
+        errmsg("set: --ttl: %s", err[0] ? err : "invalid duration");
+        return EXIT_ERR;
+    }
+    tc_options opt;
+    if ((rc = load_options(&opt))) return rc;
+    const void *val = pos[1];
+    size_t vlen = strlen(pos[1]);
+    unsigned char *in = NULL;
+    if (strcmp(pos[1], "-") == 0) {
+        if ((rc = read_stdin(opt.max_value_bytes, &in, &vlen))) return rc;
+        val = in;
+    }
+    tc_cache *c;
+    if ((rc = open_cache(&opt, &c, NULL)) == 0) {
+        int r = tc_set(c, pos[0], strlen(pos[0]), val, vlen, ttl);
+        if (r != 0) rc = op_error("set", r);
+        tc_close(c);
+    }
+    free(in);
+    return rc;
+}
+
+static int cmd_del(int argc, char **argv) {
+    const char *pos[1];
+    int rc = want_args("del", argc, argv, NULL, 0, pos, 1, "KEY");
+    if (rc) return rc;
+    tc_options opt;
+    tc_cache *c;
+    if ((rc = open_from_env(&opt, &c))) return rc;
+    int r = tc_del(c, pos[0], strlen(pos[0]));
+    if (r != 0) rc = op_error("del", r);
+    tc_close(c);
+    return rc;
+}
+
+static int cmd_ttl(int argc, char **argv) {
+    const char *pos[1];
+    int rc = want_args("ttl", argc, argv, NULL, 0, pos, 1, "KEY");
+    if (rc) return rc;
+    tc_options opt;
+    tc_cache *c;
+    if ((rc = open_from_env(&opt, &c))) return rc;
+    int64_t ttl = 0;
+    int r = tc_ttl(c, pos[0], strlen(pos[0]), &ttl);
+    if (r == 0) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "%" PRId64 "\n", ttl);
+        rc = write_stdout(line, (size_t)n);
+    } else if (r == TC_EMISS) {
+        rc = EXIT_MISS;
+    } else {
+        rc = op_error("ttl", r);
+    }
+    tc_close(c);
+    return rc;
+}
+
+static int cmd_clear(int argc, char **argv) {
+    cli_opt opts[] = {{"--prefix", 1, NULL}};
+    const char *pos[1];
+    int rc = want_args("clear", argc, argv, opts, 1, pos, 0, "");
+    if (rc) return rc;
+    tc_options opt;
+    tc_cache *c;
+    if ((rc = open_from_env(&opt, &c))) return rc;
+    const char *p = opts[0].value;
+    int r = p ? tc_clear_prefix(c, p, strlen(p)) : tc_clear(c);
+    if (r != 0) rc = op_error("clear", r);
+    tc_close(c);
+    return rc;
+}
+
+/* ======================================================================== */
+/* Views                                                                    */
+/* ======================================================================== */
+
+/* A latency in the unit that reads best ("850ns", "1.2us", "3.4ms"); "-" for 0. */
+static const char *fmt_ns(uint64_t ns, char *buf, size_t cap) {
+    if (ns == 0) snprintf(buf, cap, "-");
+    else if (ns < 1000) snprintf(buf, cap, "%" PRIu64 "ns", ns);
+    else if (ns < 1000000) snprintf(buf, cap, "%.1fus", (double)ns / 1e3);
+    else if (ns < 1000000000) snprintf(buf, cap, "%.1fms", (double)ns / 1e6);
+    else snprintf(buf, cap, "%.2fs", (double)ns / 1e9);
+    return buf;
+}
+
+/* A byte count in binary units ("512B", "4.0KiB", "256.0MiB"). */
+static const char *fmt_bytes(uint64_t b, char *buf, size_t cap) {
+    static const char *unit[] = {"KiB", "MiB", "GiB", "TiB"};
+    if (b < 1024) {
+        snprintf(buf, cap, "%" PRIu64 "B", b);
+        return buf;
+    }
+    double v = (double)b / 1024;
+    int u = 0;
+    while (v >= 1024 && u < 3) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, "%.1f%s", v, unit[u]);
+    return buf;
+}
+
+/* "hits / (hits + misses)" as a percentage, "-" with no lookups. */
+static const char *fmt_ratio(uint64_t hits, uint64_t misses, char *buf, size_t cap) {
+    if (hits + misses == 0) snprintf(buf, cap, "-");
+    else snprintf(buf, cap, "%.1f%%", 100.0 * (double)hits / (double)(hits + misses));
+    return buf;
+}
+
+/* Prints tier statistics as a table: one column per tier, one row per measure, then each
+ * tier's extra facts. */
+static void print_tier_table(const tc_tier_stats *tiers, int ntiers) {
+    char a[40], b[40], line[64];
+    printf("%-14s", "");
+    for (int i = 0; i < ntiers; i++) {
+        snprintf(line, sizeof line, "%s %s", tc_tier_name(tiers[i].tier), tiers[i].type);
+        printf("  %-22s", line);
+    }
+    printf("\n");
+#define ROW(label, expr)                                                                      \
+    do {                                                                                      \
+        printf("%-14s", label);                                                               \
+        for (int i = 0; i < ntiers; i++) {                                                    \
+            const tc_tier_stats *t = &tiers[i];                                               \
+            expr;                                                                             \
+            printf("  %-22s", line);                                                          \
+        }                                                                                     \
+        printf("\n");                                                                         \
+    } while (0)
+#define COUNT(label, field) ROW(label, snprintf(line, sizeof line, "%" PRIu64, t->field))
+    ROW("available", snprintf(line, sizeof line, "%s", t->available ? "yes" : "NO"));
+    ROW("hit ratio", snprintf(line, sizeof line, "%s", fmt_ratio(t->hits, t->misses, a, sizeof a)));
+    COUNT("hits", hits);
+    COUNT("misses", misses);
+    COUNT("sets", sets);
+    COUNT("deletes", deletes);
+    COUNT("evictions", evictions);
+    COUNT("expirations", expirations);
+    COUNT("errors", errors);
+    ROW("entries", t->max_entries
+                       ? snprintf(line, sizeof line, "%" PRIu64 " / %" PRIu64, t->entries, t->max_entries)
+                       : snprintf(line, sizeof line, "%" PRIu64, t->entries));
+    ROW("bytes", t->max_bytes ? snprintf(line, sizeof line, "%s / %s", fmt_bytes(t->bytes, a, sizeof a),
+                                         fmt_bytes(t->max_bytes, b, sizeof b))
+                              : snprintf(line, sizeof line, "%s", fmt_bytes(t->bytes, a, sizeof a)));
+    ROW("latency p50", snprintf(line, sizeof line, "%s", fmt_ns(t->p50_ns, a, sizeof a)));
+    ROW("latency p95", snprintf(line, sizeof line, "%s", fmt_ns(t->p95_ns, a, sizeof a)));
+    ROW("latency p99", snprintf(line, sizeof line, "%s", fmt_ns(t->p99_ns, a, sizeof a)));
+    COUNT("samples", latency_samples);
+#undef COUNT
+#undef ROW
+    for (int i = 0; i < ntiers; i++)
+        for (int k = 0; k < tiers[i].nextra && k < TC_STATS_EXTRA_MAX; k++)
+            printf("%-14s %s: %s\n", k == 0 ? tc_tier_name(tiers[i].tier) : "", tiers[i].extra[k].name,
+                   tiers[i].extra[k].value);
+}
+
+/* Prints a cache's statistics: the tier table, then the overall figures. */
+static void print_stats_table(const tc_stats *st, const char *tiering) {
+    char a[40];
+    printf("tiercache %s  tiering %s  uptime %.1f s\n\n", TC_VERSION_STRING, tiering, st->uptime_s);
+    print_tier_table(st->tiers, st->ntiers);
+    printf("\noverall        hits %" PRIu64 ", misses %" PRIu64 ", errors %" PRIu64
+           ", hit ratio %s, last hit tier %s\n",
+           st->hits, st->misses, st->errors, fmt_ratio(st->hits, st->misses, a, sizeof a),
+           tc_tier_name(st->last_hit_tier));
+    printf("loads          %" PRIu64 " loader calls, %" PRIu64 " failed, %" PRIu64
+           " callers waited for another's load\n",
+           st->loads, st->load_errors, st->load_waits);
+    printf("get latency    p50 %s, ", fmt_ns(st->p50_ns, a, sizeof a));
+    printf("p95 %s, ", fmt_ns(st->p95_ns, a, sizeof a));
+    printf("p99 %s, ", fmt_ns(st->p99_ns, a, sizeof a));
+    printf("max %s (%" PRIu64 " samples)\n", fmt_ns(st->max_ns, a, sizeof a), st->latency_samples);
+}
+
+static int cmd_stats(int argc, char **argv) {
+    cli_opt opts[] = {{"--json", 0, NULL}, {"--prometheus", 0, NULL}};
+    const char *pos[1];
+    int rc = want_args("stats", argc, argv, opts, 2, pos, 0, "");
+    if (rc) return rc;
+    if (opts[0].value && opts[1].value) return usage_error("stats: --json and --prometheus exclude each other");
+    tc_options opt;
+    tc_cache *c;
+    if ((rc = open_from_env(&opt, &c))) return rc;
+    char *doc = NULL;
+    if (opts[0].value || opts[1].value) {
+        int r = opts[0].value ? tc_stats_json(c, &doc) : tc_stats_prometheus(c, &doc);
+        rc = r ? op_error("stats", r) : write_doc(doc);
+        tc_free(doc);
+    } else {
+        tc_stats st;
+        int r = tc_stats_get(c, &st);
+        if (r != 0) {
+            rc = op_error("stats", r);
+        } else {
+            char tiering[16];
+            print_stats_table(&st, tiering_name(&opt, tiering, sizeof tiering));
+            rc = write_stdout(NULL, 0);
+        }
+    }
+    tc_close(c);
+    return rc;
+}
+
+static int cmd_health(int argc, char **argv) {
+    const char *pos[1];
+    int rc = want_args("health", argc, argv, NULL, 0, pos, 0, "");
+    if (rc) return rc;
+    tc_options opt;
+    tc_cache *c;
+    if ((rc = open_from_env(&opt, &c))) return rc;
+    char *doc = NULL;
+    tc_stats st;
+    int r = tc_health_json(c, &doc);
+    if (r != 0) {
+        rc = op_error("health", r);
+    } else if ((rc = write_doc(doc)) == 0) {
+        /* The exit status says whether every tier answers, so scripts need not parse JSON. */
+        r = tc_stats_get(c, &st);
+        if (r != 0) rc = op_error("health", r);
+        for (int i = 0; r == 0 && i < st.ntiers; i++)
+            if (!st.tiers[i].available) rc = EXIT_MISS;
+    }
+    tc_free(doc);
+    tc_close(c);
+    return rc;
+}
+
+static int cmd_config(int argc, char **argv) {
+    const char *pos[1];
+    int rc = want_args("config", argc, argv, NULL, 0, pos, 0, "");
+    if (rc) return rc;
+    tc_options opt;
+    if ((rc = load_options(&opt))) return rc;
+    char *doc = NULL;
+    int r = tc_options_describe(&opt, &doc);
+    rc = r ? op_error("config", r) : write_doc(doc);
+    tc_free(doc);
+    return rc;
+}
+
+/* ======================================================================== */
+/* bench                                                                    */
+/* ======================================================================== */
+
+#define BENCH_KEY_LEN 16
+#define BENCH_PROGRESS_STEP 65536u /* workers publish progress once per this many requests */
+
+typedef struct bench_run {
+    tc_cache *c;
+    const uint32_t *trace;
+    size_t n;                          /* requests each thread replays */
+    const char (*keys)[BENCH_KEY_LEN]; /* keys[id] */
+    const unsigned char *value;
+    size_t vsize;
+    pthread_mutex_t lock; /* with go_cv: the start line the workers wait at */
+    pthread_cond_t go_cv;
+    int go;               /* 1: start replaying; -1: give up (a thread could not start) */
+    _Atomic uint64_t progress; /* requests done, in steps of BENCH_PROGRESS_STEP */
+    _Atomic int done;
+} bench_run;
+
+typedef struct bench_worker {
+    bench_run *run;
+    pthread_t th;
+    size_t off;
+    uint64_t hits, misses, get_errors, set_errors;
+    int first_get_error, first_set_error;
+    int oom;
+} bench_worker;
+
+/* Replays the whole trace once from the worker's offset, wrapping around: get into a buffer
+ * of vsize bytes, set on a miss (and after a failed get, as an application would). */
+static void *bench_worker_main(void *arg) {
+    bench_worker *w = arg;
+    bench_run *r = w->run;
+    unsigned char *buf = malloc(r->vsize ? r->vsize : 1);
+    if (buf == NULL) w->oom = 1;
+    pthread_mutex_lock(&r->lock);
+    while (r->go == 0) pthread_cond_wait(&r->go_cv, &r->lock);
+    int go = r->go;
+    pthread_mutex_unlock(&r->lock);
+    if (buf == NULL || go < 0) {
+        free(buf);
+        return NULL;
+    }
+    /* counters in locals: workers' structs share cache lines, and counting into them from
+     * several threads would cost the false sharing the benchmark is meant to measure without */
+    uint64_t hits = 0, misses = 0, get_errors = 0, set_errors = 0;
+    size_t i = w->off;
+    for (size_t k = 0; k < r->n; k++) {
+        const char *key = r->keys[r->trace[i]];
+        if (++i == r->n) i = 0;
+        size_t len = r->vsize;
+        int rc = tc_get(r->c, key, BENCH_KEY_LEN, buf, &len, NULL);
+        if (rc == 0) {
+            hits++;
+        } else {
+            if (rc == TC_EMISS) {
+                misses++;
+            } else if (get_errors++ == 0) {
+                w->first_get_error = rc;
+            }
+            rc = tc_set(r->c, key, BENCH_KEY_LEN, r->value, r->vsize, 0);
+            if (rc != 0 && set_errors++ == 0) w->first_set_error = rc;
+        }
+        if ((k & (BENCH_PROGRESS_STEP - 1)) == BENCH_PROGRESS_STEP - 1)
+            atomic_fetch_add_explicit(&r->progress, BENCH_PROGRESS_STEP, memory_order_relaxed);
+    }
+    w->hits = hits;
+    w->misses = misses;
+    w->get_errors = get_errors;
+    w->set_errors = set_errors;
+    free(buf);
+    return NULL;
+}
+
+typedef struct bench_progress {
+    bench_run *run;
+    uint64_t total;
+    int pass, passes;
+} bench_progress;
+
+/* Draws the progress bar on stderr five times a second until the run is done, then erases
+ * it. Runs only when stderr is a terminal. */
+static void *bench_progress_main(void *arg) {
+    bench_progress *p = arg;
+    const struct timespec tick = {0, 200 * 1000 * 1000};
+    while (!atomic_load_explicit(&p->run->done, memory_order_acquire)) {
+        nanosleep(&tick, NULL);
+        uint64_t d = atomic_load_explicit(&p->run->progress, memory_order_relaxed);
+        double f = p->total ? (double)d / (double)p->total : 1;
+        if (f > 1) f = 1;
+        char bar[31];
+        int fill = (int)(f * 30);
+        for (int k = 0; k < 30; k++) bar[k] = k < fill ? '#' : '.';
+        bar[30] = '\0';
+        if (p->passes > 1)
+            fprintf(stderr, "\rbench pass %d/%d [%s] %3.0f%% %.1fM/%.1fM requests", p->pass,
+                    p->passes, bar, f * 100, (double)d / 1e6, (double)p->total / 1e6);
+        else
+            fprintf(stderr, "\rbench [%s] %3.0f%% %.1fM/%.1fM requests", bar, f * 100,
+                    (double)d / 1e6, (double)p->total / 1e6);
+    }
+    fputs("\r\033[K", stderr);
+    return NULL;
+}
+
+/* Reads up to max_requests ids of a trace file. Returns 0 with a malloc'd array, or
+ * EXIT_ERR after a message. */
+static int bench_load_trace(const char *path, uint64_t max_requests, uint32_t **out, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        errmsg("bench: cannot open trace '%s': %s", path, strerror(errno));
+        return EXIT_ERR;
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        errmsg("bench: trace '%s' is not a regular file", path);
+        fclose(f);
+        return EXIT_ERR;
+    }
+    if (sb.st_size % 4 != 0 || sb.st_size == 0) {
+        errmsg("bench: trace '%s' has %lld bytes: expected a non-empty sequence of 4-byte "
+               "little-endian key ids", path, (long long)sb.st_size);
+        fclose(f);
+        return EXIT_ERR;
+    }
+    uint64_t count = (uint64_t)sb.st_size / 4;
+    if (max_requests && count > max_requests) count = max_requests;
+    unsigned char *raw = malloc((size_t)count * 4);
+    uint32_t *ids = malloc((size_t)count * sizeof *ids);
+    if (raw == NULL || ids == NULL || count > SIZE_MAX / 4) {
+        errmsg("bench: out of memory for %" PRIu64 " requests", count);
+        free(raw);
+        free(ids);
+        fclose(f);
+        return EXIT_ERR;
+    }
+    if (fread(raw, 4, (size_t)count, f) != (size_t)count) {
+        errmsg("bench: reading trace '%s': %s", path, ferror(f) ? strerror(errno) : "short read");
+        free(raw);
+        free(ids);
+        fclose(f);
+        return EXIT_ERR;
+    }
+    fclose(f);
+    for (size_t i = 0; i < count; i++) {
+        const unsigned char *p = raw + 4 * i;
+        ids[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    }
+    free(raw);
+    *out = ids;
+    *n = (size_t)count;
+    return 0;
+}
+
+/* Builds "key:" + 12 zero-padded digits for every id up to the trace's largest. Returns a
+ * malloc'd array indexed by id, or NULL after a message. */
+static char (*bench_build_keys(const uint32_t *trace, size_t n))[BENCH_KEY_LEN] {
+    uint32_t max = 0;
+    for (size_t i = 0; i < n; i++)
+        if (trace[i] > max) max = trace[i];
+    size_t nkeys = (size_t)max + 1;
+    char(*keys)[BENCH_KEY_LEN] = malloc(nkeys * BENCH_KEY_LEN);
+    if (keys == NULL) {
+        errmsg("bench: out of memory for the keys of ids up to %" PRIu32 " (%zu bytes)", max,
+               nkeys * BENCH_KEY_LEN);
+        return NULL;
+    }
+    for (size_t k = 0; k < nkeys; k++) {
+        uint64_t id = k;
+        memcpy(keys[k], "key:", 4);
+        for (int d = BENCH_KEY_LEN - 1; d >= 4; d--) {
+            keys[k][d] = (char)('0' + id % 10);
+            id /= 10;
+        }
+    }
+    return keys;
+}
+
+/* Writes s as a JSON string literal. */
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+typedef struct bench_result {
+    uint64_t requests, hits, misses, get_errors, set_errors;
+    int first_get_error, first_set_error;
+    double wall_s;
+} bench_result;
+
+/* One pass: opens a fresh cache, clears it, replays the trace with 'threads' workers and
+ * takes the statistics. Returns 0 or EXIT_ERR after a message. */
+static int bench_pass(const tc_options *opt, const char *hint, bench_run *run, int threads, int pass,
+                      int passes, bench_result *res, tc_stats *st) {
+    int rc = open_cache(opt, &run->c, hint);
+    if (rc) return rc;
+    int r = tc_clear(run->c);
+    if (r != 0) {
+        tc_close(run->c);
+        return op_error("bench: clearing the cache before the run", r);
+    }
+    bench_worker *w = calloc((size_t)threads, sizeof *w);
+    if (w == NULL) {
+        tc_close(run->c);
+        errmsg("bench: out of memory for %d threads", threads);
+        return EXIT_ERR;
+    }
+    atomic_store(&run->progress, 0);
+    atomic_store(&run->done, 0);
+    run->go = 0;
+    int started = 0;
+    for (; started < threads; started++) {
+        w[started].run = run;
+        w[started].off = (size_t)((uint64_t)run->n * (uint64_t)started / (uint64_t)threads);
+        if (pthread_create(&w[started].th, NULL, bench_worker_main, &w[started]) != 0) break;
+    }
+    if (started < threads) {
+        pthread_mutex_lock(&run->lock);
+        run->go = -1;
+        pthread_cond_broadcast(&run->go_cv);
+        pthread_mutex_unlock(&run->lock);
+        for (int t = 0; t < started; t++) pthread_join(w[t].th, NULL);
+        free(w);
+        tc_close(run->c);
+        errmsg("bench: cannot start thread %d of %d", started + 1, threads);
+        return EXIT_ERR;
+    }
+    bench_progress prog = {run, (uint64_t)run->n * (uint64_t)threads, pass, passes};
+    pthread_t pth;
+    int have_progress = isatty(STDERR_FILENO) && pthread_create(&pth, NULL, bench_progress_main, &prog) == 0;
+
+    double t0 = now_s();
+    pthread_mutex_lock(&run->lock);
+    run->go = 1;
+    pthread_cond_broadcast(&run->go_cv);
+    pthread_mutex_unlock(&run->lock);
+    for (int t = 0; t < threads; t++) pthread_join(w[t].th, NULL);
+    double t1 = now_s();
+
+    atomic_store_explicit(&run->done, 1, memory_order_release);
+    if (have_progress) pthread_join(pth, NULL);
+
+    memset(res, 0, sizeof *res);
+    res->wall_s = t1 - t0;
+    res->requests = (uint64_t)run->n * (uint64_t)threads;
+    int oom = 0;
+    for (int t = 0; t < threads; t++) {
+        res->hits += w[t].hits;
+        res->misses += w[t].misses;
+        if (w[t].get_errors && !res->get_errors) res->first_get_error = w[t].first_get_error;
+        if (w[t].set_errors && !res->set_errors) res->first_set_error = w[t].first_set_error;
+        res->get_errors += w[t].get_errors;
+        res->set_errors += w[t].set_errors;
+        oom |= w[t].oom;
+    }
+    free(w);
+    r = tc_stats_get(run->c, st);
+    tc_close(run->c);
+    run->c = NULL;
+    if (oom) {
+        errmsg("bench: out of memory for a worker's buffer");
+        return EXIT_ERR;
+    }
+    return r ? op_error("bench: statistics", r) : 0;
+}
+
+static void bench_print(const char *trace, const char *tiering, uint64_t capacity, int cap_applies,
+                        int threads, int passes, size_t vsize, const bench_result *res,
+                        const tc_stats *st, int json) {
+    double hit_ratio = res->requests ? (double)res->hits / (double)res->requests : 0;
+    double ns_per_op = res->requests ? res->wall_s * 1e9 / (double)res->requests : 0;
+    double mops = res->wall_s > 0 ? (double)res->requests / res->wall_s / 1e6 : 0;
+    if (!json) {
+        printf("peer=tiercache version=%s tiering=%s capacity=%" PRIu64 " threads=%d requests=%" PRIu64
+               " hit_ratio=%.4f mops=%.3f ns_per_op=%.1f p50_ns=%" PRIu64 " p99_ns=%" PRIu64,
+               TC_VERSION_STRING, tiering, capacity, threads, res->requests, hit_ratio, mops,
+               ns_per_op, st->p50_ns, st->p99_ns);
+        for (int i = 0; i < st->ntiers; i++)
+            printf(" hits_%s=%" PRIu64, tc_tier_name(st->tiers[i].tier), st->tiers[i].hits);
+        if (res->get_errors || res->set_errors)
+            printf(" get_errors=%" PRIu64 " set_errors=%" PRIu64, res->get_errors, res->set_errors);
+        printf("\n");
+        return;
+    }
+    printf("{\"peer\":\"tiercache\",\"version\":\"%s\",\"trace\":", TC_VERSION_STRING);
+    json_str(stdout, trace);
+    printf(",\"tiering\":\"%s\",\"capacity\":%" PRIu64 ",\"capacity_applies\":%s,\"threads\":%d"
+           ",\"passes\":%d,\"value_size\":%zu,\"requests\":%" PRIu64 ",\"hits\":%" PRIu64
+           ",\"misses\":%" PRIu64 ",\"get_errors\":%" PRIu64 ",\"set_errors\":%" PRIu64
+           ",\"hit_ratio\":%.6f,\"wall_s\":%.6f,\"ns_per_op\":%.2f,\"mops\":%.4f"
+           ",\"p50_ns\":%" PRIu64 ",\"p95_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64
+           ",\"max_ns\":%" PRIu64 ",\"latency_samples\":%" PRIu64,
+           tiering, capacity, cap_applies ? "true" : "false", threads, passes, vsize, res->requests,
+           res->hits, res->misses, res->get_errors, res->set_errors, hit_ratio, res->wall_s,
+           ns_per_op, mops, st->p50_ns, st->p95_ns, st->p99_ns, st->max_ns, st->latency_samples);
+    if (res->get_errors) printf(",\"first_get_error\":\"%s\"", tc_err_name(res->first_get_error));
+    if (res->set_errors) printf(",\"first_set_error\":\"%s\"", tc_err_name(res->first_set_error));
+    for (int i = 0; i < st->ntiers; i++)
+        printf(",\"hits_%s\":%" PRIu64, tc_tier_name(st->tiers[i].tier), st->tiers[i].hits);
+    printf(",\"tier_hits\":{");
+    for (int i = 0; i < st->ntiers; i++)
+        printf("%s\"%s\":%" PRIu64, i ? "," : "", tc_tier_name(st->tiers[i].tier), st->tiers[i].hits);
+    printf("},\"tiers\":[");
+    for (int i = 0; i < st->ntiers; i++) {
+        const tc_tier_stats *t = &st->tiers[i];
+        printf("%s{\"tier\":\"%s\",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 ",\"sets\":%" PRIu64
+               ",\"evictions\":%" PRIu64 ",\"expirations\":%" PRIu64 ",\"errors\":%" PRIu64
+               ",\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"max_entries\":%" PRIu64
+               ",\"max_bytes\":%" PRIu64 ",\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64 "}",
+               i ? "," : "", tc_tier_name(t->tier), t->hits, t->misses, t->sets, t->evictions,
+               t->expirations, t->errors, t->entries, t->bytes, t->max_entries, t->max_bytes,
+               t->p50_ns, t->p99_ns);
+    }
+    printf("]}\n");
+}
+
+static int cmd_bench(int argc, char **argv) {
+    enum { O_TRACE, O_CAP, O_THREADS, O_VSIZE, O_REQ, O_PASSES, O_JSON, O_N };
+    cli_opt opts[O_N] = {{"--trace", 1, NULL},   {"--capacity", 1, NULL}, {"--threads", 1, NULL},
+                         {"--value-size", 1, NULL}, {"--requests", 1, NULL}, {"--passes", 1, NULL},
+                         {"--json", 0, NULL}};
+    const char *pos[1];
+    int rc = want_args("bench", argc, argv, opts, O_N, pos, 0, "");
+    if (rc) return rc;
+    if (!opts[O_TRACE].value) return usage_error("bench: missing --trace FILE");
+    if (!opts[O_CAP].value) return usage_error("bench: missing --capacity N");
+    uint64_t capacity, threads = 1, vsize = 100, requests = 0, passes = 1;
+    if (parse_u64(opts[O_CAP].value, 1, UINT64_MAX, &capacity))
+        return usage_error("bench: --capacity '%s': expected a number of entries >= 1", opts[O_CAP].value);
+    if (opts[O_THREADS].value && parse_u64(opts[O_THREADS].value, 1, 1024, &threads))
+        return usage_error("bench: --threads '%s': expected 1..1024", opts[O_THREADS].value);
+    if (opts[O_VSIZE].value && parse_u64(opts[O_VSIZE].value, 0, SIZE_MAX, &vsize))
+        return usage_error("bench: --value-size '%s': expected a number of bytes", opts[O_VSIZE].value);
+    if (opts[O_REQ].value && parse_u64(opts[O_REQ].value, 1, UINT64_MAX, &requests))
+        return usage_error("bench: --requests '%s': expected a number >= 1", opts[O_REQ].value);
+    if (opts[O_PASSES].value && parse_u64(opts[O_PASSES].value, 1, 100, &passes))
+        return usage_error("bench: --passes '%s': expected 1..100", opts[O_PASSES].value);
+    int json = opts[O_JSON].value != NULL;
+
+    tc_options opt;
+    if ((rc = load_options(&opt))) return rc;
+    if (vsize > opt.max_value_bytes) {
+        errmsg("bench: --value-size %" PRIu64 " is larger than the configured maximum of %zu bytes "
+               "(CACHE_MAX_VALUE_BYTES)", vsize, opt.max_value_bytes);
+        return EXIT_ERR;
+    }
+    /* N is the capacity of the first tier; L3's bound is the Redis server's own. */
+    int cap_applies = 1;
+    char hint[128] = "";
+    if (opt.ntiers > 0 && opt.tiers[0] == TC_TIER_L1) {
+        opt.mem_max_entries = capacity;
+        snprintf(hint, sizeof hint, "bench: --capacity %" PRIu64 " sets CACHE_MEMORY_MAX_ENTRIES", capacity);
+    } else if (opt.ntiers > 0 && opt.tiers[0] == TC_TIER_L2) {
+        opt.shared_max_entries = capacity;
+        snprintf(hint, sizeof hint, "bench: --capacity %" PRIu64 " sets CACHE_SHARED_MAX_ENTRIES", capacity);
+    } else {
+        cap_applies = 0;
+        fprintf(stderr, "tiercache: bench: note: the first tier is L3 (Redis): --capacity has no "
+                        "effect, the server's maxmemory bounds it\n");
+    }
+    /* The bench clears what it uses: keep it out of an application's namespace by default. */
+    if (getenv("CACHE_SHARED_NAME") == NULL)
+        snprintf(opt.shared_name, sizeof opt.shared_name, "tiercache_bench");
+    if (getenv("REDIS_KEY_PREFIX") == NULL)
+        snprintf(opt.redis_key_prefix, sizeof opt.redis_key_prefix, "tiercache-bench:");
+
+    bench_run run;
+    memset(&run, 0, sizeof run);
+    uint32_t *trace = NULL;
+    if ((rc = bench_load_trace(opts[O_TRACE].value, requests, &trace, &run.n))) return rc;
+    char(*keys)[BENCH_KEY_LEN] = bench_build_keys(trace, run.n);
+    unsigned char *value = malloc(vsize ? (size_t)vsize : 1);
+    if (keys == NULL || value == NULL) {
+        if (value == NULL) errmsg("bench: out of memory for the value");
+        free(trace);
+        free(keys);
+        free(value);
+        return EXIT_ERR;
+    }
+    memset(value, 'v', (size_t)vsize);
+    run.trace = trace;
+    run.keys = (const char(*)[BENCH_KEY_LEN])keys;
+    run.value = value;
+    run.vsize = (size_t)vsize;
+    pthread_mutex_init(&run.lock, NULL);
+    pthread_cond_init(&run.go_cv, NULL);
+
+    bench_result res;
+    tc_stats st;
+    for (int p = 1; p <= (int)passes && rc == 0; p++)
+        rc = bench_pass(&opt, hint[0] ? hint : NULL, &run, (int)threads, p, (int)passes, &res, &st);
+    if (rc == 0) {
+        char tiering[16];
+        bench_print(opts[O_TRACE].value, tiering_name(&opt, tiering, sizeof tiering), capacity,
+                    cap_applies, (int)threads, (int)passes, (size_t)vsize, &res, &st, json);
+        rc = write_stdout(NULL, 0);
+        if (res.get_errors)
+            fprintf(stderr, "tiercache: bench: warning: %" PRIu64 " gets failed (first: %s)\n",
+                    res.get_errors, tc_strerror(res.first_get_error));
+        if (res.set_errors)
+            fprintf(stderr, "tiercache: bench: warning: %" PRIu64 " sets failed (first: %s)\n",
+                    res.set_errors, tc_strerror(res.first_set_error));
+        const tc_tier_stats *t0 = st.ntiers > 0 ? &st.tiers[0] : NULL;
+        if (cap_applies && t0 && t0->max_bytes && t0->bytes >= t0->max_bytes / 10 * 9 &&
+            t0->entries < capacity)
+            fprintf(stderr, "tiercache: bench: warning: %s held %" PRIu64 " of %" PRIu64
+                            " entries at the end: its byte bound (%" PRIu64 " bytes) binds first\n",
+                    tc_tier_name(t0->tier), t0->entries, capacity, t0->max_bytes);
+    }
+    free(trace);
+    free(keys);
+    free(value);
+    pthread_cond_destroy(&run.go_cv);
+    pthread_mutex_destroy(&run.lock);
+    return rc;
+}
+
+/* ======================================================================== */
+/* Entry point                                                              */
+/* ======================================================================== */
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} command;
+
+static const command commands[] = {
+    {"get", cmd_get},       {"set", cmd_set},     {"del", cmd_del},       {"ttl", cmd_ttl},
+    {"clear", cmd_clear},   {"stats", cmd_stats}, {"health", cmd_health}, {"config", cmd_config},
+    {"bench", cmd_bench},
+};
+
+int main(int argc, char **argv) {
+    if (argc < 2) return usage_error("missing command");
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        fputs(usage_text, stdout);
+        return write_stdout(NULL, 0);
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("tiercache %s\n", TC_VERSION_STRING);
+        return write_stdout(NULL, 0);
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(cmd, commands[i].name)) return commands[i].fn(argc - 2, argv + 2);
+    if (cmd[0] == '-') return usage_error("unknown option '%s'", cmd);
+    return usage_error("unknown command '%s'", cmd);
+}

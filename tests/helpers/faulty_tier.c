@@ -1,0 +1,66 @@
+/* faulty_tier.c -- see faulty_tier.h. */
+#include <stdlib.h>
+
+#include "faulty_tier.h"
+
+static int f_get(tc__tier *t, const void *k, size_t kl, tc__sink *out, int64_t *ttl) {
+    faulty_tier *f = (faulty_tier *)t;
+    f->gets++;
+    if (f->fail_get) return f->fail_get;
+    int rc = f->inner->ops->get(f->inner, k, kl, out, ttl);
+    if (f->get_hook != NULL) {
+        void (*hook)(void *) = f->get_hook;
+        f->get_hook = NULL;
+        hook(f->hook_arg);
+    }
+    return rc;
+}
+
+static int f_set(tc__tier *t, const void *k, size_t kl, const void *v, size_t vl, int64_t ttl, const tc__fence *fence) {
+    faulty_tier *f = (faulty_tier *)t;
+    f->sets++;
+    if (f->fail_set) return f->fail_set;
+    return f->inner->ops->set(f->inner, k, kl, v, vl, ttl, fence);
+}
+
+static int f_del(tc__tier *t, const void *k, size_t kl) {
+    faulty_tier *f = (faulty_tier *)t;
+    f->dels++;
+    if (f->fail_del) return f->fail_del;
+    return f->inner->ops->del(f->inner, k, kl);
+}
+
+static int f_clear(tc__tier *t) {
+    faulty_tier *f = (faulty_tier *)t;
+    if (f->fail_clear) return f->fail_clear;
+    return f->inner->ops->clear(f->inner);
+}
+
+static int f_clear_prefix(tc__tier *t, const void *p, size_t pl) {
+    faulty_tier *f = (faulty_tier *)t;
+    if (f->fail_clear) return f->fail_clear;
+    return f->inner->ops->clear_prefix(f->inner, p, pl);
+}
+
+static void f_stats(tc__tier *t, tc_tier_stats *out) {
+    faulty_tier *f = (faulty_tier *)t;
+    f->inner->ops->stats(f->inner, out);
+    out->available = f->fail_get == 0;
+}
+
+static void f_close(tc__tier *t) {
+    faulty_tier *f = (faulty_tier *)t;
+    f->inner->ops->close(f->inner);
+    free(f);
+}
+
+static const tc__tier_ops faulty_ops = {f_get, f_set, f_del, f_clear, f_clear_prefix, f_stats, f_close};
+
+faulty_tier *faulty_wrap(tc__tier *inner, tc_tier_id id) {
+    faulty_tier *f = calloc(1, sizeof *f);
+    if (f == NULL) return NULL;
+    f->base.ops = &faulty_ops;
+    f->base.id = id;
+    f->inner = inner;
+    return f;
+}

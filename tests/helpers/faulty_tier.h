@@ -1,0 +1,23 @@
+/*
+ * faulty_tier.h -- fault injection for orchestrator tests: wraps a real tier and makes chosen
+ * operations fail with a chosen code, or runs a hook in the middle of a get (after the inner
+ * tier answered, before the orchestrator sees the answer) to stage races deterministically.
+ */
+#ifndef TC_TEST_FAULTY_TIER_H
+#define TC_TEST_FAULTY_TIER_H
+
+#include "tier.h"
+
+typedef struct faulty_tier {
+    tc__tier base;
+    tc__tier *inner;
+    int fail_get, fail_set, fail_del, fail_clear; /* 0, or the code the op returns */
+    void (*get_hook)(void *arg);                  /* called once per get, then cleared */
+    void *hook_arg;
+    int gets, sets, dels;                          /* calls seen */
+} faulty_tier;
+
+/* Wraps inner (taken over) and presents it as tier id. */
+faulty_tier *faulty_wrap(tc__tier *inner, tc_tier_id id);
+
+#endif
