@@ -569,7 +569,7 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
                 res[k].rc = TC_ENOMEM;
                 continue;
             }
-            if (rcs[j] != TC_EMISS) count_tier_error(b, ti);
+            if (rcs[j] != TC_EMISS) tier_failed(c, b, ti, "mget", rcs[j]);
             idx[keep] = k;
             fences[keep] = fences[j];
             keep++;
@@ -635,7 +635,7 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, int *rcs
             else if (trc[j] == TC_EFULL) ty->full++;
             else {
                 ty->failed++;
-                count_tier_error(b, ti);
+                tier_failed(c, b, ti, "mset", trc[j]);
             }
         }
     }
