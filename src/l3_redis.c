@@ -154,7 +154,10 @@ static int l3_call(l3 *t, l3_req *rq) {
             budget += tc__now_ns() - t0;
             if (budget > hard) budget = hard;
         }
-        int failed = open_failed; /* did the server fail us (as opposed to a local problem)? */
+        /* Three outcomes: the server answered (a success for the breaker, whatever the
+         * answer), the server failed us (a failure), or neither -- every pooled connection
+         * stayed busy, or memory ran out here -- which says nothing about the server. */
+        int failed = open_failed, answered = 0;
         if (rc == 0) {
             rc = rq->build(rq, &c->out);
             if (rc == 0) {
@@ -162,6 +165,7 @@ static int l3_call(l3 *t, l3_req *rq) {
                 if (rc != 0 && rc != TC_ENOMEM) {
                     failed = 1;
                 } else if (rc == 0) {
+                    answered = 1;
                     rc = rq->handle(rq, rq->rep);
                     if (rc == TC_EPROTO) {
                         c->broken = 1;
@@ -173,8 +177,11 @@ static int l3_call(l3 *t, l3_req *rq) {
                 tc__cmdbuf_clear(&c->out, 64 * 1024);
             }
             tc__rpool_release(&t->pool, c);
-        } else if (!open_failed && probe) {
-            failed = 1; /* a probe that could not even get a connection proves nothing good */
+        }
+        if (!failed && !answered) {
+            /* a probe must report: one that could not even be tried counts as failed */
+            if (!probe) return rc;
+            failed = 1;
         }
         if (!failed) {
             if (tc__breaker_success(&t->pool.brk, probe))
