@@ -415,6 +415,35 @@ TC_EXPORT int tc_parse_duration(const char *s, uint64_t *ms, char *errbuf, size_
  * k=1000 kb=1024 m=10^6 mb=2^20 g=10^9 gb=2^30, and KiB/MiB/GiB (1024-based). */
 TC_EXPORT int tc_parse_size(const char *s, uint64_t *bytes, char *errbuf, size_t errlen);
 
+/* ======================================================================== */
+/* Shared-memory segments (administration of the L2 tier)                   */
+/* ======================================================================== */
+
+/* These work on L2 segments by name, without a tc_cache (the CLI's `tiercache shared ...`).
+ * A segment is the file /dev/shm/tiercache.<name>; names are 1..200 bytes of letters,
+ * digits, '.', '_' and '-', not starting with '.'. All are thread-safe. */
+
+/* The names of the segments on this host, one per line ("a\nb\n"), in *out, freed by the
+ * caller with tc_free(); *count (may be NULL) receives how many. 0 or TC_ENOMEM. */
+TC_EXPORT int tc_shared_list(char **out, size_t *count);
+
+/* Host-wide statistics of segment name, as the L2 tier reports them (counters are kept in
+ * the segment by every process), with extras: segment, path, segment_bytes, policy, shards,
+ * processes (attached now), layout_version, compactions, repairs. Does not attach as a user.
+ * Returns 0, TC_ENOENT, TC_EINVAL, TC_EVERSION, TC_ECORRUPT, TC_EPERM; a message in errbuf
+ * (may be NULL). */
+TC_EXPORT int tc_shared_stats(const char *name, tc_tier_stats *out, char *errbuf, size_t errlen);
+
+/* Verifies every invariant of segment name (docs/SHARED.md lists them), shard by shard under
+ * each shard's lock; a shard whose last owner died holding its lock is repaired first, as any
+ * user would. Returns 0 with a one-line summary in report, TC_ECORRUPT with one line per
+ * problem, or the errors of tc_shared_stats() with their message. report may be NULL. */
+TC_EXPORT int tc_shared_check(const char *name, char *report, size_t len);
+
+/* Removes segment name. Processes attached to it keep using their mapping until they close
+ * it; the next open by name creates a new segment. Returns 0, TC_ENOENT, TC_EPERM, TC_EINVAL. */
+TC_EXPORT int tc_shared_destroy(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

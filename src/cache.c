@@ -189,7 +189,7 @@ typedef int (*tier_ctor)(const tc_options *, tc__tier **, char *, size_t);
 /* Constructors by tier id; NULL where this build has no such tier. */
 static const tier_ctor tier_ctors[TC_MAX_TIERS + 1] = {
     [TC_TIER_L1] = tc__l1_open,
-    [TC_TIER_L2] = NULL,
+    [TC_TIER_L2] = tc__l2_open,
     [TC_TIER_L3] = tc__l3_open,
 };
 
@@ -292,8 +292,9 @@ static void backfill(tc_cache *c, tstats *b, int upto, const void *key, size_t k
     }
 }
 
-/* The read path shared by tc_get and tc_get_alloc. */
-static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, tc_get_info *info) {
+/* The read path shared by tc_get and tc_get_alloc. counted: 0 for the library's own lookups
+ * (the single-flight re-check), which are not the application's hits and misses. */
+static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, tc_get_info *info, int counted) {
     int rc = check_key(c, key, klen);
     if (rc != 0) return rc;
     tstats *b = block_of(c);
@@ -332,13 +333,13 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
         }
         if (atomic_load_explicit(&c->last_hit_tier, memory_order_relaxed) != (int)c->tiers[i]->id)
             atomic_store_explicit(&c->last_hit_tier, (int)c->tiers[i]->id, memory_order_relaxed);
-        count(b, CNT_HITS);
+        if (counted) count(b, CNT_HITS);
         if (timed) tc__hist_record(&b->lat_all, tc__now_ns() - t0);
         if (sink->buf == NULL || sink->len > sink->cap) return sink->heap != NULL ? 0 : TC_ENOBUFS;
         return 0;
     }
     if (rc == TC_ENOMEM && sink->oom) return TC_ENOMEM;
-    count(b, CNT_MISSES);
+    if (counted) count(b, CNT_MISSES);
     if (timed) tc__hist_record(&b->lat_all, tc__now_ns() - t0);
     return TC_EMISS;
 }
@@ -346,7 +347,7 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
 TC_EXPORT int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t *len, tc_get_info *info) {
     if (c == NULL || len == NULL || (buf == NULL && *len > 0)) return TC_EINVAL;
     tc__sink sink = {buf, *len, 0, NULL, 0, 0};
-    int rc = get_into(c, key, klen, &sink, info);
+    int rc = get_into(c, key, klen, &sink, info, 1);
     if (rc == 0 || rc == TC_ENOBUFS) {
         *len = sink.len;
         if (sink.heap != NULL) {
@@ -359,12 +360,13 @@ TC_EXPORT int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_
     return rc;
 }
 
-TC_EXPORT int tc_get_alloc(tc_cache *c, const void *key, size_t klen, void **val, size_t *len, tc_get_info *info) {
+static int get_alloc(tc_cache *c, const void *key, size_t klen, void **val, size_t *len, tc_get_info *info,
+                     int counted) {
     if (c == NULL || val == NULL || len == NULL) return TC_EINVAL;
     *val = NULL;
     *len = 0;
     tc__sink sink = {NULL, 0, 0, NULL, 1, 0};
-    int rc = get_into(c, key, klen, &sink, info);
+    int rc = get_into(c, key, klen, &sink, info, counted);
     if (rc == 0) {
         *val = sink.heap;
         *len = sink.len;
@@ -372,6 +374,10 @@ TC_EXPORT int tc_get_alloc(tc_cache *c, const void *key, size_t klen, void **val
     }
     free(sink.heap);
     return rc;
+}
+
+TC_EXPORT int tc_get_alloc(tc_cache *c, const void *key, size_t klen, void **val, size_t *len, tc_get_info *info) {
+    return get_alloc(c, key, klen, val, len, info, 1);
 }
 
 TC_EXPORT int tc_ttl(tc_cache *c, const void *key, size_t klen, int64_t *ttl_ms) {
@@ -730,7 +736,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     void *v = NULL;
     size_t vlen = 0;
     tc_get_info again;
-    rc = tc_get_alloc(c, key, klen, &v, &vlen, &again);
+    rc = get_alloc(c, key, klen, &v, &vlen, &again, 0);
     if (rc == 0) {
         if (info != NULL) *info = again;
     } else {

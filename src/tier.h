@@ -118,6 +118,10 @@ struct tc__tier {
 /* Tier constructors. Each returns 0 and the tier in *out, or a negative code and a message in
  * errbuf. They copy what they need from opt. */
 int tc__l1_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
+/* L2: attaches to (or atomically creates) the segment opt->shared_name. TC_EVERSION when it
+ * exists with another layout or geometry, TC_ECORRUPT when its header is damaged, TC_ECONFIG
+ * for settings it cannot hold (tinylfu is refused: use allkeys-lfu). */
+int tc__l2_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
 /* The Redis tier (l3_redis.c). Succeeds when the server is down (the tier then reports
  * unavailable and recovers by itself); fails only on configuration it cannot use. */
 int tc__l3_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);

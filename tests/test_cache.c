@@ -505,6 +505,7 @@ static void test_single_flight_one_load_for_all(void **state) {
     tc_stats_get(c, &st);
     assert_int_equal(st.loads, 1);
     assert_int_equal(st.load_waits, 7);
+    assert_int_equal(st.hits + st.misses, 8); /* one lookup per caller: the leader's re-check is not counted */
     /* cached now: no further load */
     void *v;
     size_t len;

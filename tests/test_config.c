@@ -1174,12 +1174,13 @@ static void test_policies(void **state) {
 /* The documentation matches the code                                       */
 /* ------------------------------------------------------------------------ */
 
-/* docs/CONFIGURATION.md's table lists every variable in the summary's order, and its default
- * column (first `code` span, or "(empty)") is what the summary prints for the defaults. */
-static void test_docs_table_matches(void **state) {
-    (void)state;
+/* A document's configuration table lists every variable in the summary's order, and its default
+ * column (first `code` span, or "(empty)") is what the summary prints for the defaults. When the
+ * document marks its table with <!-- config-table --> ... <!-- /config-table -->, only the rows
+ * between the markers count. */
+static void check_table(const char *doc) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/docs/CONFIGURATION.md", TC_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/%s", TC_SOURCE_DIR, doc);
     FILE *f = fopen(path, "r");
     if (f == NULL) fail_msg("cannot open %s", path);
     tc_options o;
@@ -1188,7 +1189,14 @@ static void test_docs_table_matches(void **state) {
     const char *want = d;
     char line[4096];
     size_t rows = 0;
+    int marked = 0, inside = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strstr(line, "<!-- config-table -->") != NULL) marked = 1;
+    rewind(f);
     while (fgets(line, sizeof line, f) != NULL) {
+        if (strstr(line, "<!-- config-table -->") != NULL) inside = 1;
+        if (strstr(line, "<!-- /config-table -->") != NULL) inside = 0;
+        if (marked && !inside) continue;
         if (strncmp(line, "| `", 3) != 0) continue;
         /* column 1: `NAME` ...; column 2: `default` or (empty) */
         char *name = line + 3, *end = strchr(name, '`');
@@ -1211,7 +1219,7 @@ static void test_docs_table_matches(void **state) {
         snprintf(expect, sizeof expect, "%.200s=%.500s\n", name, def);
         if (strncmp(want, expect, strlen(expect)) != 0) {
             const char *nl = strchr(want, '\n');
-            fail_msg("docs row %zu is %s (default \"%s\"), the code says %.*s", rows + 1, name, def,
+            fail_msg("%s row %zu is %s (default \"%s\"), the code says %.*s", doc, rows + 1, name, def,
                      nl != NULL ? (int)(nl - want) : 0, want);
         }
         want += strlen(expect);
@@ -1221,6 +1229,12 @@ static void test_docs_table_matches(void **state) {
     assert_int_equal(rows, NVARS);
     assert_int_equal(*want, '\0');
     tc_free(d);
+}
+
+static void test_docs_table_matches(void **state) {
+    (void)state;
+    check_table("docs/CONFIGURATION.md");
+    check_table("README.md");
 }
 
 int main(void) {

@@ -54,6 +54,12 @@ static const char usage_text[] =
     "  health                         the health document (JSON); exit 1 when a tier is down\n"
     "  config                         the resolved configuration, secrets redacted\n"
     "\n"
+    "Shared-memory segments (L2), by name, without opening a cache\n"
+    "  shared list                    the segments on this host, one name per line\n"
+    "  shared stats NAME              host-wide counters, size, policy, attached processes\n"
+    "  shared check NAME              verify every invariant; exit 2 and the problems if any\n"
+    "  shared destroy NAME            remove the segment (attached processes keep their mapping)\n"
+    "\n"
     "Benchmark\n"
     "  bench --trace FILE --capacity N [--threads T] [--value-size B] [--requests R]\n"
     "        [--passes P] [--json]\n"
@@ -997,6 +1003,57 @@ static int cmd_bench(int argc, char **argv) {
 /* Entry point                                                              */
 /* ======================================================================== */
 
+/* shared list | stats NAME | check NAME | destroy NAME: the L2 segments on this host, by
+ * name, without opening a cache (tc_shared_* of the public API). */
+static int cmd_shared(int argc, char **argv) {
+    const char *pos[2] = {NULL, NULL};
+    int n = parse_args("shared", argc, argv, NULL, 0, pos, 2);
+    if (n < 0) return EXIT_ERR;
+    if (n == 0) return usage_error("shared: missing list, stats NAME, check NAME or destroy NAME");
+    const char *sub = pos[0], *name = pos[1];
+    if (strcmp(sub, "list") == 0) {
+        if (n != 1) return usage_error("shared list: unexpected argument '%s'", name);
+        char *names = NULL;
+        int r = tc_shared_list(&names, NULL);
+        if (r != 0) return op_error("shared list", r);
+        int rc = write_stdout(names, strlen(names));
+        tc_free(names);
+        return rc;
+    }
+    if (strcmp(sub, "stats") && strcmp(sub, "check") && strcmp(sub, "destroy"))
+        return usage_error("shared: unknown subcommand '%s'", sub);
+    if (n != 2) return usage_error("shared %s: missing NAME", sub);
+    if (strcmp(sub, "stats") == 0) {
+        tc_tier_stats st;
+        char err[512] = "";
+        int r = tc_shared_stats(name, &st, err, sizeof err);
+        if (r != 0) {
+            errmsg("shared stats %s: %s (%s)", name, err[0] ? err : tc_strerror(r), tc_err_name(r));
+            return EXIT_ERR;
+        }
+        print_tier_table(&st, 1);
+        return write_stdout(NULL, 0);
+    }
+    if (strcmp(sub, "check") == 0) {
+        char report[16384] = "";
+        int r = tc_shared_check(name, report, sizeof report);
+        if (r == 0) {
+            fputs(report, stdout);
+            return write_stdout(NULL, 0);
+        }
+        fputs(report, stderr);
+        if (report[0] == '\0' || report[strlen(report) - 1] != '\n') fputc('\n', stderr);
+        errmsg("shared check %s: %s (%s)", name, tc_strerror(r), tc_err_name(r));
+        return EXIT_ERR;
+    }
+    int r = tc_shared_destroy(name);
+    if (r != 0) {
+        errmsg("shared destroy %s: %s (%s)", name, tc_strerror(r), tc_err_name(r));
+        return EXIT_ERR;
+    }
+    return 0;
+}
+
 typedef struct command {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -1005,7 +1062,7 @@ typedef struct command {
 static const command commands[] = {
     {"get", cmd_get},       {"set", cmd_set},     {"del", cmd_del},       {"ttl", cmd_ttl},
     {"clear", cmd_clear},   {"stats", cmd_stats}, {"health", cmd_health}, {"config", cmd_config},
-    {"bench", cmd_bench},
+    {"bench", cmd_bench},   {"shared", cmd_shared},
 };
 
 int main(int argc, char **argv) {
