@@ -16,8 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "helpers/redis_server.h"
+#include "l2_segment.h"
 #include "tiercache.h"
 
 #define PW "cache-Secret-pw"
@@ -176,6 +178,62 @@ static void test_mget_mset_public(void **state) {
     tc_close(l3);
 }
 
+/* All three tiers: a value only in Redis comes up through L2 into L1, with its remaining TTL. */
+static void test_three_tiers(void **state) {
+    (void)state;
+    tc_cache *l3 = open_cache("L3");
+    tc_options o;
+    tc_test_l3_options(&o, srv.port);
+    snprintf(o.redis_password, sizeof o.redis_password, "%s", PW);
+    snprintf(o.shared_name, sizeof o.shared_name, "test-%ld-l3", (long)getpid());
+    o.shared_max_entries = 1000;
+    o.shared_max_bytes = 4u << 20;
+    o.max_value_bytes = 64 << 10;
+    o.ntiers = 3;
+    o.tiers[0] = TC_TIER_L1;
+    o.tiers[1] = TC_TIER_L2;
+    o.tiers[2] = TC_TIER_L3;
+    tc_cache *all = NULL;
+    char err[256] = "";
+    int rc = tc_open(&o, &all, err, sizeof err);
+    if (rc) fprintf(stderr, "tc_open: %s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(tc_set(l3, "deep", 4, "down", 4, 4000), 0);
+    const void *k = "deep";
+    size_t kl = 4;
+    tc_mget_result r;
+    int want[3] = {TC_TIER_L3, TC_TIER_L1, TC_TIER_L1};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(tc_mget(all, 1, &k, &kl, &r), 0);
+        assert_int_equal(r.rc, 0);
+        assert_int_equal(r.info.tier, want[i]);
+        assert_true(r.info.ttl_ms > 3000 && r.info.ttl_ms <= 4000);
+        tc_free(r.val);
+    }
+    /* and the shared tier got its copy too */
+    tc_cache *l2 = NULL;
+    o.ntiers = 1;
+    o.tiers[0] = TC_TIER_L2;
+    assert_int_equal(tc_open(&o, &l2, err, sizeof err), 0);
+    char buf[8];
+    size_t len = sizeof buf;
+    tc_get_info info;
+    assert_int_equal(tc_get(l2, "deep", 4, buf, &len, &info), 0);
+    assert_true(info.ttl_ms > 3000 && info.ttl_ms <= 4000);
+    /* a clear through all tiers leaves nothing anywhere */
+    assert_int_equal(tc_clear(all), 0);
+    len = sizeof buf;
+    assert_int_equal(tc_get(l2, "deep", 4, buf, &len, NULL), TC_EMISS);
+    len = sizeof buf;
+    assert_int_equal(tc_get(l3, "deep", 4, buf, &len, NULL), TC_EMISS);
+    tc_close(l2);
+    tc_close(all);
+    tc_close(l3);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s%s", TC__L2_DIR, TC__L2_FILE_PREFIX, o.shared_name);
+    unlink(path);
+}
+
 static void assert_no_secret(const char *doc) {
     assert_null(strstr(doc, PW));
     assert_null(strstr(doc, "127.0.0.1"));
@@ -274,6 +332,7 @@ int main(void) {
         cmocka_unit_test(test_l3_alone),
         cmocka_unit_test(test_backfill_keeps_remaining_ttl),
         cmocka_unit_test(test_mget_mset_public),
+        cmocka_unit_test(test_three_tiers),
         cmocka_unit_test(test_env_and_documents),
         cmocka_unit_test(test_l3_down_under_l1),
     };
