@@ -8,8 +8,9 @@
  * input that hiredis 0.14 would accept: arrays with absurd element counts and replies that
  * grow past a byte limit are protocol errors, not giant allocations.
  *
- * Commands are formatted with hiredis's redisFormatCommandArgv and appended to a reusable
- * output buffer, so a pipeline of several commands goes out in one write.
+ * Commands are formatted into a reusable output buffer -- the same bytes as hiredis's
+ * redisFormatCommandArgv, without its allocation per command -- so a pipeline of several
+ * commands goes out in one write.
  *
  * Nothing here is thread-safe: a reader and a command buffer belong to one connection, and a
  * connection is used by one thread at a time.
@@ -103,7 +104,8 @@ typedef struct tc__cmdbuf {
 void tc__cmdbuf_clear(tc__cmdbuf *b, size_t keep);
 void tc__cmdbuf_free(tc__cmdbuf *b);
 
-/* Appends one command given as argc binary-safe arguments. Returns 0 or TC_ENOMEM. */
+/* Appends one command given as argc (>= 1) binary-safe arguments. Returns 0, TC_EINVAL or
+ * TC_ENOMEM. */
 int tc__cmdbuf_argv(tc__cmdbuf *b, int argc, const char *const *argv, const size_t *lens);
 
 /* Convenience for up to 6 arguments passed as (ptr, len) pairs after argc. */

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
 #include "redis_proto.h"
 
 static tc__proto_reader *feed_all(const char *s) {
@@ -257,6 +259,50 @@ static void test_format(void **state) {
     tc__cmdbuf_free(&b);
 }
 
+/* Our formatter writes exactly what hiredis's redisFormatCommandArgv writes, for random
+ * commands: 1..300 arguments of 0..70000 random bytes (lengths around powers of ten too). */
+static void test_format_matches_hiredis(void **state) {
+    (void)state;
+    uint64_t rng = 0x1234567;
+    static char pool[200000];
+    for (size_t i = 0; i < sizeof pool; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        pool[i] = (char)(rng >> 56);
+    }
+    const size_t special[] = {0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 65535, 65536, 70000};
+    tc__cmdbuf b = {0};
+    for (int round = 0; round < 300; round++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        int argc = 1 + (int)((rng >> 33) % (round % 10 == 0 ? 300 : 6));
+        const char *argv[300];
+        size_t lens[300];
+        for (int i = 0; i < argc; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            size_t len = (rng >> 40) % 3 == 0 ? special[(rng >> 20) % 13] : (size_t)((rng >> 33) % 300);
+            argv[i] = pool + (rng >> 45) % (sizeof pool - len);
+            lens[i] = len;
+        }
+        char *want = NULL;
+        int n = redisFormatCommandArgv(&want, argc, argv, lens);
+        assert_true(n > 0);
+        tc__cmdbuf_clear(&b, 1 << 20);
+        assert_int_equal(tc__cmdbuf_argv(&b, argc, argv, lens), 0);
+        assert_int_equal(b.len, (size_t)n);
+        assert_memory_equal(b.data, want, (size_t)n);
+        free(want);
+    }
+    assert_int_equal(tc__cmdbuf_argv(&b, 0, NULL, NULL), TC_EINVAL);
+    /* a secret buffer still formats the same bytes */
+    tc__cmdbuf s = {0};
+    s.secret = 1;
+    const char *av[3] = {"AUTH", "user", "pw"};
+    size_t al[3] = {4, 4, 2};
+    for (int i = 0; i < 100; i++) assert_int_equal(tc__cmdbuf_argv(&s, 3, av, al), 0);
+    assert_int_equal(s.len, 100 * strlen("*3\r\n$4\r\nAUTH\r\n$4\r\nuser\r\n$2\r\npw\r\n"));
+    tc__cmdbuf_free(&s);
+    tc__cmdbuf_free(&b);
+}
+
 static void test_glob_prefix(void **state) {
     (void)state;
     char out[64];
@@ -297,6 +343,7 @@ int main(void) {
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_arena_reuse),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_format_matches_hiredis),
         cmocka_unit_test(test_glob_prefix),
         cmocka_unit_test(test_info_field),
     };
