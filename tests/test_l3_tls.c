@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ftw.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "helpers/redis_server.h"
 #include "tier.h"
@@ -219,6 +221,52 @@ static void test_plain_to_tls_server(void **state) {
     assert_true(rc == TC_ECONN || rc == TC_ETIMEDOUT || rc == TC_EPROTO || rc == TC_EUNAVAIL);
 }
 
+static long long extra_num(tc__tier *t, const char *name) {
+    tc_tier_stats st;
+    memset(&st, 0, sizeof st);
+    t->ops->stats(t, &st);
+    for (int i = 0; i < st.nextra; i++)
+        if (strcmp(st.extra[i].name, name) == 0) return strtoll(st.extra[i].value, NULL, 10);
+    return -1;
+}
+
+/* A child that uses and closes its parent's TLS tier must not write on the parent's socket:
+ * a close_notify (or any record) sent there would end or corrupt the parent's session. */
+static void test_fork_leaves_parent_session_alone(void **state) {
+    (void)state;
+    tc_options o;
+    tls_opts(&o, &srv, certs.ca, "localhost");
+    o.redis_pool_size = 1;
+    tc__tier *t = NULL;
+    char err[256];
+    assert_int_equal(tc__l3_open(&o, &t, err, sizeof err), 0);
+    assert_int_equal(t->ops->set(t, "f", 1, "parent", 6, TC_TTL_NONE, NULL), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char buf[16];
+        tc__sink s = {.buf = buf, .cap = sizeof buf};
+        int64_t ttl;
+        int rc = t->ops->get(t, "f", 1, &s, &ttl); /* on a connection of its own */
+        t->ops->close(t);
+        _exit(rc == 0 && s.len == 6 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    for (int i = 0; i < 20; i++) {
+        char buf[16];
+        tc__sink s = {.buf = buf, .cap = sizeof buf};
+        int64_t ttl;
+        assert_int_equal(t->ops->get(t, "f", 1, &s, &ttl), 0);
+        assert_memory_equal(buf, "parent", 6);
+    }
+    assert_int_equal(extra_num(t, "conn_errors"), 0);
+    assert_int_equal(extra_num(t, "reconnects"), 0);
+    t->ops->close(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verified_by_dns_name),
@@ -231,6 +279,7 @@ int main(void) {
         cmocka_unit_test(test_unloadable_files),
         cmocka_unit_test(test_tls_to_plain_server),
         cmocka_unit_test(test_plain_to_tls_server),
+        cmocka_unit_test(test_fork_leaves_parent_session_alone),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
