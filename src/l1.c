@@ -20,7 +20,8 @@
  * The table has nslots = capacity * 4/3 slots: the load factor never exceeds 0.75, so no
  * resize ever happens. Deletion shifts later members of the probe run back (no tombstones).
  *
- * An entry is one malloc'd block: a 16-byte header, then the key, then the value.
+ * An entry is one block from the shard's slab allocator (slab.c: 8-byte size classes, no
+ * per-chunk header): a 16-byte header, then the key, then the value.
  *
  * W-TinyLFU. New entries enter a FIFO window (1% of the shard). An entry leaving the window is
  * a candidate for the main region; when main is full the candidate duels the CLOCK victim of
@@ -37,26 +38,28 @@
  * advances a sweep cursor over TC__L1_SWEEP slots, freeing entries whose exp_s is past, and the
  * eviction hand frees expired entries it meets before evicting a live one.
  *
- * Accounting. Each entry is charged klen + vlen + TC__L1_OVERHEAD bytes: its header, the
- * allocator's chunk header, its share of the slot table and of the sketch.
+ * Accounting. Each entry is charged the memory it really takes: its slab chunk (16-byte header,
+ * key and value, rounded up to the 8-byte class; above the slab's largest class, malloc's
+ * chunk), plus TC__L1_TABLE_OVERHEAD for its share of the slot table (4/3 slots of 16 bytes) and
+ * of the sketch (3 words). tc__l1_charge() is that formula; tests and docs use it.
  *
  * Thread-safety: every operation takes exactly one shard lock (clear and stats take each in
  * turn, never two at once). Nothing else is shared between shards.
  */
-#include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "evict.h"
 #include "sketch.h"
+#include "slab.h"
 #include "tier.h"
 
 #define TC__L1_SAMPLES 5
 #define TC__L1_SWEEP 4
-#define TC__L1_OVERHEAD 64 /* header 16 + malloc chunk 8 + 4/3 slots 21.3 + sketch 8, rounded up */
+#define TC__L1_TABLE_OVERHEAD 46 /* 4/3 slots x 16 bytes = 21.3, + sketch 3 words = 24, rounded up */
 
 #define META_FREQ 3u
 #define META_WIN 4u
@@ -92,6 +95,7 @@ typedef struct l1_shard {
     uint32_t ring_cap, ring_head, ring_tail, ring_used; /* used = occupied positions incl. NULLs */
     uint64_t wcap, wcount;
     tc__sketch sketch;
+    tc__slab slab;       /* the entries' memory */
     uint64_t rng;
     uint64_t epoch_ms;   /* exp_s is relative to this */
     /* counters, under the lock */
@@ -110,6 +114,13 @@ typedef struct l1_tier {
     size_t region_bytes;
 } l1_tier;
 
+uint64_t tc__l1_charge(size_t klen, size_t vlen) {
+    size_t size = 16 + klen + vlen; /* sizeof(l1_ent) */
+    size_t chunk = size <= TC__SLAB_MAX ? (size + TC__SLAB_STEP - 1) / TC__SLAB_STEP * TC__SLAB_STEP
+                                        : (size + 8 + 15) / 16 * 16; /* malloc's chunk */
+    return chunk + TC__L1_TABLE_OVERHEAD;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Entries                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -118,7 +129,8 @@ static inline size_t ent_klen(const l1_ent *e) { return (size_t)(e->exp_klen & 0
 static inline uint64_t ent_exp(const l1_ent *e) { return e->exp_klen >> 16; }
 static inline const char *ent_key(const l1_ent *e) { return (const char *)(e + 1); }
 static inline char *ent_val(l1_ent *e) { return (char *)(e + 1) + ent_klen(e); }
-static inline uint64_t ent_charge(size_t klen, size_t vlen) { return klen + vlen + TC__L1_OVERHEAD; }
+static inline size_t ent_size(size_t klen, size_t vlen) { return sizeof(l1_ent) + klen + vlen; }
+static inline uint64_t ent_charge(size_t klen, size_t vlen) { return tc__l1_charge(klen, vlen); }
 
 static inline uint64_t rng_next(uint64_t *s) {
     uint64_t x = *s;
@@ -282,7 +294,7 @@ static void drop_slot_locked(l1_shard *sh, uint32_t i) {
     sh->count--;
     sh->bytes -= ent_charge(ent_klen(e), e->vlen);
     remove_slot_locked(sh, i);
-    free(e);
+    tc__slab_free(&sh->slab, e, ent_size(ent_klen(e), e->vlen));
 }
 
 /* The hand's next position. The hand visits slots in a fixed pseudo-random cyclic order, not
@@ -502,36 +514,45 @@ static int l1_set(tc__tier *tier, const void *key, size_t klen, const void *val,
     uint64_t exp = 0;
     if (ttl_ms == TC__TTL_DEFAULT) exp = t->default_ttl_ms ? now + t->default_ttl_ms : 0;
     else if (ttl_ms > 0) exp = now + (uint64_t)ttl_ms;
-    size_t size = sizeof(l1_ent) + klen + vlen;
-    l1_ent *fresh = malloc(size); /* outside the lock */
-    if (fresh == NULL) return TC_ENOMEM;
-    fresh->exp_klen = (exp << 16) | klen;
-    fresh->vlen = (uint32_t)vlen;
-    fresh->aux = 0;
-    memcpy((char *)(fresh + 1), key, klen);
-    if (vlen) memcpy((char *)(fresh + 1) + klen, val, vlen);
-
     pthread_mutex_lock(&sh->lock);
     if (!tc__fence_ok(fence)) {
         pthread_mutex_unlock(&sh->lock);
-        free(fresh);
         return 0;
     }
     uint64_t now_s = now > sh->epoch_ms ? (now - sh->epoch_ms) / 1000 : 0;
     sweep_locked(sh, now_s); /* before the lookup: its removals move slots */
     uint32_t empty = 0;
     uint32_t i = find_locked(sh, h, key, klen, &empty);
-    l1_ent *old = NULL;
-    if (i != UINT32_MAX) {
-        /* overwrite: same slot, same policy position; the old entry is freed after unlock */
-        l1_slot *s = &sh->slots[i];
-        old = s->e;
-        if (t->policy == TC_POLICY_NOEVICTION &&
-            sh->bytes - ent_charge(klen, old->vlen) + charge > sh->max_bytes) {
+    if (i == UINT32_MAX && t->policy == TC_POLICY_NOEVICTION &&
+        (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes)) {
+        /* expired entries do not hold capacity: reclaim before refusing */
+        for (uint32_t k = 0; k < sh->nslots && (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes); k++)
+            sweep_locked(sh, now_s);
+        if (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes) {
             pthread_mutex_unlock(&sh->lock);
-            free(fresh);
             return TC_EFULL;
         }
+        find_locked(sh, h, key, klen, &empty); /* the sweeps moved slots */
+    }
+    if (i != UINT32_MAX && t->policy == TC_POLICY_NOEVICTION &&
+        sh->bytes - ent_charge(klen, sh->slots[i].e->vlen) + charge > sh->max_bytes) {
+        pthread_mutex_unlock(&sh->lock);
+        return TC_EFULL;
+    }
+    l1_ent *fresh = tc__slab_alloc(&sh->slab, ent_size(klen, vlen));
+    if (fresh == NULL) {
+        pthread_mutex_unlock(&sh->lock);
+        return TC_ENOMEM;
+    }
+    fresh->exp_klen = (exp << 16) | klen;
+    fresh->vlen = (uint32_t)vlen;
+    fresh->aux = 0;
+    memcpy((char *)(fresh + 1), key, klen);
+    if (vlen) memcpy((char *)(fresh + 1) + klen, val, vlen);
+    if (i != UINT32_MAX) {
+        /* overwrite: same slot, same policy position */
+        l1_slot *s = &sh->slots[i];
+        l1_ent *old = s->e;
         sh->bytes += charge - ent_charge(klen, old->vlen);
         fresh->aux = old->aux;
         if ((s->meta & META_WIN) && old->aux < sh->ring_cap && sh->ring[old->aux].e == old)
@@ -539,20 +560,8 @@ static int l1_set(tc__tier *tier, const void *key, size_t klen, const void *val,
         s->e = fresh;
         s->meta = (s->meta & (META_FREQ | META_WIN)) | meta_exp(sh, exp);
         touch_locked(t, sh, s, now);
+        tc__slab_free(&sh->slab, old, ent_size(klen, old->vlen));
     } else {
-        if (t->policy == TC_POLICY_NOEVICTION &&
-            (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes)) {
-            /* expired entries do not hold capacity: reclaim before refusing */
-            uint32_t n = sh->nslots;
-            for (uint32_t k = 0; k < n && (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes); k++)
-                sweep_locked(sh, now_s);
-            if (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes) {
-                pthread_mutex_unlock(&sh->lock);
-                free(fresh);
-                return TC_EFULL;
-            }
-            find_locked(sh, h, key, klen, &empty); /* the sweeps moved slots */
-        }
         i = empty;
         l1_slot *s = &sh->slots[i];
         s->h = h;
@@ -582,7 +591,6 @@ static int l1_set(tc__tier *tier, const void *key, size_t klen, const void *val,
         sh->sets--;
     }
     pthread_mutex_unlock(&sh->lock);
-    free(old);
     return rc;
 }
 
@@ -660,15 +668,19 @@ static void l1_stats(tc__tier *tier, tc_tier_stats *out) {
     snprintf(out->extra[n++].value, sizeof out->extra[n - 1].value, "%s", tc_policy_name(t->policy));
     snprintf(out->extra[n].name, sizeof out->extra[n].name, "shards");
     snprintf(out->extra[n++].value, sizeof out->extra[n - 1].value, "%u", t->nshards);
-    snprintf(out->extra[n].name, sizeof out->extra[n].name, "entry_overhead_bytes");
-    snprintf(out->extra[n++].value, sizeof out->extra[n - 1].value, "%d", TC__L1_OVERHEAD);
+    snprintf(out->extra[n].name, sizeof out->extra[n].name, "table_bytes_per_entry");
+    snprintf(out->extra[n++].value, sizeof out->extra[n - 1].value, "%d", TC__L1_TABLE_OVERHEAD);
     out->nextra = n;
 }
 
 static void shard_free(l1_shard *sh) {
     if (sh->slots != NULL) {
-        for (uint32_t i = 0; i < sh->nslots; i++) free(sh->slots[i].e);
+        for (uint32_t i = 0; i < sh->nslots; i++) {
+            l1_ent *e = sh->slots[i].e;
+            if (e != NULL) tc__slab_free(&sh->slab, e, ent_size(ent_klen(e), e->vlen));
+        }
     }
+    tc__slab_destroy(&sh->slab);
     free(sh->ring);
     pthread_mutex_destroy(&sh->lock);
 }
@@ -742,6 +754,7 @@ static int shard_init(l1_shard *sh, tc_policy policy, uint64_t cap, uint64_t max
     sh->max_bytes = max_bytes;
     sh->epoch_ms = epoch;
     sh->rng = seed | 1;
+    tc__slab_init(&sh->slab);
     uint64_t nslots = shard_nslots(cap);
     if (nslots > UINT32_MAX - 1) return TC_EINVAL;
     sh->nslots = (uint32_t)nslots;

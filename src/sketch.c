@@ -14,14 +14,15 @@
 #define RESET_MASK 0x7777777777777777ULL
 
 size_t tc__sketch_bytes(uint64_t capacity) {
-    uint64_t words = 8;
-    while (words < TC__SKETCH_WORDS_PER_ENTRY * capacity && words < (1ULL << 40)) words <<= 1;
-    return (size_t)words * sizeof(uint64_t);
+    uint64_t blocks = (TC__SKETCH_WORDS_PER_ENTRY * capacity + 7) / 8;
+    if (blocks == 0) blocks = 1;
+    if (blocks > UINT32_MAX) blocks = UINT32_MAX;
+    return (size_t)blocks * 8 * sizeof(uint64_t);
 }
 
 void tc__sketch_init(tc__sketch *s, uint64_t capacity, void *mem) {
     s->table = mem;
-    s->block_mask = tc__sketch_bytes(capacity) / sizeof(uint64_t) / 8 - 1;
+    s->nblocks = tc__sketch_bytes(capacity) / sizeof(uint64_t) / 8;
     s->additions = 0;
     s->sample = TC__SKETCH_SAMPLE_FACTOR * (capacity ? capacity : 1);
 }
@@ -47,7 +48,7 @@ unsigned tc__sketch_freq(const tc__sketch *s, uint32_t h) {
 }
 
 static void sketch_reset(tc__sketch *s) {
-    uint64_t n = (s->block_mask + 1) * 8;
+    uint64_t n = s->nblocks * 8;
     for (uint64_t i = 0; i < n; i++) s->table[i] = (s->table[i] >> 1) & RESET_MASK;
     s->additions /= 2;
 }

@@ -22,18 +22,18 @@
 
 #include <stdint.h>
 
-#define TC__SKETCH_WORDS_PER_ENTRY 2
+#define TC__SKETCH_WORDS_PER_ENTRY 3
 #define TC__SKETCH_SAMPLE_FACTOR 40
 
 typedef struct tc__sketch {
     uint64_t *table;     /* nblocks * 8 words, 64-byte aligned */
-    uint64_t block_mask; /* nblocks - 1 */
+    uint64_t nblocks;
     uint64_t additions;  /* increments since the last reset */
     uint64_t sample;     /* reset when additions reaches this */
 } tc__sketch;
 
 /* Bytes of table a sketch for capacity entries needs (TC__SKETCH_WORDS_PER_ENTRY words per
- * entry, rounded up to a power of two, at least one block). */
+ * entry, in whole blocks: no power-of-two rounding, blocks are picked by multiply-shift). */
 size_t tc__sketch_bytes(uint64_t capacity);
 
 /* Sets the sketch up over mem: tc__sketch_bytes(capacity) zeroed bytes, 64-byte aligned, owned
@@ -43,7 +43,7 @@ void tc__sketch_init(tc__sketch *s, uint64_t capacity, void *mem);
 /* The first word of the block of the key with 32-bit hash h. */
 static inline uint64_t tc__sketch_block(const tc__sketch *s, uint32_t h) {
     uint64_t x = (uint64_t)h * 0xD6E8FEB86659FD93ULL;
-    return ((x >> 32) & s->block_mask) << 3;
+    return (((x >> 32) * s->nblocks) >> 32) << 3;
 }
 
 /* Starts loading the key's block into the cache, ahead of an increment or estimate. */

@@ -118,6 +118,10 @@ struct tc__tier {
 /* Tier constructors. Each returns 0 and the tier in *out, or a negative code and a message in
  * errbuf. They copy what they need from opt. */
 int tc__l1_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
+
+/* The bytes L1 charges an entry against CACHE_MEMORY_MAX_BYTES: the memory it takes (slab chunk
+ * of header + key + value) plus its share of the slot table and sketch. */
+uint64_t tc__l1_charge(size_t klen, size_t vlen);
 /* L2: attaches to (or atomically creates) the segment opt->shared_name. TC_EVERSION when it
  * exists with another layout or geometry, TC_ECORRUPT when its header is damaged, TC_ECONFIG
  * for settings it cannot hold (tinylfu is refused: use allkeys-lfu). */

@@ -15,7 +15,7 @@
 
 #include "tier.h"
 
-#define OVERHEAD 64 /* TC__L1_OVERHEAD, the documented per-entry charge */
+#define CHARGE(k, v) tc__l1_charge((k), (v)) /* the documented per-entry charge */
 
 static tc__tier *open_l1(uint64_t entries, uint64_t bytes, tc_policy p, unsigned shards, uint64_t ttl_ms) {
     tc_options o;
@@ -91,7 +91,9 @@ static void test_overwrite_updates_value_ttl_and_bytes(void **state) {
     (void)state;
     tc__tier *t = open_l1(100, 1 << 20, TC_POLICY_TINYLFU, 1, 0);
     assert_int_equal(put(t, "k", "short", 60000), 0);
-    assert_int_equal(stats(t).bytes, 1 + 5 + OVERHEAD);
+    assert_int_equal(stats(t).bytes, CHARGE(1, 5));
+    assert_int_equal(CHARGE(1, 5), 24 + 46); /* 16+1+5 = 22 -> 24-byte chunk, + table share */
+    assert_int_equal(CHARGE(16, 100), 136 + 46);
     assert_int_equal(put(t, "k", "a longer value", TC_TTL_NONE), 0);
     char buf[64];
     int64_t ttl;
@@ -100,7 +102,7 @@ static void test_overwrite_updates_value_ttl_and_bytes(void **state) {
     assert_int_equal(ttl, TC_TTL_NONE);
     tc_tier_stats st = stats(t);
     assert_int_equal(st.entries, 1);
-    assert_int_equal(st.bytes, 1 + 14 + OVERHEAD);
+    assert_int_equal(st.bytes, CHARGE(1, 14));
     t->ops->close(t);
 }
 
@@ -157,7 +159,7 @@ static void test_expired_entries_reclaimed_incrementally(void **state) {
     assert_int_equal(st.entries, 20);
     assert_int_equal(st.expirations, 500);
     assert_int_equal(st.evictions, 0);
-    assert_int_equal(st.bytes, 20 * (strlen("keep:0") + 1 + OVERHEAD) + 10 * 1 /* keep:10..19 have 7-byte keys */);
+    assert_int_equal(st.bytes, 10 * CHARGE(6, 1) + 10 * CHARGE(7, 1)); /* keep:0..9, keep:10..19 */
     t->ops->close(t);
 }
 
@@ -173,7 +175,7 @@ static void test_entry_bound_and_exact_bytes(void **state) {
         assert_int_equal(put(t, k, v, TC_TTL_NONE), 0);
         tc_tier_stats st = stats(t);
         assert_true(st.entries <= 64);
-        expect_max = st.entries * (strlen("key:4999") + 49 + OVERHEAD);
+        expect_max = st.entries * CHARGE(strlen("key:4999"), 49);
         assert_true(st.bytes <= expect_max);
     }
     /* bytes is exactly the sum of the charges of what is present */
@@ -184,7 +186,7 @@ static void test_entry_bound_and_exact_bytes(void **state) {
         tc__sink s = {buf, sizeof buf, 0, NULL, 0, 0};
         int64_t ttl;
         if (t->ops->get(t, k, strlen(k), &s, &ttl) == 0) {
-            sum += strlen(k) + s.len + OVERHEAD;
+            sum += CHARGE(strlen(k), s.len);
             n++;
         }
     }
@@ -395,8 +397,8 @@ static void test_volatile_ttl_evicts_soonest(void **state) {
         snprintf(k, sizeof k, "late:%d", i);
         late += present(t, k);
     }
-    assert_int_equal(soon + late, 80);
     assert_true(50 - soon >= 18); /* at least 18 of the 20 evictions took a soon-to-expire key */
+    assert_true(late >= 48);      /* (a sample without one evicts the soonest of the others) */
     t->ops->close(t);
 }
 
