@@ -83,6 +83,57 @@ static void dump_log(const char *path) {
     fclose(f);
 }
 
+/* Servers and directories still alive, so that a test that fails half-way (cmocka jumps out
+ * of it, past its tc_test_redis_stop) leaves nothing behind when the process exits. */
+#define TC_TEST_MAX_LIVE 64
+static struct {
+    pid_t pid;
+    char dir[256];
+} live[TC_TEST_MAX_LIVE];
+static int live_registered;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw);
+
+static void live_cleanup(void) {
+    for (int i = 0; i < TC_TEST_MAX_LIVE; i++) {
+        if (live[i].pid > 0) {
+            kill(live[i].pid, SIGKILL);
+            waitpid(live[i].pid, NULL, 0);
+        }
+        if (live[i].dir[0]) nftw(live[i].dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        live[i].pid = 0;
+        live[i].dir[0] = '\0';
+    }
+}
+
+/* Records dir's current server pid (0: none); dir "" entries are free. */
+static void live_set(const char *dir, pid_t pid) {
+    if (!live_registered) {
+        atexit(live_cleanup);
+        live_registered = 1;
+    }
+    int free_slot = -1;
+    for (int i = 0; i < TC_TEST_MAX_LIVE; i++) {
+        if (strcmp(live[i].dir, dir) == 0) {
+            live[i].pid = pid;
+            return;
+        }
+        if (free_slot < 0 && live[i].dir[0] == '\0') free_slot = i;
+    }
+    if (free_slot >= 0) {
+        snprintf(live[free_slot].dir, sizeof live[free_slot].dir, "%s", dir);
+        live[free_slot].pid = pid;
+    }
+}
+
+static void live_forget(const char *dir) {
+    for (int i = 0; i < TC_TEST_MAX_LIVE; i++)
+        if (strcmp(live[i].dir, dir) == 0) {
+            live[i].dir[0] = '\0';
+            live[i].pid = 0;
+        }
+}
+
 /* Starts redis-server on r->conf and waits for it. 0, -1 (failed), -2 (port taken). */
 static int spawn_and_wait(tc_test_redis *r) {
     if (truncate(r->log, 0) != 0 && errno != ENOENT) return -1;
@@ -102,6 +153,7 @@ static int spawn_and_wait(tc_test_redis *r) {
         _exit(127);
     }
     r->pid = pid;
+    live_set(r->dir, pid);
     double t0 = tc_test_now_ms();
     while (tc_test_now_ms() - t0 < 15000) {
         int st = log_state(r->log);
@@ -109,6 +161,7 @@ static int spawn_and_wait(tc_test_redis *r) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             r->pid = 0;
+            live_set(r->dir, 0);
             if (log_state(r->log) == -1) return -2;
             fprintf(stderr, "redis-server exited during start-up\n");
             dump_log(r->log);
@@ -121,6 +174,7 @@ static int spawn_and_wait(tc_test_redis *r) {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     r->pid = 0;
+    live_set(r->dir, 0);
     return -1;
 }
 
@@ -132,6 +186,7 @@ static int start_common(tc_test_redis *r, int tls, const tc_test_certs *c, const
             perror("mkdtemp");
             return -1;
         }
+        live_set(r->dir, 0);
     }
     snprintf(r->conf, sizeof r->conf, "%s/redis.conf", r->dir);
     snprintf(r->log, sizeof r->log, "%s/redis.log", r->dir);
@@ -201,6 +256,7 @@ void tc_test_redis_signal(tc_test_redis *r, int sig) {
     if (sig == SIGKILL || sig == SIGTERM) {
         waitpid(r->pid, NULL, 0);
         r->pid = 0;
+        live_set(r->dir, 0);
     }
 }
 
@@ -228,7 +284,10 @@ void tc_test_redis_stop(tc_test_redis *r) {
         }
         r->pid = 0;
     }
-    if (r->dir[0]) nftw(r->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (r->dir[0]) {
+        nftw(r->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        live_forget(r->dir);
+    }
     r->dir[0] = '\0';
 }
 

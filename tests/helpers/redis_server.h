@@ -6,7 +6,8 @@
  * until the server logs that it accepts connections. The server is the test's child and is
  * sent SIGKILL by the kernel if the thread that started it dies (PR_SET_PDEATHSIG), so a
  * crashed or timed-out test never leaves a server behind. Start servers from the test's main
- * thread. tc_test_redis_stop() stops it and removes the directory.
+ * thread. tc_test_redis_stop() stops it and removes the directory; a test that fails before
+ * its stop has its servers killed and directories removed when the process exits (atexit).
  *
  * Faults: tc_test_redis_signal() sends SIGSTOP / SIGCONT / SIGKILL (a SIGKILL is waited
  * for); tc_test_redis_restart() starts the server again on the same port and configuration.
