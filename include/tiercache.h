@@ -284,6 +284,45 @@ TC_EXPORT int tc_clear_prefix(tc_cache *c, const void *prefix, size_t plen);
 TC_EXPORT int tc_ttl(tc_cache *c, const void *key, size_t klen, int64_t *ttl_ms);
 
 /* ======================================================================== */
+/* Several keys at once                                                     */
+/* ======================================================================== */
+
+/* The result of one key of tc_mget(). */
+typedef struct tc_mget_result {
+    int rc;           /* 0 (hit), TC_EMISS, or this key's error (TC_EKEYTOOBIG, TC_EINVAL,
+                         TC_ENOMEM) */
+    void *val;        /* on a hit: the value, allocated by the library, freed by the caller
+                         with tc_free() (non-NULL even for an empty value); else NULL */
+    size_t len;       /* the value's length */
+    tc_get_info info; /* on a hit: remaining TTL and the tier that served it */
+} tc_mget_result;
+
+/* Looks n keys up as tc_get_alloc() would, each through the tiers in order with back-fill,
+ * but in batches: a tier that can (L3) answers all the keys still missing in one round trip
+ * (Redis: MGET and PTTLs pipelined). keys[i] / klens[i] is key i (binary-safe); results[i]
+ * receives its outcome. Returns 0 when every key was looked up (then each results[i].rc says
+ * hit, miss or error), TC_EINVAL for NULL arrays with n > 0 (results untouched), or TC_ENOMEM
+ * (every results[i].rc is TC_ENOMEM, nothing to free). A tier that fails is skipped for the
+ * keys it could not answer, as in tc_get(). Thread-safe. */
+TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size_t *klens,
+                      tc_mget_result *results);
+
+/* One entry of tc_mset(). ttl_ms as in tc_set() (0: each tier's default). */
+typedef struct tc_mset_item {
+    const void *key;
+    size_t klen;
+    const void *val;
+    size_t vlen;
+    uint64_t ttl_ms;
+} tc_mset_item;
+
+/* Stores n entries as tc_set() would, in batches per tier (L3: one pipelined round trip of
+ * SET ... PX per batch). rcs (may be NULL) receives each entry's tc_set() result. Returns 0
+ * when every entry was stored in every tier, TC_EPARTIAL when some entry's result is not 0
+ * (see rcs), TC_EINVAL for a NULL items with n > 0 (nothing stored). Thread-safe. */
+TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, int *rcs);
+
+/* ======================================================================== */
 /* Single-flight loading                                                    */
 /* ======================================================================== */
 

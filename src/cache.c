@@ -190,7 +190,7 @@ typedef int (*tier_ctor)(const tc_options *, tc__tier **, char *, size_t);
 static const tier_ctor tier_ctors[TC_MAX_TIERS + 1] = {
     [TC_TIER_L1] = tc__l1_open,
     [TC_TIER_L2] = tc__l2_open,
-    [TC_TIER_L3] = NULL,
+    [TC_TIER_L3] = tc__l3_open,
 };
 
 /* Allocates a cache over tiers already opened (it takes them over, also on failure). */
@@ -491,6 +491,175 @@ TC_EXPORT int tc_clear(tc_cache *c) {
 TC_EXPORT int tc_clear_prefix(tc_cache *c, const void *prefix, size_t plen) {
     if (c == NULL || (prefix == NULL && plen > 0)) return TC_EINVAL;
     return clear_all(c, prefix, plen);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Several keys at once                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Looks keys idx[0..m-1] up in tier ti: in one call of its mget when it has one, else one get
+ * per key. Results go to sinks/ttls/rcs, indexed like idx. kp/kl are scratch arrays of m. */
+static void tier_mget(tc_cache *c, int ti, size_t m, const size_t *idx, const void *const *keys,
+                      const size_t *klens, const void **kp, size_t *kl, tc__sink *sinks, int64_t *ttls,
+                      int *rcs) {
+    tc__tier *t = c->tiers[ti];
+    if (t->ops->mget != NULL) {
+        for (size_t j = 0; j < m; j++) {
+            kp[j] = keys[idx[j]];
+            kl[j] = klens[idx[j]];
+        }
+        /* a whole-batch failure sets every rcs[j] to it */
+        (void)t->ops->mget(t, m, kp, kl, sinks, ttls, rcs);
+        return;
+    }
+    for (size_t j = 0; j < m; j++) rcs[j] = t->ops->get(t, keys[idx[j]], klens[idx[j]], &sinks[j], &ttls[j]);
+}
+
+/* Latency is not sampled for tc_mget / tc_mset: one batch is not one operation, and the
+ * histograms describe single-key operations. Counters (hits, misses, tier errors) are kept
+ * per key. */
+TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size_t *klens,
+                      tc_mget_result *res) {
+    if (c == NULL || (n > 0 && (keys == NULL || klens == NULL || res == NULL))) return TC_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        res[i] = (tc_mget_result){TC_EMISS, NULL, 0, {TC_TTL_NONE, TC_TIER_NONE}};
+    if (n == 0) return 0;
+    size_t *idx = malloc(n * sizeof *idx);
+    const void **kp = malloc(n * sizeof *kp);
+    size_t *kl = malloc(n * sizeof *kl);
+    tc__sink *sinks = malloc(n * sizeof *sinks);
+    int64_t *ttls = malloc(n * sizeof *ttls);
+    int *rcs = malloc(n * sizeof *rcs);
+    tc__fence *fences = malloc(n * sizeof *fences);
+    if (!idx || !kp || !kl || !sinks || !ttls || !rcs || !fences) {
+        free(idx), free(kp), free(kl), free(sinks), free(ttls), free(rcs), free(fences);
+        for (size_t i = 0; i < n; i++) res[i].rc = TC_ENOMEM;
+        return TC_ENOMEM;
+    }
+    tstats *b = block_of(c);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_key(c, keys[i], klens[i]);
+        if (rc != 0) {
+            res[i].rc = rc;
+            continue;
+        }
+        fences[m] = (tc__fence){NULL, 0};
+        if (c->ntiers > 1) {
+            fences[m].gen = gen_of(c, tc__hash(keys[i], klens[i]));
+            fences[m].seen = atomic_load_explicit(fences[m].gen, memory_order_seq_cst);
+        }
+        idx[m++] = i;
+    }
+    for (int ti = 0; ti < c->ntiers && m > 0; ti++) {
+        for (size_t j = 0; j < m; j++) {
+            sinks[j] = (tc__sink){NULL, 0, 0, NULL, 1, 0};
+            ttls[j] = TC_TTL_NONE;
+        }
+        tier_mget(c, ti, m, idx, keys, klens, kp, kl, sinks, ttls, rcs);
+        size_t keep = 0;
+        for (size_t j = 0; j < m; j++) {
+            size_t k = idx[j];
+            if (rcs[j] == 0 && sinks[j].heap != NULL) {
+                if (ti > 0)
+                    backfill(c, b, ti, keys[k], klens[k], sinks[j].heap, sinks[j].len, ttls[j],
+                             c->ntiers > 1 ? &fences[j] : NULL);
+                res[k] = (tc_mget_result){0, sinks[j].heap, sinks[j].len, {ttls[j], c->tiers[ti]->id}};
+                if (atomic_load_explicit(&c->last_hit_tier, memory_order_relaxed) != (int)c->tiers[ti]->id)
+                    atomic_store_explicit(&c->last_hit_tier, (int)c->tiers[ti]->id, memory_order_relaxed);
+                count(b, CNT_HITS);
+                continue;
+            }
+            free(sinks[j].heap);
+            if ((rcs[j] == 0 || rcs[j] == TC_ENOMEM) && sinks[j].oom) {
+                res[k].rc = TC_ENOMEM;
+                continue;
+            }
+            if (rcs[j] != TC_EMISS) tier_failed(c, b, ti, "mget", rcs[j]);
+            idx[keep] = k;
+            fences[keep] = fences[j];
+            keep++;
+        }
+        m = keep;
+    }
+    for (size_t j = 0; j < m; j++) count(b, CNT_MISSES); /* res[idx[j]] is already TC_EMISS */
+    free(idx), free(kp), free(kl), free(sinks), free(ttls), free(rcs), free(fences);
+    return 0;
+}
+
+/* The outcome of one entry over every tier, as set_internal() decides it. */
+typedef struct mset_tally {
+    int ok, failed, full, toolarge;
+} mset_tally;
+
+TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, int *rcs_out) {
+    if (c == NULL || (n > 0 && items == NULL)) return TC_EINVAL;
+    if (n == 0) return 0;
+    size_t *idx = malloc(n * sizeof *idx);
+    const void **kp = malloc(n * sizeof *kp), **vp = malloc(n * sizeof *vp);
+    size_t *kl = malloc(n * sizeof *kl), *vl = malloc(n * sizeof *vl);
+    int64_t *ttls = malloc(n * sizeof *ttls);
+    int *trc = malloc(n * sizeof *trc), *rcs = malloc(n * sizeof *rcs);
+    mset_tally *tally = calloc(n, sizeof *tally);
+    if (!idx || !kp || !vp || !kl || !vl || !ttls || !trc || !rcs || !tally) {
+        free(idx), free(kp), free(vp), free(kl), free(vl), free(ttls), free(trc), free(rcs), free(tally);
+        if (rcs_out)
+            for (size_t i = 0; i < n; i++) rcs_out[i] = TC_ENOMEM;
+        return TC_ENOMEM;
+    }
+    tstats *b = block_of(c);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const tc_mset_item *it = &items[i];
+        int rc = check_key(c, it->key, it->klen);
+        if (rc == 0 && it->val == NULL && it->vlen > 0) rc = TC_EINVAL;
+        if (rc == 0 && it->vlen > c->opt.max_value_bytes) rc = TC_EVALTOOBIG;
+        if (rc == 0 && it->ttl_ms > (uint64_t)INT64_MAX) rc = TC_EINVAL;
+        rcs[i] = rc;
+        if (rc != 0) continue;
+        if (c->ntiers > 1) gen_bump(c, tc__hash(it->key, it->klen));
+        kp[m] = it->key;
+        kl[m] = it->klen;
+        vp[m] = it->val;
+        vl[m] = it->vlen;
+        ttls[m] = (int64_t)it->ttl_ms;
+        idx[m++] = i;
+    }
+    for (int ti = 0; ti < c->ntiers && m > 0; ti++) {
+        tc__tier *t = c->tiers[ti];
+        if (t->ops->mset != NULL) (void)t->ops->mset(t, m, kp, kl, vp, vl, ttls, NULL, trc);
+        else
+            for (size_t j = 0; j < m; j++) trc[j] = t->ops->set(t, kp[j], kl[j], vp[j], vl[j], ttls[j], NULL);
+        for (size_t j = 0; j < m; j++) {
+            mset_tally *ty = &tally[j];
+            if (trc[j] == 0) {
+                ty->ok++;
+                continue;
+            }
+            t->ops->del(t, kp[j], kl[j]); /* the tier holds no copy now: remove a stale one */
+            if (trc[j] == TC_ETOOLARGE) ty->toolarge++;
+            else if (trc[j] == TC_EFULL) ty->full++;
+            else {
+                ty->failed++;
+                tier_failed(c, b, ti, "mset", trc[j]);
+            }
+        }
+    }
+    for (size_t j = 0; j < m; j++) {
+        mset_tally *ty = &tally[j];
+        int rc;
+        if (ty->full) rc = TC_EFULL;
+        else if (ty->ok == 0 && ty->failed == 0 && ty->toolarge) rc = TC_ETOOLARGE;
+        else rc = combine(ty->ok, ty->failed);
+        rcs[idx[j]] = rc;
+    }
+    int all_ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (rcs[i] != 0) all_ok = 0;
+        if (rcs_out) rcs_out[i] = rcs[i];
+    }
+    free(idx), free(kp), free(vp), free(kl), free(vl), free(ttls), free(trc), free(rcs), free(tally);
+    return all_ok ? 0 : TC_EPARTIAL;
 }
 
 /* ------------------------------------------------------------------------ */

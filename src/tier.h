@@ -90,6 +90,24 @@ typedef struct tc__tier_ops {
     void (*stats)(tc__tier *t, tc_tier_stats *out);
     /* Frees the tier. */
     void (*close)(tc__tier *t);
+
+    /* Optional multi-key operations (NULL when the tier has none: the orchestrator then calls
+     * get/set once per key). Both must be appended here, at the end, so tiers that do not set
+     * them keep working with designated initialisers.
+     *
+     * mget looks n keys up in as few round trips as the tier can. For each i: rcs[i] is 0
+     * (hit: value delivered to outs[i], which may be NULL for a TTL-only lookup, and the
+     * remaining TTL to ttls[i]), TC_EMISS, or an error for that key. Returns 0 when the
+     * batch was carried out (per-key results in rcs), or an error for the whole batch, in
+     * which case every rcs[i] holds that error too. */
+    int (*mget)(tc__tier *t, size_t n, const void *const *keys, const size_t *klens,
+                tc__sink *outs, int64_t *ttls, int *rcs);
+    /* mset stores n entries (ttls[i] as set's ttl_ms). fences may be NULL, and so may any
+     * fences[i]: a fence no longer ok skips that entry (rcs[i] = 0). rcs[i] is each entry's
+     * result; the return is 0 or an error for the whole batch (every rcs[i] set to it). */
+    int (*mset)(tc__tier *t, size_t n, const void *const *keys, const size_t *klens,
+                const void *const *vals, const size_t *vlens, const int64_t *ttls,
+                const tc__fence *const *fences, int *rcs);
 } tc__tier_ops;
 
 struct tc__tier {
@@ -108,6 +126,9 @@ uint64_t tc__l1_charge(size_t klen, size_t vlen);
  * exists with another layout or geometry, TC_ECORRUPT when its header is damaged, TC_ECONFIG
  * for settings it cannot hold (tinylfu is refused: use allkeys-lfu). */
 int tc__l2_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
+/* The Redis tier (l3_redis.c). Succeeds when the server is down (the tier then reports
+ * unavailable and recovers by itself); fails only on configuration it cannot use. */
+int tc__l3_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
 
 /* Opens a cache over tiers the caller opened, top-down, taking them over (they are closed with
  * the cache, or at once on failure). The seam the tests use to stack tiers of their choosing;

@@ -54,7 +54,10 @@ static void f_close(tc__tier *t) {
     free(f);
 }
 
-static const tc__tier_ops faulty_ops = {f_get, f_set, f_del, f_clear, f_clear_prefix, f_stats, f_close};
+static const tc__tier_ops faulty_ops = {
+    .get = f_get, .set = f_set, .del = f_del, .clear = f_clear, .clear_prefix = f_clear_prefix,
+    .stats = f_stats, .close = f_close, /* no mget / mset: the orchestrator loops over get / set */
+};
 
 faulty_tier *faulty_wrap(tc__tier *inner, tc_tier_id id) {
     faulty_tier *f = calloc(1, sizeof *f);

@@ -1,0 +1,953 @@
+/*
+ * l3_redis.c -- the L3 tier: a Redis (or Valkey) server behind the tc__tier_ops interface.
+ *
+ * Keys are stored as REDIS_KEY_PREFIX followed by the key's bytes; values are stored raw.
+ * Every operation is one round trip on a pooled connection (redis_pool.c):
+ *
+ *   get          GET k + PTTL k, pipelined: the value and its remaining TTL together
+ *   set          SET k v [PX ms]               (millisecond TTLs; never SETEX 0)
+ *   del          UNLINK k
+ *   clear(_prefix) SCAN c MATCH <escaped ns+prefix>* COUNT 1000, each batch's UNLINK
+ *                pipelined with the next SCAN; never KEYS, FLUSHDB or FLUSHALL
+ *   mget         MGET k1..kn + PTTL k1..kn, pipelined, in batches of TC__L3_BATCH keys
+ *   mset         SET ki vi [PX ms] for each entry, pipelined, in batches of TC__L3_BATCH
+ *   stats        INFO server + INFO memory + DBSIZE, cached for a second
+ *
+ * Failures: each call runs through l3_call(), which asks the circuit breaker first (an open
+ * circuit fails the call at once), bounds every wait by REDIS_CONNECT_TIMEOUT (only when a
+ * connection has to be opened) and REDIS_COMMAND_TIMEOUT, retries on a lost connection up to
+ * REDIS_MAX_RETRIES times within that budget, and reports the outcome to the breaker. The
+ * breaker's transitions are what gets logged, so a dead server produces a few log lines,
+ * not one per call. docs/REDIS.md describes the whole contract.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "redis_conn.h"
+#include "redis_pool.h"
+#include "redis_proto.h"
+#include "tier.h"
+
+#define TC__L3_BATCH 256          /* keys per round trip in mget / mset */
+#define TC__L3_SCAN_COUNT "1000"  /* SCAN COUNT hint in clear */
+#define TC__L3_INFO_TTL_NS 1000000000ull
+#define TC__L3_REPLY_SLACK ((size_t)64 << 20) /* reply bytes allowed beyond the values */
+
+typedef struct l3 {
+    tc__tier base;
+    tc__rconn_cfg cfg;
+    tc__rpool pool;
+    char ns[TC_STR_MAX];
+    size_t nslen;
+    uint64_t default_ttl_ms; /* TC__TTL_DEFAULT resolves to this (0: no expiry) */
+    int max_retries;
+    size_t max_value;        /* CACHE_MAX_VALUE_BYTES, 0: unknown */
+
+    _Atomic uint64_t hits, misses, sets, deletes, errors;
+    _Atomic uint64_t timeouts, conn_errors, proto_errors, auth_errors, tls_errors;
+    _Atomic uint64_t fast_fails, retries, reply_errors;
+    _Atomic int last_ok;                /* the last call reached the server */
+    _Atomic uint64_t last_reply_warn_ns;
+
+    pthread_mutex_t info_mu;            /* guards the cached INFO below */
+    uint64_t info_at_ns;
+    int info_valid;
+    char version[32];
+    char used_memory[24];
+    long long db_keys;
+} l3;
+
+/* ------------------------------------------------------------------------ */
+/* Keys                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* The namespaced key: on the stack when short, else on the heap. */
+typedef struct keybuf {
+    char *p;
+    size_t len;
+    char small[512];
+} keybuf;
+
+static int key_make(const l3 *t, keybuf *kb, const void *key, size_t klen) {
+    kb->len = t->nslen + klen;
+    kb->p = kb->len <= sizeof kb->small ? kb->small : malloc(kb->len);
+    if (kb->p == NULL) return TC_ENOMEM;
+    memcpy(kb->p, t->ns, t->nslen);
+    if (klen) memcpy(kb->p + t->nslen, key, klen);
+    return 0;
+}
+
+static void key_done(keybuf *kb) {
+    if (kb->p != kb->small) free(kb->p);
+}
+
+/* A connection-layer message without its "redis: " lead (the tier adds its own). */
+static const char *bare(const char *msg, int rc) {
+    if (msg[0] == '\0') return tc_strerror(rc);
+    return strncmp(msg, "redis: ", 7) == 0 ? msg + 7 : msg;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The call loop                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* One request: build() writes its commands (it may run again on a retry), handle() reads
+ * the nrep replies while the connection is still held (replies die with the next request). */
+typedef struct l3_req {
+    int (*build)(struct l3_req *rq, tc__cmdbuf *b);
+    int (*handle)(struct l3_req *rq, tc__reply **rep);
+    size_t nrep;
+    tc__reply **rep;
+    size_t max_bytes;
+    l3 *t;
+} l3_req;
+
+static void count_failure(l3 *t, int rc) {
+    switch (rc) {
+    case TC_ETIMEDOUT: atomic_fetch_add(&t->timeouts, 1); break;
+    case TC_EPROTO: atomic_fetch_add(&t->proto_errors, 1); break;
+    case TC_EAUTH: atomic_fetch_add(&t->auth_errors, 1); break;
+    case TC_ETLS: atomic_fetch_add(&t->tls_errors, 1); break;
+    default: atomic_fetch_add(&t->conn_errors, 1); break;
+    }
+}
+
+static void sleep_ns(uint64_t ns) {
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* Runs a request with the breaker, the pool, the deadlines and the retries. Returns what
+ * handle() returned, or the failure: TC_EUNAVAIL / TC_EAUTH / TC_ETLS / TC_ECONFIG at once
+ * while the circuit is open, TC_ECONN, TC_ETIMEDOUT, TC_EPROTO, TC_ENOMEM.
+ *
+ * Time: the call has REDIS_COMMAND_TIMEOUT from its start for waiting for a pooled
+ * connection, the round trips and the retries; time spent opening connections (each open
+ * bounded by REDIS_CONNECT_TIMEOUT) extends that budget, but never past
+ * REDIS_COMMAND_TIMEOUT + REDIS_CONNECT_TIMEOUT in total. */
+static int l3_call(l3 *t, l3_req *rq) {
+    const uint64_t start = tc__now_ns();
+    const uint64_t cmd_ns = t->cfg.command_timeout_ms * 1000000ull;
+    const uint64_t conn_ns = t->cfg.connect_timeout_ms * 1000000ull;
+    const uint64_t hard = start + cmd_ns + conn_ns;
+    int probe;
+    int rc = tc__breaker_allow(&t->pool.brk, &probe);
+    if (rc) {
+        atomic_fetch_add_explicit(&t->fast_fails, 1, memory_order_relaxed);
+        return rc;
+    }
+    uint64_t budget = start + cmd_ns; /* grows by the time spent opening connections */
+    char err[320];
+    for (int attempt = 0;; attempt++) {
+        tc__rconn *c = NULL;
+        int fresh = 0, open_failed = 0;
+        err[0] = '\0';
+        uint64_t t0 = tc__now_ns();
+        uint64_t cdl = t0 + conn_ns < hard ? t0 + conn_ns : hard;
+        rc = tc__rpool_acquire(&t->pool, budget, cdl, &c, &fresh, &open_failed, err, sizeof err);
+        if (fresh || open_failed) {
+            budget += tc__now_ns() - t0;
+            if (budget > hard) budget = hard;
+        }
+        /* Three outcomes: the server answered (a success for the breaker, whatever the
+         * answer), the server failed us (a failure), or neither -- every pooled connection
+         * stayed busy, or memory ran out here -- which says nothing about the server. */
+        int failed = open_failed, answered = 0;
+        if (rc == 0) {
+            rc = rq->build(rq, &c->out);
+            if (rc == 0) {
+                rc = tc__rconn_exec(c, budget, rq->nrep, rq->rep, rq->max_bytes, err, sizeof err);
+                if (rc != 0 && rc != TC_ENOMEM) {
+                    failed = 1;
+                } else if (rc == 0) {
+                    answered = 1;
+                    rc = rq->handle(rq, rq->rep);
+                    if (rc == TC_EPROTO) {
+                        c->broken = 1;
+                        failed = 1;
+                        snprintf(err, sizeof err, "redis: a reply of an unexpected type");
+                    }
+                }
+            } else {
+                tc__cmdbuf_clear(&c->out, 64 * 1024);
+            }
+            tc__rpool_release(&t->pool, c);
+        }
+        if (!failed && !answered) {
+            /* a probe must report: one that could not even be tried counts as failed */
+            if (!probe) return rc;
+            failed = 1;
+        }
+        if (!failed) {
+            if (tc__breaker_success(&t->pool.brk, probe))
+                tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_INFO, "redis: L3 tier available again");
+            atomic_store_explicit(&t->last_ok, 1, memory_order_relaxed);
+            return rc;
+        }
+        count_failure(t, rc);
+        atomic_store_explicit(&t->last_ok, 0, memory_order_relaxed);
+        int fatal = rc == TC_EAUTH || rc == TC_ETLS || rc == TC_ECONFIG;
+        if (tc__breaker_failure(&t->pool.brk, probe, rc, fatal)) {
+            tc__rpool_drop_idle(&t->pool);
+            uint64_t left = atomic_load(&t->pool.brk.open_until_ns);
+            uint64_t now = tc__now_ns();
+            tc__log(t->cfg.log_fn, t->cfg.log_ud, fatal ? TC_LOG_ERROR : TC_LOG_WARN,
+                    "redis: L3 tier unavailable (%s): %s; calls fail at once for about %llu ms, "
+                    "then one call probes the server",
+                    tc_err_name(rc), bare(err, rc),
+                    (unsigned long long)(left > now ? (left - now) / 1000000u : 0));
+        } else {
+            tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_DEBUG, "redis: call failed (%s): %s",
+                    tc_err_name(rc), bare(err, rc));
+        }
+        probe = 0;
+        if (rc != TC_ECONN || attempt >= t->max_retries) return rc;
+        if (atomic_load(&t->pool.brk.state) != TC__BRK_CLOSED) return rc;
+        /* The first retry is immediate (the usual case is a pooled connection the server
+         * closed, e.g. after a restart); later ones back off 10, 20, 40 ... ms, jittered. */
+        if (attempt > 0) {
+            uint64_t wait = 10000000ull << (attempt - 1 < 5 ? attempt - 1 : 5);
+            wait = wait / 2 + (tc__now_ns() % (wait / 2 + 1));
+            if (tc__now_ns() + wait >= budget) return rc;
+            sleep_ns(wait);
+        }
+        if (tc__now_ns() >= budget) return rc;
+        atomic_fetch_add_explicit(&t->retries, 1, memory_order_relaxed);
+    }
+}
+
+/* An error reply from the server: the server is up (no breaker failure); map it to a code
+ * and log it, at most once a second. */
+static int reply_error(l3 *t, const tc__reply *r) {
+    atomic_fetch_add_explicit(&t->reply_errors, 1, memory_order_relaxed);
+    int code = TC_ETIER;
+    if (tc__reply_is_error_code(r, "OOM")) code = TC_EFULL;
+    else if (tc__reply_is_error_code(r, "LOADING") || tc__reply_is_error_code(r, "BUSY") ||
+             tc__reply_is_error_code(r, "MASTERDOWN") || tc__reply_is_error_code(r, "TRYAGAIN") ||
+             tc__reply_is_error_code(r, "READONLY") || tc__reply_is_error_code(r, "CLUSTERDOWN"))
+        code = TC_EUNAVAIL;
+    else if (tc__reply_is_error_code(r, "NOPERM")) code = TC_EPERM;
+    else if (tc__reply_is_error_code(r, "NOAUTH") || tc__reply_is_error_code(r, "WRONGPASS"))
+        code = TC_EAUTH;
+    uint64_t now = tc__now_ns(), last = atomic_load(&t->last_reply_warn_ns);
+    if (now - last >= 1000000000ull &&
+        atomic_compare_exchange_strong(&t->last_reply_warn_ns, &last, now))
+        tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN, "redis: server answered an error: %.200s",
+                r->str);
+    return code;
+}
+
+/* The PX argument for a TTL, or 0 when the entry must not expire; TC_EINVAL for nonsense. */
+static int resolve_ttl(const l3 *t, int64_t ttl_ms, uint64_t *px) {
+    if (ttl_ms > 0) *px = (uint64_t)ttl_ms;
+    else if (ttl_ms == TC__TTL_DEFAULT) *px = t->default_ttl_ms;
+    else if (ttl_ms == TC_TTL_NONE) *px = 0;
+    else return TC_EINVAL;
+    return 0;
+}
+
+/* Appends SET k v [PX ms]. */
+static int build_set(tc__cmdbuf *b, const char *k, size_t kl, const void *v, size_t vl, uint64_t px) {
+    if (px == 0) return tc__cmdbuf_cmd(b, 3, "SET", (size_t)3, k, kl, (const char *)v, vl);
+    char ms[24];
+    int n = snprintf(ms, sizeof ms, "%llu", (unsigned long long)px);
+    return tc__cmdbuf_cmd(b, 5, "SET", (size_t)3, k, kl, (const char *)v, vl, "PX", (size_t)2, ms, (size_t)n);
+}
+
+/* Maps a PTTL reply: remaining ms, TC_TTL_NONE, or 0 when the key is gone (-2) or about to
+ * be (0). TC_EPROTO for a reply that is not an integer. */
+static int pttl_of(l3 *t, const tc__reply *r, int64_t *ttl) {
+    if (r->type == TC__R_ERROR) return reply_error(t, r);
+    if (r->type != TC__R_INTEGER) return TC_EPROTO;
+    if (r->integer == -1) *ttl = TC_TTL_NONE;
+    else if (r->integer > 0) *ttl = r->integer;
+    else *ttl = 0;
+    return 0;
+}
+
+static size_t value_budget(const l3 *t, size_t n) {
+    size_t per = t->max_value ? t->max_value + 1024 : ((size_t)1 << 20);
+    return TC__L3_REPLY_SLACK + n * per;
+}
+
+/* ------------------------------------------------------------------------ */
+/* get / set / del                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct get_req {
+    l3_req rq;
+    keybuf kb;
+    tc__sink *out;
+    int64_t ttl;
+} get_req;
+
+static int get_build(l3_req *rq, tc__cmdbuf *b) {
+    get_req *g = (get_req *)rq;
+    int rc = tc__cmdbuf_cmd(b, 2, "GET", (size_t)3, g->kb.p, g->kb.len);
+    if (rc == 0) rc = tc__cmdbuf_cmd(b, 2, "PTTL", (size_t)4, g->kb.p, g->kb.len);
+    return rc;
+}
+
+/* A value and its PTTL -> hit, miss or error. The race between GET and PTTL is harmless:
+ * PTTL -2 means the key vanished in between, which is a miss. */
+static int value_and_ttl(l3 *t, const tc__reply *v, const tc__reply *p, tc__sink *out, int64_t *ttl) {
+    if (v->type == TC__R_ERROR) {
+        /* a key of another type under our namespace is not a value of ours */
+        if (tc__reply_is_error_code(v, "WRONGTYPE")) return TC_EMISS;
+        return reply_error(t, v);
+    }
+    if (v->type == TC__R_NIL) return TC_EMISS;
+    if (v->type != TC__R_STRING) return TC_EPROTO;
+    int rc = pttl_of(t, p, ttl);
+    if (rc) return rc;
+    if (*ttl == 0) return TC_EMISS;
+    if (out != NULL) return tc__sink_put(out, v->str, v->len);
+    return 0;
+}
+
+static int get_handle(l3_req *rq, tc__reply **rep) {
+    get_req *g = (get_req *)rq;
+    return value_and_ttl(rq->t, rep[0], rep[1], g->out, &g->ttl);
+}
+
+static int l3_get(tc__tier *tt, const void *key, size_t klen, tc__sink *out, int64_t *ttl_ms) {
+    l3 *t = (l3 *)tt;
+    tc__reply *rep[2];
+    get_req g = {.rq = {get_build, get_handle, 2, rep, value_budget(t, 1), t}, .out = out};
+    int rc = key_make(t, &g.kb, key, klen);
+    if (rc) return rc;
+    rc = l3_call(t, &g.rq);
+    key_done(&g.kb);
+    if (rc == 0) {
+        if (ttl_ms) *ttl_ms = g.ttl;
+        atomic_fetch_add_explicit(&t->hits, 1, memory_order_relaxed);
+    } else if (rc == TC_EMISS) {
+        atomic_fetch_add_explicit(&t->misses, 1, memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
+    }
+    return rc;
+}
+
+typedef struct set_req {
+    l3_req rq;
+    keybuf kb;
+    const void *val;
+    size_t vlen;
+    uint64_t px;
+    const tc__fence *fence;
+    int skipped;
+} set_req;
+
+static int set_build(l3_req *rq, tc__cmdbuf *b) {
+    set_req *s = (set_req *)rq;
+    /* Redis has no critical section we can enter: the fence is checked as late as we can,
+     * right before the command is written. */
+    if (!tc__fence_ok(s->fence)) {
+        s->skipped = 1;
+        rq->nrep = 0;
+        return 0;
+    }
+    return build_set(b, s->kb.p, s->kb.len, s->val, s->vlen, s->px);
+}
+
+static int status_ok(l3 *t, const tc__reply *r) {
+    if (r->type == TC__R_STATUS) return 0;
+    if (r->type == TC__R_ERROR) return reply_error(t, r);
+    return TC_EPROTO;
+}
+
+static int set_handle(l3_req *rq, tc__reply **rep) {
+    set_req *s = (set_req *)rq;
+    if (s->skipped) return 0;
+    return status_ok(rq->t, rep[0]);
+}
+
+static int l3_set(tc__tier *tt, const void *key, size_t klen, const void *val, size_t vlen,
+                  int64_t ttl_ms, const tc__fence *fence) {
+    l3 *t = (l3 *)tt;
+    tc__reply *rep[1];
+    set_req s = {.rq = {set_build, set_handle, 1, rep, 1 << 20, t}, .val = val, .vlen = vlen, .fence = fence};
+    int rc = resolve_ttl(t, ttl_ms, &s.px);
+    if (rc) return rc;
+    if ((rc = key_make(t, &s.kb, key, klen))) return rc;
+    rc = l3_call(t, &s.rq);
+    key_done(&s.kb);
+    if (rc == 0) atomic_fetch_add_explicit(&t->sets, 1, memory_order_relaxed);
+    else atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
+    return rc;
+}
+
+typedef struct del_req {
+    l3_req rq;
+    keybuf kb;
+} del_req;
+
+static int del_build(l3_req *rq, tc__cmdbuf *b) {
+    del_req *d = (del_req *)rq;
+    return tc__cmdbuf_cmd(b, 2, "UNLINK", (size_t)6, d->kb.p, d->kb.len);
+}
+
+static int int_ok(l3 *t, const tc__reply *r) {
+    if (r->type == TC__R_INTEGER) return 0;
+    if (r->type == TC__R_ERROR) return reply_error(t, r);
+    return TC_EPROTO;
+}
+
+static int del_handle(l3_req *rq, tc__reply **rep) { return int_ok(rq->t, rep[0]); }
+
+static int l3_del(tc__tier *tt, const void *key, size_t klen) {
+    l3 *t = (l3 *)tt;
+    tc__reply *rep[1];
+    del_req d = {.rq = {del_build, del_handle, 1, rep, 1 << 20, t}};
+    int rc = key_make(t, &d.kb, key, klen);
+    if (rc) return rc;
+    rc = l3_call(t, &d.rq);
+    key_done(&d.kb);
+    if (rc == 0) atomic_fetch_add_explicit(&t->deletes, 1, memory_order_relaxed);
+    else atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* clear / clear_prefix                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* The keys of the last SCAN batch, copied out of the reply arena so that they can be
+ * UNLINKed in the next round trip. */
+typedef struct clear_req {
+    l3_req rq;
+    char *pattern;
+    size_t plen;
+    char cursor[24];
+    size_t cursor_len;
+    /* keys to unlink with the next SCAN */
+    char *kdata;
+    size_t kdata_len, kdata_cap;
+    size_t *koff, *klen;
+    size_t nkeys, kcap;
+    /* argv scratch for UNLINK */
+    const char **argv;
+    size_t *lens;
+    size_t argcap;
+    int sent_unlink;
+    int scan; /* 0: only UNLINK the pending keys (the last round) */
+} clear_req;
+
+static int clear_build(l3_req *rq, tc__cmdbuf *b) {
+    clear_req *c = (clear_req *)rq;
+    int rc;
+    c->sent_unlink = 0;
+    rq->nrep = 0;
+    if (c->nkeys > 0) {
+        if (c->argcap < c->nkeys + 1) {
+            const char **a = realloc(c->argv, (c->nkeys + 1) * sizeof *a);
+            if (a == NULL) return TC_ENOMEM;
+            c->argv = a;
+            size_t *l = realloc(c->lens, (c->nkeys + 1) * sizeof *l);
+            if (l == NULL) return TC_ENOMEM;
+            c->lens = l;
+            c->argcap = c->nkeys + 1;
+        }
+        c->argv[0] = "UNLINK";
+        c->lens[0] = 6;
+        for (size_t i = 0; i < c->nkeys; i++) {
+            c->argv[i + 1] = c->kdata + c->koff[i];
+            c->lens[i + 1] = c->klen[i];
+        }
+        if ((rc = tc__cmdbuf_argv(b, (int)c->nkeys + 1, c->argv, c->lens))) return rc;
+        c->sent_unlink = 1;
+        rq->nrep++;
+    }
+    if (c->scan) {
+        rc = tc__cmdbuf_cmd(b, 6, "SCAN", (size_t)4, c->cursor, c->cursor_len, "MATCH", (size_t)5,
+                            c->pattern, c->plen, "COUNT", (size_t)5, TC__L3_SCAN_COUNT,
+                            strlen(TC__L3_SCAN_COUNT));
+        if (rc) return rc;
+        rq->nrep++;
+    }
+    return 0;
+}
+
+static int clear_keep_key(clear_req *c, const char *k, size_t kl) {
+    if (c->nkeys == c->kcap) {
+        size_t cap = c->kcap ? c->kcap * 2 : 1024;
+        size_t *o = realloc(c->koff, cap * sizeof *o);
+        if (o == NULL) return TC_ENOMEM;
+        c->koff = o;
+        size_t *l = realloc(c->klen, cap * sizeof *l);
+        if (l == NULL) return TC_ENOMEM;
+        c->klen = l;
+        c->kcap = cap;
+    }
+    if (c->kdata_cap - c->kdata_len < kl) {
+        size_t cap = c->kdata_cap ? c->kdata_cap : 16384;
+        while (cap - c->kdata_len < kl) cap *= 2;
+        char *d = realloc(c->kdata, cap);
+        if (d == NULL) return TC_ENOMEM;
+        c->kdata = d;
+        c->kdata_cap = cap;
+    }
+    memcpy(c->kdata + c->kdata_len, k, kl);
+    c->koff[c->nkeys] = c->kdata_len;
+    c->klen[c->nkeys] = kl;
+    c->kdata_len += kl;
+    c->nkeys++;
+    return 0;
+}
+
+static int clear_handle(l3_req *rq, tc__reply **rep) {
+    clear_req *c = (clear_req *)rq;
+    size_t i = 0;
+    if (c->sent_unlink) {
+        int rc = int_ok(rq->t, rep[i++]);
+        if (rc) return rc;
+    }
+    c->nkeys = 0;
+    c->kdata_len = 0;
+    if (!c->scan) return 0;
+    tc__reply *r = rep[i];
+    if (r->type == TC__R_ERROR) return reply_error(rq->t, r);
+    if (r->type != TC__R_ARRAY || r->elements != 2 || r->element[0]->type != TC__R_STRING ||
+        r->element[1]->type != TC__R_ARRAY || r->element[0]->len >= sizeof c->cursor)
+        return TC_EPROTO;
+    memcpy(c->cursor, r->element[0]->str, r->element[0]->len);
+    c->cursor_len = r->element[0]->len;
+    tc__reply *keys = r->element[1];
+    for (size_t k = 0; k < keys->elements; k++) {
+        if (keys->element[k]->type != TC__R_STRING) return TC_EPROTO;
+        int rc = clear_keep_key(c, keys->element[k]->str, keys->element[k]->len);
+        if (rc) return rc;
+    }
+    if (c->cursor_len == 1 && c->cursor[0] == '0') c->scan = 0; /* the scan is complete */
+    return 0;
+}
+
+/* Removes every key under ns+prefix. One round trip per SCAN batch, each bounded by the
+ * command timeout; the whole clear is proportional to the database size (SCAN visits every
+ * key; MATCH filters on the server). */
+static int l3_clear_prefix(tc__tier *tt, const void *prefix, size_t plen) {
+    l3 *t = (l3 *)tt;
+    tc__reply *rep[2];
+    clear_req c = {.rq = {clear_build, clear_handle, 0, rep, TC__L3_REPLY_SLACK, t},
+                   .cursor = "0", .cursor_len = 1, .scan = 1};
+    keybuf kb;
+    int rc = key_make(t, &kb, prefix, plen);
+    if (rc) return rc;
+    c.pattern = malloc(2 * kb.len + 1);
+    if (c.pattern == NULL) {
+        key_done(&kb);
+        return TC_ENOMEM;
+    }
+    c.plen = tc__glob_prefix(c.pattern, kb.p, kb.len);
+    key_done(&kb);
+    while (rc == 0 && (c.scan || c.nkeys > 0)) rc = l3_call(t, &c.rq);
+    free(c.pattern);
+    free(c.kdata);
+    free(c.koff);
+    free(c.klen);
+    free(c.argv);
+    free(c.lens);
+    if (rc) atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
+    return rc;
+}
+
+static int l3_clear(tc__tier *tt) { return l3_clear_prefix(tt, "", 0); }
+
+/* ------------------------------------------------------------------------ */
+/* mget / mset                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct mget_req {
+    l3_req rq;
+    size_t n;
+    const char **argv; /* "MGET", k1..kn */
+    size_t *lens;
+    tc__sink *outs;
+    int64_t *ttls;
+    int *rcs;
+} mget_req;
+
+static int mget_build(l3_req *rq, tc__cmdbuf *b) {
+    mget_req *m = (mget_req *)rq;
+    int rc = tc__cmdbuf_argv(b, (int)m->n + 1, m->argv, m->lens);
+    for (size_t i = 1; rc == 0 && i <= m->n; i++)
+        rc = tc__cmdbuf_cmd(b, 2, "PTTL", (size_t)4, m->argv[i], m->lens[i]);
+    return rc;
+}
+
+static int mget_handle(l3_req *rq, tc__reply **rep) {
+    mget_req *m = (mget_req *)rq;
+    tc__reply *vals = rep[0];
+    if (vals->type == TC__R_ERROR) return reply_error(rq->t, vals);
+    if (vals->type != TC__R_ARRAY || vals->elements != m->n) return TC_EPROTO;
+    for (size_t i = 0; i < m->n; i++) {
+        int rc = value_and_ttl(rq->t, vals->element[i], rep[i + 1], m->outs ? &m->outs[i] : NULL,
+                               &m->ttls[i]);
+        if (rc == TC_EPROTO) return rc;
+        m->rcs[i] = rc;
+    }
+    return 0;
+}
+
+static void fill_rcs(int *rcs, size_t n, int rc) {
+    for (size_t i = 0; i < n; i++) rcs[i] = rc;
+}
+
+static int l3_mget(tc__tier *tt, size_t n, const void *const *keys, const size_t *klens,
+                   tc__sink *outs, int64_t *ttls, int *rcs) {
+    l3 *t = (l3 *)tt;
+    if (n == 0) return 0;
+    size_t batch = n < TC__L3_BATCH ? n : TC__L3_BATCH;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += t->nslen + klens[i];
+    char *kdata = malloc(total ? total : 1);
+    const char **argv = malloc((batch + 1) * sizeof *argv);
+    size_t *lens = malloc((batch + 1) * sizeof *lens);
+    tc__reply **rep = malloc((batch + 1) * sizeof *rep);
+    int rc = 0;
+    if (kdata == NULL || argv == NULL || lens == NULL || rep == NULL) rc = TC_ENOMEM;
+    size_t off = 0;
+    for (size_t i0 = 0; rc == 0 && i0 < n; i0 += batch) {
+        size_t nb = n - i0 < batch ? n - i0 : batch;
+        argv[0] = "MGET";
+        lens[0] = 4;
+        for (size_t j = 0; j < nb; j++) {
+            char *k = kdata + off;
+            memcpy(k, t->ns, t->nslen);
+            if (klens[i0 + j]) memcpy(k + t->nslen, keys[i0 + j], klens[i0 + j]);
+            argv[j + 1] = k;
+            lens[j + 1] = t->nslen + klens[i0 + j];
+            off += lens[j + 1];
+        }
+        mget_req m = {.rq = {mget_build, mget_handle, nb + 1, rep, value_budget(t, nb), t},
+                      .n = nb, .argv = argv, .lens = lens, .outs = outs ? outs + i0 : NULL,
+                      .ttls = ttls + i0, .rcs = rcs + i0};
+        rc = l3_call(t, &m.rq);
+        if (rc == 0) {
+            for (size_t j = 0; j < nb; j++) {
+                if (rcs[i0 + j] == 0) atomic_fetch_add_explicit(&t->hits, 1, memory_order_relaxed);
+                else if (rcs[i0 + j] == TC_EMISS) atomic_fetch_add_explicit(&t->misses, 1, memory_order_relaxed);
+                else atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
+            }
+        }
+    }
+    free(kdata);
+    free(argv);
+    free(lens);
+    free(rep);
+    if (rc) {
+        fill_rcs(rcs, n, rc);
+        atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
+    }
+    return rc;
+}
+
+typedef struct mset_req {
+    l3_req rq;
+    size_t n;
+    const void *const *keys;
+    const size_t *klens;
+    const void *const *vals;
+    const size_t *vlens;
+    const int64_t *ttls;
+    const tc__fence *const *fences;
+    int *rcs;
+    unsigned char *sent; /* entry i was written in this round */
+    char *kbuf;
+    size_t kcap;
+    const l3 *t;
+} mset_req;
+
+static int mset_build(l3_req *rq, tc__cmdbuf *b) {
+    mset_req *m = (mset_req *)rq;
+    rq->nrep = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        m->sent[i] = 0;
+        uint64_t px;
+        int rc = resolve_ttl(m->t, m->ttls ? m->ttls[i] : TC__TTL_DEFAULT, &px);
+        if (rc) {
+            m->rcs[i] = rc;
+            continue;
+        }
+        if (m->fences != NULL && !tc__fence_ok(m->fences[i])) {
+            m->rcs[i] = 0;
+            continue;
+        }
+        size_t kl = m->t->nslen + m->klens[i];
+        if (kl > m->kcap) {
+            char *k = realloc(m->kbuf, kl);
+            if (k == NULL) return TC_ENOMEM;
+            m->kbuf = k;
+            m->kcap = kl;
+        }
+        memcpy(m->kbuf, m->t->ns, m->t->nslen);
+        if (m->klens[i]) memcpy(m->kbuf + m->t->nslen, m->keys[i], m->klens[i]);
+        if ((rc = build_set(b, m->kbuf, kl, m->vals[i], m->vlens[i], px))) return rc;
+        m->sent[i] = 1;
+        rq->nrep++;
+    }
+    return 0;
+}
+
+static int mset_handle(l3_req *rq, tc__reply **rep) {
+    mset_req *m = (mset_req *)rq;
+    size_t r = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        if (!m->sent[i]) continue;
+        int rc = status_ok(rq->t, rep[r++]);
+        if (rc == TC_EPROTO) return rc;
+        m->rcs[i] = rc;
+    }
+    return 0;
+}
+
+static int l3_mset(tc__tier *tt, size_t n, const void *const *keys, const size_t *klens,
+                   const void *const *vals, const size_t *vlens, const int64_t *ttls,
+                   const tc__fence *const *fences, int *rcs) {
+    l3 *t = (l3 *)tt;
+    if (n == 0) return 0;
+    size_t batch = n < TC__L3_BATCH ? n : TC__L3_BATCH;
+    tc__reply **rep = malloc(batch * sizeof *rep);
+    unsigned char *sent = malloc(batch);
+    int rc = rep && sent ? 0 : TC_ENOMEM;
+    char *kbuf = NULL;
+    size_t kcap = 0;
+    for (size_t i0 = 0; rc == 0 && i0 < n; i0 += batch) {
+        size_t nb = n - i0 < batch ? n - i0 : batch;
+        mset_req m = {.rq = {mset_build, mset_handle, 0, rep, 1 << 20, t}, .n = nb, .keys = keys + i0,
+                      .klens = klens + i0, .vals = vals + i0, .vlens = vlens + i0,
+                      .ttls = ttls ? ttls + i0 : NULL, .fences = fences ? fences + i0 : NULL,
+                      .rcs = rcs + i0, .sent = sent, .kbuf = kbuf, .kcap = kcap, .t = t};
+        rc = l3_call(t, &m.rq);
+        kbuf = m.kbuf;
+        kcap = m.kcap;
+        if (rc == 0)
+            for (size_t j = 0; j < nb; j++) {
+                if (rcs[i0 + j] == 0) atomic_fetch_add_explicit(&t->sets, 1, memory_order_relaxed);
+                else atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
+            }
+    }
+    free(kbuf);
+    free(rep);
+    free(sent);
+    if (rc) {
+        fill_rcs(rcs, n, rc);
+        atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* stats                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct info_req {
+    l3_req rq;
+    char version[32];
+    char used_memory[24];
+    long long db_keys;
+} info_req;
+
+static int info_build(l3_req *rq, tc__cmdbuf *b) {
+    int rc = tc__cmdbuf_cmd(b, 2, "INFO", (size_t)4, "server", (size_t)6);
+    if (rc == 0) rc = tc__cmdbuf_cmd(b, 2, "INFO", (size_t)4, "memory", (size_t)6);
+    if (rc == 0) rc = tc__cmdbuf_cmd(b, 1, "DBSIZE", (size_t)6);
+    return rc;
+}
+
+/* Keeps only digits, letters, '.', '-' and '_' of a value copied from INFO. */
+static void sanitize(char *s) {
+    char *o = s;
+    for (; *s; s++)
+        if ((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+            *s == '.' || *s == '-' || *s == '_')
+            *o++ = *s;
+    *o = '\0';
+}
+
+static int info_handle(l3_req *rq, tc__reply **rep) {
+    info_req *q = (info_req *)rq;
+    for (int i = 0; i < 2; i++) {
+        if (rep[i]->type == TC__R_ERROR) return reply_error(rq->t, rep[i]);
+        if (rep[i]->type != TC__R_STRING) return TC_EPROTO;
+    }
+    char v[24];
+    if (tc__info_field(rep[0]->str, rep[0]->len, "valkey_version", v, sizeof v)) {
+        sanitize(v);
+        snprintf(q->version, sizeof q->version, "valkey-%s", v);
+    } else if (tc__info_field(rep[0]->str, rep[0]->len, "redis_version", v, sizeof v)) {
+        sanitize(v);
+        snprintf(q->version, sizeof q->version, "%s", v);
+    }
+    if (tc__info_field(rep[1]->str, rep[1]->len, "used_memory", q->used_memory, sizeof q->used_memory))
+        sanitize(q->used_memory);
+    if (rep[2]->type == TC__R_INTEGER) q->db_keys = rep[2]->integer;
+    else if (rep[2]->type == TC__R_ERROR) return reply_error(rq->t, rep[2]);
+    else return TC_EPROTO;
+    return 0;
+}
+
+/* Refreshes the cached INFO facts when older than a second. Only one thread refreshes; the
+ * others use the cached values. A refresh is an ordinary call: while the circuit is open it
+ * fails at once, and when the cool-down is over it may be the probe. */
+static void refresh_info(l3 *t) {
+    uint64_t now = tc__now_ns();
+    if (pthread_mutex_trylock(&t->info_mu) != 0) return;
+    if (t->info_at_ns != 0 && now - t->info_at_ns < TC__L3_INFO_TTL_NS) {
+        pthread_mutex_unlock(&t->info_mu);
+        return;
+    }
+    t->info_at_ns = now;
+    pthread_mutex_unlock(&t->info_mu);
+    tc__reply *rep[3];
+    info_req q = {.rq = {info_build, info_handle, 3, rep, 1 << 20, t}, .db_keys = -1};
+    if (l3_call(t, &q.rq) != 0) return;
+    pthread_mutex_lock(&t->info_mu);
+    memcpy(t->version, q.version, sizeof t->version);
+    memcpy(t->used_memory, q.used_memory, sizeof t->used_memory);
+    t->db_keys = q.db_keys;
+    t->info_valid = 1;
+    pthread_mutex_unlock(&t->info_mu);
+}
+
+static void extra(tc_tier_stats *out, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void extra(tc_tier_stats *out, const char *name, const char *fmt, ...) {
+    if (out->nextra >= TC_STATS_EXTRA_MAX) return;
+    tc_stat_extra *e = &out->extra[out->nextra++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->value, sizeof e->value, fmt, ap);
+    va_end(ap);
+}
+
+static void l3_stats(tc__tier *tt, tc_tier_stats *out) {
+    l3 *t = (l3 *)tt;
+    refresh_info(t);
+    int state = atomic_load(&t->pool.brk.state);
+    int open = tc__rpool_open_count(&t->pool);
+    out->tier = TC_TIER_L3;
+    snprintf(out->type, sizeof out->type, "redis");
+    out->available = state == TC__BRK_CLOSED && atomic_load(&t->last_ok);
+    out->hits = atomic_load(&t->hits);
+    out->misses = atomic_load(&t->misses);
+    out->sets = atomic_load(&t->sets);
+    out->deletes = atomic_load(&t->deletes);
+    out->entries = 0; /* unknown: counting the namespace would need a full SCAN */
+    out->nextra = 0;
+    extra(out, "connection", "%s", out->available && open > 0 ? "connected" : "disconnected");
+    extra(out, "circuit", "%s", tc__breaker_state_name(state));
+    extra(out, "tls", "%s", t->cfg.use_tls ? "on" : "off");
+    extra(out, "pool_open", "%d", open);
+    extra(out, "pool_size", "%d", t->pool.max);
+    pthread_mutex_lock(&t->info_mu);
+    if (t->info_valid) {
+        extra(out, "server_version", "%s", t->version[0] ? t->version : "unknown");
+        extra(out, "used_memory", "%s", t->used_memory[0] ? t->used_memory : "unknown");
+        extra(out, "db_keys", "%lld", t->db_keys);
+    }
+    pthread_mutex_unlock(&t->info_mu);
+    extra(out, "errors", "%llu", (unsigned long long)atomic_load(&t->errors));
+    extra(out, "timeouts", "%llu", (unsigned long long)atomic_load(&t->timeouts));
+    extra(out, "conn_errors", "%llu", (unsigned long long)atomic_load(&t->conn_errors));
+    extra(out, "proto_errors", "%llu", (unsigned long long)atomic_load(&t->proto_errors));
+    extra(out, "auth_tls_errors", "%llu",
+          (unsigned long long)(atomic_load(&t->auth_errors) + atomic_load(&t->tls_errors)));
+    extra(out, "reconnects", "%llu", (unsigned long long)atomic_load(&t->pool.reconnects));
+    extra(out, "circuit_opens", "%llu", (unsigned long long)atomic_load(&t->pool.brk.opens));
+    extra(out, "fast_fails", "%llu", (unsigned long long)atomic_load(&t->fast_fails));
+}
+
+/* ------------------------------------------------------------------------ */
+/* open / close                                                             */
+/* ------------------------------------------------------------------------ */
+
+static void l3_close(tc__tier *tt) {
+    l3 *t = (l3 *)tt;
+    if (t == NULL) return;
+    tc__rpool_destroy(&t->pool);
+    tc__rconn_cfg_free(&t->cfg);
+    pthread_mutex_destroy(&t->info_mu);
+    free(t);
+}
+
+static const tc__tier_ops l3_ops = {
+    .get = l3_get,
+    .set = l3_set,
+    .del = l3_del,
+    .clear = l3_clear,
+    .clear_prefix = l3_clear_prefix,
+    .stats = l3_stats,
+    .close = l3_close,
+    .mget = l3_mget,
+    .mset = l3_mset,
+};
+
+int tc__l3_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen) {
+    *out = NULL;
+    if (opt->redis_max_retries < 0 || opt->redis_max_retries > 100)
+        return tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_MAX_RETRIES=%d: must be 0..100",
+                        opt->redis_max_retries);
+    if (opt->redis_pool_size < 0 || opt->redis_pool_size > 1024)
+        return tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_POOL_SIZE=%d: must be 0..1024",
+                        opt->redis_pool_size);
+    if (opt->redis_connect_timeout_ms == 0 || opt->redis_command_timeout_ms == 0)
+        return tc__errf(errbuf, errlen, TC_ECONFIG,
+                        "REDIS_CONNECT_TIMEOUT and REDIS_COMMAND_TIMEOUT must be greater than 0");
+    if (strnlen(opt->redis_key_prefix, sizeof opt->redis_key_prefix) == sizeof opt->redis_key_prefix)
+        return tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_KEY_PREFIX: longer than %d bytes", TC_STR_MAX - 1);
+    l3 *t = calloc(1, sizeof *t);
+    if (t == NULL) return TC_ENOMEM;
+    int rc = tc__rconn_cfg_init(&t->cfg, opt, errbuf, errlen);
+    if (rc) {
+        tc__rconn_cfg_free(&t->cfg);
+        free(t);
+        return rc;
+    }
+    if ((rc = tc__rpool_init(&t->pool, &t->cfg, opt->redis_pool_size))) {
+        tc__rconn_cfg_free(&t->cfg);
+        free(t);
+        return rc;
+    }
+    pthread_mutex_init(&t->info_mu, NULL);
+    t->base.ops = &l3_ops;
+    t->base.id = TC_TIER_L3;
+    t->nslen = strlen(opt->redis_key_prefix);
+    memcpy(t->ns, opt->redis_key_prefix, t->nslen);
+    t->default_ttl_ms = opt->mem_default_ttl_ms;
+    t->max_retries = opt->redis_max_retries;
+    t->max_value = opt->max_value_bytes;
+    if (t->nslen == 0)
+        tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN,
+                "redis: REDIS_KEY_PREFIX is empty: the cache owns the whole database %d, and a clear "
+                "removes every key in it", t->cfg.db);
+
+    /* One connection now, so a bad password or certificate is reported at start; a server
+     * that is down is not an error: the tier starts unavailable and recovers by itself. */
+    tc__rconn *c = NULL;
+    int fresh, open_failed;
+    char err[320] = "";
+    uint64_t dl = tc__now_ns() + t->cfg.connect_timeout_ms * 1000000ull;
+    rc = tc__rpool_acquire(&t->pool, dl, dl, &c, &fresh, &open_failed, err, sizeof err);
+    if (rc == 0) {
+        tc__rpool_release(&t->pool, c);
+        atomic_store(&t->last_ok, 1);
+    } else {
+        count_failure(t, rc);
+        tc__breaker_trip(&t->pool.brk, rc);
+        int cfgerr = rc == TC_EAUTH || rc == TC_ETLS || rc == TC_ECONFIG;
+        tc__log(t->cfg.log_fn, t->cfg.log_ud, cfgerr ? TC_LOG_ERROR : TC_LOG_WARN,
+                "redis: L3 tier starts unavailable (%s): %s; it retries by itself", tc_err_name(rc),
+                bare(err, rc));
+    }
+    *out = &t->base;
+    return 0;
+}
