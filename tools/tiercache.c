@@ -63,7 +63,7 @@ static const char usage_text[] =
     "\n"
     "Benchmark\n"
     "  bench --trace FILE --capacity N [--threads T] [--value-size B] [--requests R]\n"
-    "        [--passes P] [--json]\n"
+    "        [--passes P] [--no-clear] [--json]\n"
     "      Replays FILE (little-endian uint32 key ids) or its first R requests: for each id a\n"
     "      get of \"key:%012u\", and on a miss a set of a B-byte value (default 100). N is the\n"
     "      capacity in entries of the first tier of CACHE_TIERING (no effect when it is L3).\n"
@@ -71,7 +71,8 @@ static const char usage_text[] =
     "      P passes (default 1) uses a fresh, cleared cache; the last one is reported. L2 uses\n"
     "      a segment of its own (tiercache_bench.PID, removed at the end) and L3 the key prefix\n"
     "      tiercache-bench:, unless CACHE_SHARED_NAME or REDIS_KEY_PREFIX is set: the bench\n"
-    "      clears what it uses.\n"
+    "      clears what it uses. --no-clear replays over the cache as other processes left it\n"
+    "      (a warm start; needs CACHE_SHARED_NAME or REDIS_KEY_PREFIX).\n"
     "\n"
     "  help, --help, -h               this text\n"
     "  version, --version             the version\n"
@@ -776,13 +777,13 @@ typedef struct bench_result {
 
 /* One pass: opens a fresh cache, clears it, replays the trace with 'threads' workers and
  * takes the statistics. Returns 0 or EXIT_ERR after a message. */
-static int bench_pass(const tc_options *opt, const char *hint, int own_segment, bench_run *run,
+static int bench_pass(const tc_options *opt, const char *hint, int own_segment, int clear, bench_run *run,
                       int threads, int pass, int passes, bench_result *res, tc_stats *st) {
     /* a segment of the bench's own is made anew, with the geometry this run asks for */
     if (own_segment) (void)tc_shared_destroy(opt->shared_name);
     int rc = open_cache(opt, &run->c, hint);
     if (rc) return rc;
-    int r = tc_clear(run->c);
+    int r = clear ? tc_clear(run->c) : 0;
     if (r != 0) {
         tc_close(run->c);
         return op_error("bench: clearing the cache before the run", r);
@@ -903,10 +904,10 @@ static void bench_print(const char *trace, const char *tiering, uint64_t capacit
 }
 
 static int cmd_bench(int argc, char **argv) {
-    enum { O_TRACE, O_CAP, O_THREADS, O_VSIZE, O_REQ, O_PASSES, O_JSON, O_N };
+    enum { O_TRACE, O_CAP, O_THREADS, O_VSIZE, O_REQ, O_PASSES, O_JSON, O_NOCLEAR, O_N };
     cli_opt opts[O_N] = {{"--trace", 1, NULL},   {"--capacity", 1, NULL}, {"--threads", 1, NULL},
                          {"--value-size", 1, NULL}, {"--requests", 1, NULL}, {"--passes", 1, NULL},
-                         {"--json", 0, NULL}};
+                         {"--json", 0, NULL},       {"--no-clear", 0, NULL}};
     const char *pos[1];
     int rc = want_args("bench", argc, argv, opts, O_N, pos, 0, "");
     if (rc) return rc;
@@ -924,6 +925,10 @@ static int cmd_bench(int argc, char **argv) {
     if (opts[O_PASSES].value && parse_u64(opts[O_PASSES].value, 1, 100, &passes))
         return usage_error("bench: --passes '%s': expected 1..100", opts[O_PASSES].value);
     int json = opts[O_JSON].value != NULL;
+    int no_clear = opts[O_NOCLEAR].value != NULL;
+    if (no_clear && getenv("CACHE_SHARED_NAME") == NULL && getenv("REDIS_KEY_PREFIX") == NULL)
+        return usage_error("bench: --no-clear replays over what other processes left: it needs "
+                           "CACHE_SHARED_NAME (L2) or REDIS_KEY_PREFIX (L3) to name that cache");
 
     tc_options opt;
     if ((rc = load_options(&opt))) return rc;
@@ -981,7 +986,8 @@ static int cmd_bench(int argc, char **argv) {
     bench_result res;
     tc_stats st;
     for (int p = 1; p <= (int)passes && rc == 0; p++)
-        rc = bench_pass(&opt, hint[0] ? hint : NULL, own_segment, &run, (int)threads, p, (int)passes, &res, &st);
+        rc = bench_pass(&opt, hint[0] ? hint : NULL, own_segment, !no_clear, &run, (int)threads, p, (int)passes,
+                        &res, &st);
     if (own_segment) (void)tc_shared_destroy(opt.shared_name);
     if (rc == 0) {
         char tiering[16];
