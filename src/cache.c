@@ -732,14 +732,22 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     c->flights[bucket] = f;
     pthread_mutex_unlock(lock);
 
-    /* a load that finished between our miss and our registration has stored the value */
+    /* A load that finished between our miss and our registration has stored the value in every
+     * tier, the first included: looking there is enough (for L1L3, no second Redis round trip). */
     void *v = NULL;
     size_t vlen = 0;
-    tc_get_info again;
-    rc = get_alloc(c, key, klen, &v, &vlen, &again, 0);
-    if (rc == 0) {
-        if (info != NULL) *info = again;
+    tc__sink sink = {NULL, 0, 0, NULL, 1, 0};
+    int64_t ttl_left = TC_TTL_NONE;
+    rc = c->tiers[0]->ops->get(c->tiers[0], key, klen, &sink, &ttl_left);
+    if (rc == 0 && sink.heap != NULL) {
+        v = sink.heap;
+        vlen = sink.len;
+        if (info != NULL) {
+            info->tier = c->tiers[0]->id;
+            info->ttl_ms = ttl_left;
+        }
     } else {
+        free(sink.heap); /* (a hit whose copy could not be made: load instead) */
         tc__fence fence = {gen_of(c, hash), 0};
         fence.seen = atomic_load_explicit(fence.gen, memory_order_seq_cst);
         uint64_t ttl = ttl_ms;

@@ -554,6 +554,22 @@ static void test_delete_during_load_is_not_cached(void **state) {
     tc_close(t.c);
 }
 
+/* A load's re-check looks only at the first tier: one miss costs each lower tier one lookup
+ * (for L1L3: one Redis round trip, not two). */
+static void test_load_costs_one_lookup_per_lower_tier(void **state) {
+    (void)state;
+    two_tiers t = open_two(60000);
+    loader_ctx l = {0, 0, 0, NULL};
+    void *v;
+    size_t len;
+    assert_int_equal(tc_get_or_load(t.c, "x", 1, 0, slow_loader, &l, &v, &len, NULL, NULL), 0);
+    tc_free(v);
+    assert_int_equal(t.down->gets, 1);
+    assert_int_equal(t.up->gets, 2); /* the lookup, and the leader's re-check */
+    assert_int_equal(atomic_load(&l.calls), 1);
+    tc_close(t.c);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                               */
 /* ------------------------------------------------------------------------ */
@@ -640,6 +656,7 @@ int main(void) {
         cmocka_unit_test(test_single_flight_one_load_for_all),
         cmocka_unit_test(test_single_flight_error_reaches_all_and_caches_nothing),
         cmocka_unit_test(test_delete_during_load_is_not_cached),
+        cmocka_unit_test(test_load_costs_one_lookup_per_lower_tier),
         cmocka_unit_test(test_stats_and_renderings),
         cmocka_unit_test(test_metrics_disabled_records_no_latency),
     };
