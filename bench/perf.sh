@@ -66,6 +66,8 @@ if [ "$what" = l3 ] || [ "$what" = all ]; then
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
   export REDIS_HOST=127.0.0.1 REDIS_PORT=$port
   run "$peers" redis "$port"
+  # the reference for a 16-key multi-get: one client, pipeline 16
+  run redis-benchmark -p "$port" -q --csv -t get -n 400000 -c 1 -P 16 -d 100
   run env REQUESTS=300000 "$peers" l1l3 "$Z" 10000 "$port"
   redis-cli -p "$port" flushall >/dev/null
   run env CACHE_TIERING=L1L3 "$B/tiercache" bench --trace "$Z" --capacity 10000 --requests 300000

@@ -47,6 +47,8 @@
  * turn, never two at once). Nothing else is shared between shards.
  */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,26 +82,61 @@ typedef struct l1_slot {
     l1_ent *e;
 } l1_slot;
 
+/* The shard lock: test-and-test-and-set with a bounded spin, then sched_yield(). Critical
+ * sections are tens of nanoseconds (the slot and entry are brought into the cache before the
+ * lock is taken); an adaptive mutex put the waiter to sleep in the kernel for microseconds on
+ * the hot shard of a skewed workload (measured: two threads no faster than one). */
+typedef struct l1_lock {
+    _Atomic int held;
+} l1_lock;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static inline void l1_lock_acquire(l1_lock *l) {
+    for (unsigned spins = 0;; spins++) {
+        if (!atomic_load_explicit(&l->held, memory_order_relaxed) &&
+            !atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
+            return;
+        if (spins < 128) cpu_relax();
+        else sched_yield();
+    }
+}
+
+static inline void l1_lock_release(l1_lock *l) { atomic_store_explicit(&l->held, 0, memory_order_release); }
+
+/* A shard, laid out by who writes what: the first cache line holds what every operation
+ * writes (the lock, the hit/miss counters, the LRU clock), so a get dirties one line of the
+ * shard; read-mostly fields follow on lines no get writes, so they stay shared between cores. */
 typedef struct l1_shard {
-    pthread_mutex_t lock;
-    l1_slot *slots;
-    uint32_t nslots;
-    uint32_t hand;       /* CLOCK hand (tinylfu): a slot index, advanced by stride */
-    uint32_t stride;     /* coprime with nslots: the hand visits every slot once a turn */
-    uint32_t sweep;      /* expiry sweep cursor */
+    /* written by every operation */
+    l1_lock lock;
     uint32_t clock;      /* logical LRU clock */
+    uint64_t hits, misses, sets, deletes, evictions, expirations;
+    /* written by writes (set, delete, eviction) */
+    _Alignas(64) uint64_t count, bytes;
+    uint32_t hand;       /* CLOCK hand (tinylfu): a slot index, advanced by stride */
+    uint32_t sweep;      /* expiry sweep cursor */
+    uint32_t ring_head, ring_tail, ring_used; /* used = occupied positions incl. NULLs */
+    uint64_t wcount;
+    uint64_t rng;
+    tc__slab slab;       /* the entries' memory */
+    /* read-mostly: set at open */
+    _Alignas(64) l1_slot *slots;
+    uint32_t nslots;
+    uint32_t stride;     /* coprime with nslots: the hand visits every slot once a turn */
     uint64_t cap, max_bytes;
-    uint64_t count, bytes;
+    uint64_t wcap;
+    uint64_t epoch_ms;   /* exp_s is relative to this */
     /* W-TinyLFU window: FIFO ring of entries with their slot hashes, NULL where an entry left early */
     struct ring_item { l1_ent *e; uint32_t h; } *ring;
-    uint32_t ring_cap, ring_head, ring_tail, ring_used; /* used = occupied positions incl. NULLs */
-    uint64_t wcap, wcount;
-    tc__sketch sketch;
-    tc__slab slab;       /* the entries' memory */
-    uint64_t rng;
-    uint64_t epoch_ms;   /* exp_s is relative to this */
-    /* counters, under the lock */
-    uint64_t hits, misses, sets, deletes, evictions, expirations;
+    uint32_t ring_cap;
+    tc__sketch sketch;   /* (its additions counter is written by hits: last, on its own line) */
 } __attribute__((aligned(64))) l1_shard;
 
 typedef struct l1_tier {
@@ -466,21 +503,35 @@ static inline void touch_locked(l1_tier *t, l1_shard *sh, l1_slot *s, uint64_t n
     }
 }
 
+/* Brings the key's slot and entry into the cache *before* the shard lock is taken, so the lock is
+ * held for cache hits only: with the loads inside, two threads on one shard wait out each
+ * other's memory latency (measured: two threads slower than one). The slot is read without the
+ * lock -- a deliberate, benign race: the pointer read is only a prefetch hint (a prefetch of
+ * freed memory does not fault), never dereferenced; the real lookup is redone under the lock.
+ * Hence no ThreadSanitizer instrumentation here. */
+__attribute__((no_sanitize("thread"))) static inline void warm_locked_path(const l1_shard *sh, uint32_t h) {
+    const l1_slot *s = &sh->slots[home_of(sh, h)];
+    const l1_ent *e = s->h == h ? s->e : NULL;
+    if (e != NULL) {
+        __builtin_prefetch(e, 0, 3);
+        __builtin_prefetch((const char *)e + 64, 0, 3);
+    }
+}
+
 static int l1_get(tc__tier *tier, const void *key, size_t klen, tc__sink *out, int64_t *ttl_ms) {
     l1_tier *t = (l1_tier *)tier;
     uint64_t hash = tc__hash(key, klen);
     uint32_t h = (uint32_t)(hash >> 32);
     l1_shard *sh = shard_of(t, hash);
-    /* start the slot and sketch loads now: they overlap with the clock read and the lock */
-    __builtin_prefetch(&sh->slots[home_of(sh, h)], 0, 3);
     if (t->policy == TC_POLICY_TINYLFU) tc__sketch_prefetch(&sh->sketch, h);
+    warm_locked_path(sh, h);
     uint64_t now = tc__now_ms();
     int rc = 0;
-    pthread_mutex_lock(&sh->lock);
+    l1_lock_acquire(&sh->lock);
     uint32_t i = find_locked(sh, h, key, klen, NULL);
     if (i == UINT32_MAX) {
         sh->misses++;
-        pthread_mutex_unlock(&sh->lock);
+        l1_lock_release(&sh->lock);
         return TC_EMISS;
     }
     l1_slot *s = &sh->slots[i];
@@ -490,14 +541,14 @@ static int l1_get(tc__tier *tier, const void *key, size_t klen, tc__sink *out, i
         drop_slot_locked(sh, i);
         sh->expirations++;
         sh->misses++;
-        pthread_mutex_unlock(&sh->lock);
+        l1_lock_release(&sh->lock);
         return TC_EMISS;
     }
     sh->hits++;
     touch_locked(t, sh, s, now);
     if (ttl_ms != NULL) *ttl_ms = exp ? (int64_t)(exp - now) : TC_TTL_NONE;
     if (out != NULL) rc = tc__sink_put(out, ent_val(e), e->vlen);
-    pthread_mutex_unlock(&sh->lock);
+    l1_lock_release(&sh->lock);
     return rc;
 }
 
@@ -514,9 +565,9 @@ static int l1_set(tc__tier *tier, const void *key, size_t klen, const void *val,
     uint64_t exp = 0;
     if (ttl_ms == TC__TTL_DEFAULT) exp = t->default_ttl_ms ? now + t->default_ttl_ms : 0;
     else if (ttl_ms > 0) exp = now + (uint64_t)ttl_ms;
-    pthread_mutex_lock(&sh->lock);
+    l1_lock_acquire(&sh->lock);
     if (!tc__fence_ok(fence)) {
-        pthread_mutex_unlock(&sh->lock);
+        l1_lock_release(&sh->lock);
         return 0;
     }
     uint64_t now_s = now > sh->epoch_ms ? (now - sh->epoch_ms) / 1000 : 0;
@@ -529,19 +580,19 @@ static int l1_set(tc__tier *tier, const void *key, size_t klen, const void *val,
         for (uint32_t k = 0; k < sh->nslots && (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes); k++)
             sweep_locked(sh, now_s);
         if (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes) {
-            pthread_mutex_unlock(&sh->lock);
+            l1_lock_release(&sh->lock);
             return TC_EFULL;
         }
         find_locked(sh, h, key, klen, &empty); /* the sweeps moved slots */
     }
     if (i != UINT32_MAX && t->policy == TC_POLICY_NOEVICTION &&
         sh->bytes - ent_charge(klen, sh->slots[i].e->vlen) + charge > sh->max_bytes) {
-        pthread_mutex_unlock(&sh->lock);
+        l1_lock_release(&sh->lock);
         return TC_EFULL;
     }
     l1_ent *fresh = tc__slab_alloc(&sh->slab, ent_size(klen, vlen));
     if (fresh == NULL) {
-        pthread_mutex_unlock(&sh->lock);
+        l1_lock_release(&sh->lock);
         return TC_ENOMEM;
     }
     fresh->exp_klen = (exp << 16) | klen;
@@ -590,7 +641,7 @@ static int l1_set(tc__tier *tier, const void *key, size_t klen, const void *val,
         if (j != UINT32_MAX && sh->slots[j].e == fresh) drop_slot_locked(sh, j);
         sh->sets--;
     }
-    pthread_mutex_unlock(&sh->lock);
+    l1_lock_release(&sh->lock);
     return rc;
 }
 
@@ -598,13 +649,13 @@ static int l1_del(tc__tier *tier, const void *key, size_t klen) {
     l1_tier *t = (l1_tier *)tier;
     uint64_t hash = tc__hash(key, klen);
     l1_shard *sh = shard_of(t, hash);
-    pthread_mutex_lock(&sh->lock);
+    l1_lock_acquire(&sh->lock);
     uint32_t i = find_locked(sh, (uint32_t)(hash >> 32), key, klen, NULL);
     if (i != UINT32_MAX) {
         drop_slot_locked(sh, i);
         sh->deletes++;
     }
-    pthread_mutex_unlock(&sh->lock);
+    l1_lock_release(&sh->lock);
     return 0;
 }
 
@@ -614,7 +665,7 @@ static int l1_del(tc__tier *tier, const void *key, size_t klen) {
 static void remove_matching(l1_tier *t, const void *prefix, size_t plen) {
     for (unsigned k = 0; k < t->nshards; k++) {
         l1_shard *sh = &t->shards[k];
-        pthread_mutex_lock(&sh->lock);
+        l1_lock_acquire(&sh->lock);
         uint32_t start = 0;
         while (sh->slots[start].e != NULL) start++;
         uint32_t i = next_slot(sh, start);
@@ -628,7 +679,7 @@ static void remove_matching(l1_tier *t, const void *prefix, size_t plen) {
             i = next_slot(sh, i);
             seen++;
         }
-        pthread_mutex_unlock(&sh->lock);
+        l1_lock_release(&sh->lock);
     }
 }
 
@@ -652,7 +703,7 @@ static void l1_stats(tc__tier *tier, tc_tier_stats *out) {
     out->max_bytes = t->max_bytes;
     for (unsigned k = 0; k < t->nshards; k++) {
         l1_shard *sh = &t->shards[k];
-        pthread_mutex_lock(&sh->lock);
+        l1_lock_acquire(&sh->lock);
         out->hits += sh->hits;
         out->misses += sh->misses;
         out->sets += sh->sets;
@@ -661,7 +712,7 @@ static void l1_stats(tc__tier *tier, tc_tier_stats *out) {
         out->expirations += sh->expirations;
         out->entries += sh->count;
         out->bytes += sh->bytes;
-        pthread_mutex_unlock(&sh->lock);
+        l1_lock_release(&sh->lock);
     }
     int n = 0;
     snprintf(out->extra[n].name, sizeof out->extra[n].name, "policy");
@@ -682,7 +733,6 @@ static void shard_free(l1_shard *sh) {
     }
     tc__slab_destroy(&sh->slab);
     free(sh->ring);
-    pthread_mutex_destroy(&sh->lock);
 }
 
 static void l1_close(tc__tier *tier) {
@@ -708,14 +758,17 @@ static const tc__tier_ops l1_ops = {
 /* Construction                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* Shards: enough for the CPUs (4 per CPU), but each with at least 1024 entries so that
- * per-shard policy decisions stay close to a global policy's; a power of two, at most 256. */
+/* Shards: one per 1024 entries (a power of two, at most 256), and at least 4 per CPU when the
+ * capacity allows. Many shards keep two threads off one lock (measured on zipf99, capacity
+ * 100000, 2 threads: 8 shards ran slower than one thread, 64 shards 1.2x faster), and each
+ * shard of >= 1024 entries keeps its own W-TinyLFU as good as a global one (hit ratio 0.8085
+ * with 64 shards, 0.8073 with 8, 0.7977 with 1). */
 static unsigned auto_shards(uint64_t cap) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (ncpu < 1) ncpu = 1;
-    uint64_t want = (uint64_t)ncpu * 4;
-    uint64_t by_cap = cap / 1024;
-    if (want > by_cap) want = by_cap;
+    uint64_t want = cap / 1024;
+    if (want < (uint64_t)ncpu * 4) want = (uint64_t)ncpu * 4;
+    if (want > cap / 64) want = cap / 64; /* never shards of fewer than 64 entries */
     unsigned n = 1;
     while ((uint64_t)n * 2 <= want && n < 256) n *= 2;
     return n;
@@ -743,13 +796,7 @@ static size_t shard_region_bytes(tc_policy policy, uint64_t cap) {
 static int shard_init(l1_shard *sh, tc_policy policy, uint64_t cap, uint64_t max_bytes, uint64_t seed,
                       uint64_t epoch, char *mem) {
     memset(sh, 0, sizeof *sh);
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-#ifdef PTHREAD_MUTEX_ADAPTIVE_NP
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-#endif
-    pthread_mutex_init(&sh->lock, &attr);
-    pthread_mutexattr_destroy(&attr);
+    atomic_init(&sh->lock.held, 0);
     sh->cap = cap;
     sh->max_bytes = max_bytes;
     sh->epoch_ms = epoch;
