@@ -6,11 +6,12 @@
  * upper tier's default TTL, which bounds how long a process-local copy can go stale). Writes,
  * deletes and clears go to every tier.
  *
- * Coherence. Every set, del and clear first bumps the generation of the key's stripe (clears
- * bump every stripe). A read notes the generation before it starts and passes it as a fence
- * with each back-fill; the tier applies the back-fill only if the generation did not move,
- * checked inside the tier's own critical section. So a delete or a write racing a back-fill
- * always wins: stale data is never re-inserted (defect 5 of the original).
+ * Coherence. Every set, del and clear marks the key's stripe (clears: every stripe) as written
+ * when it starts and again when it has reached every tier (see write_begin). A read notes the
+ * stripe's word before it reads a lower tier and passes it as a fence with each back-fill; the
+ * tier applies the back-fill only if no write overlapped the read, checked inside the tier's
+ * own critical section. So a delete or a write racing a back-fill always wins: stale data is
+ * never re-inserted (defect 5 of the original).
  *
  * Failure contract (also in the header):
  *   get   a tier that fails is skipped and counted as an error; the read goes on below it.
@@ -169,16 +170,46 @@ static inline int lat_sample(tc_cache *c, tstats *b) {
 /* Generations                                                              */
 /* ------------------------------------------------------------------------ */
 
+/* A stripe's word: | writes in progress (16) | version (48) |. A write (set, del, clear) adds
+ * one to both when it starts and, when it has reached every tier, takes one from the count and
+ * adds one to the version: the word changes at both ends. A reader notes the word before it
+ * reads a lower tier; it back-fills only if no write was in progress then and the word is the
+ * same inside the upper tier's critical section. So a back-fill can happen only if no write of
+ * the stripe overlapped the read -- before it started, or after it ended, when the lower tiers
+ * hold what the write left. (Bumping once, at the start only, left a hole: a reader that noted
+ * the word after the bump but read the lower tier before the delete reached it could back-fill
+ * the stale value after the delete had finished.) */
+#define GEN_ACTIVE (1ULL << 48)
+#define GEN_NEVER UINT64_MAX /* a fence that never passes */
+
 static inline _Atomic uint64_t *gen_of(tc_cache *c, uint64_t hash) {
     return &c->gens[(hash >> 20) & (TC__GEN_STRIPES - 1)];
 }
 
-static inline void gen_bump(tc_cache *c, uint64_t hash) {
-    if (c->ntiers > 1) atomic_fetch_add_explicit(gen_of(c, hash), 1, memory_order_seq_cst);
+static inline void write_begin(tc_cache *c, uint64_t hash) {
+    if (c->ntiers > 1) atomic_fetch_add_explicit(gen_of(c, hash), GEN_ACTIVE + 1, memory_order_seq_cst);
 }
 
-static void gen_bump_all(tc_cache *c) {
-    for (unsigned i = 0; i < TC__GEN_STRIPES; i++) atomic_fetch_add_explicit(&c->gens[i], 1, memory_order_seq_cst);
+static inline void write_end(tc_cache *c, uint64_t hash) {
+    if (c->ntiers > 1) atomic_fetch_add_explicit(gen_of(c, hash), 1 - GEN_ACTIVE, memory_order_seq_cst);
+}
+
+static void write_begin_all(tc_cache *c) {
+    if (c->ntiers > 1)
+        for (unsigned i = 0; i < TC__GEN_STRIPES; i++) atomic_fetch_add_explicit(&c->gens[i], GEN_ACTIVE + 1, memory_order_seq_cst);
+}
+
+static void write_end_all(tc_cache *c) {
+    if (c->ntiers > 1)
+        for (unsigned i = 0; i < TC__GEN_STRIPES; i++) atomic_fetch_add_explicit(&c->gens[i], 1 - GEN_ACTIVE, memory_order_seq_cst);
+}
+
+/* The fence of a read of the key with this hash that starts now. */
+static inline tc__fence fence_capture(tc_cache *c, uint64_t hash) {
+    tc__fence f = {gen_of(c, hash), 0};
+    uint64_t w = atomic_load_explicit(f.gen, memory_order_seq_cst);
+    f.seen = (w >= GEN_ACTIVE) ? GEN_NEVER : w;
+    return f;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -300,6 +331,7 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
     if (rc != 0) return rc;
     tstats *b = block_of(c);
     int timed = lat_sample(c, b);
+    int start = 0;
     if (!timed) {
         /* fast path: an untimed hit in the first tier needs no fence and no back-fill */
         int64_t ttl = TC_TTL_NONE;
@@ -315,22 +347,18 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
             if (sink->buf == NULL || sink->len > sink->cap) return sink->heap != NULL ? 0 : TC_ENOBUFS;
             return 0;
         }
-        if (c->ntiers == 1 && rc == TC_EMISS) {
+        if (rc != TC_EMISS) tier_failed(c, b, 0, "get", rc);
+        if (c->ntiers == 1) {
+            if (rc == TC_ENOMEM && sink->oom) return TC_ENOMEM;
             if (counted) count(b, CNT_MISSES);
             return TC_EMISS;
         }
-        /* otherwise the general path below reads again from the first tier: a miss there is
-         * cheap, and an error is counted there */
+        start = 1; /* go on below; the fence taken now still covers the tiers read next */
     }
     uint64_t t0 = timed ? tc__now_ns() : 0, tprev = t0;
-    uint64_t hash = 0;
     tc__fence fence = {NULL, 0};
-    if (c->ntiers > 1) {
-        hash = tc__hash(key, klen);
-        fence.gen = gen_of(c, hash);
-        fence.seen = atomic_load_explicit(fence.gen, memory_order_seq_cst);
-    }
-    for (int i = 0; i < c->ntiers; i++) {
+    if (c->ntiers > 1) fence = fence_capture(c, tc__hash(key, klen));
+    for (int i = start; i < c->ntiers; i++) {
         int64_t ttl = TC_TTL_NONE;
         if (i > 0) sink->want_whole = 1; /* a lower-tier hit is captured whole to back-fill */
         rc = c->tiers[i]->ops->get(c->tiers[i], key, klen, sink, &ttl);
@@ -436,7 +464,10 @@ static int set_internal(tc_cache *c, const void *key, size_t klen, const void *v
     tstats *b = block_of(c);
     int timed = lat_sample(c, b);
     uint64_t tprev = timed ? tc__now_ns() : 0;
-    if (c->ntiers > 1 && fence == NULL) gen_bump(c, tc__hash(key, klen));
+    /* a back-fill-like write (fence set: a loader's result) is not a write of the key's
+     * stripe: it must not invalidate other readers' fences */
+    uint64_t whash = (c->ntiers > 1 && fence == NULL) ? tc__hash(key, klen) : 0;
+    if (whash) write_begin(c, whash);
     int ok = 0, failed = 0, full = 0, toolarge = 0;
     for (int i = 0; i < c->ntiers; i++) {
         tc__tier *t = c->tiers[i];
@@ -459,6 +490,7 @@ static int set_internal(tc_cache *c, const void *key, size_t klen, const void *v
             tier_failed(c, b, i, "set", rc);
         }
     }
+    if (whash) write_end(c, whash);
     if (full) return TC_EFULL;
     if (ok == 0 && failed == 0 && toolarge) return TC_ETOOLARGE;
     return combine(ok, failed);
@@ -474,7 +506,8 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
     int rc = check_key(c, key, klen);
     if (rc != 0) return rc;
     tstats *b = block_of(c);
-    gen_bump(c, tc__hash(key, klen));
+    uint64_t hash = tc__hash(key, klen);
+    write_begin(c, hash);
     int ok = 0, failed = 0;
     /* bottom-up: an upper tier deleted first could be back-filled again from a lower tier by
      * a reader that started earlier; the generation fence stops that, and the order keeps the
@@ -487,12 +520,13 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
             tier_failed(c, b, i, "del", rc);
         }
     }
+    write_end(c, hash);
     return combine(ok, failed);
 }
 
 static int clear_all(tc_cache *c, const void *prefix, size_t plen) {
     tstats *b = block_of(c);
-    if (c->ntiers > 1) gen_bump_all(c);
+    write_begin_all(c);
     int ok = 0, failed = 0;
     for (int i = c->ntiers - 1; i >= 0; i--) {
         tc__tier *t = c->tiers[i];
@@ -503,6 +537,7 @@ static int clear_all(tc_cache *c, const void *prefix, size_t plen) {
             tier_failed(c, b, i, "clear", rc);
         }
     }
+    write_end_all(c);
     return combine(ok, failed);
 }
 
@@ -569,8 +604,7 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
         }
         fences[m] = (tc__fence){NULL, 0};
         if (c->ntiers > 1) {
-            fences[m].gen = gen_of(c, tc__hash(keys[i], klens[i]));
-            fences[m].seen = atomic_load_explicit(fences[m].gen, memory_order_seq_cst);
+            fences[m] = fence_capture(c, tc__hash(keys[i], klens[i]));
         }
         idx[m++] = i;
     }
@@ -640,7 +674,7 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, int *rcs
         if (rc == 0 && it->ttl_ms > (uint64_t)INT64_MAX) rc = TC_EINVAL;
         rcs[i] = rc;
         if (rc != 0) continue;
-        if (c->ntiers > 1) gen_bump(c, tc__hash(it->key, it->klen));
+        write_begin(c, tc__hash(it->key, it->klen));
         kp[m] = it->key;
         kl[m] = it->klen;
         vp[m] = it->val;
@@ -668,6 +702,7 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, int *rcs
             }
         }
     }
+    for (size_t j = 0; j < m; j++) write_end(c, tc__hash(kp[j], kl[j]));
     for (size_t j = 0; j < m; j++) {
         mset_tally *ty = &tally[j];
         int rc;
@@ -771,8 +806,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
         }
     } else {
         free(sink.heap); /* (a hit whose copy could not be made: load instead) */
-        tc__fence fence = {gen_of(c, hash), 0};
-        fence.seen = atomic_load_explicit(fence.gen, memory_order_seq_cst);
+        tc__fence fence = fence_capture(c, hash);
         uint64_t ttl = ttl_ms;
         count(b, CNT_LOADS);
         int lrc = loader(userdata, key, klen, &v, &vlen, &ttl);

@@ -9,10 +9,11 @@
  * caller's buffer with no intermediate allocation, while a lower-tier hit that must be
  * back-filled can be captured whole even when the caller's buffer is too small.
  *
- * Back-fill writes carry a tc__fence: the orchestrator bumps a per-key-stripe generation
- * before every set/del/clear, and a back-fill is applied only if the generation is still
- * the one seen before the lower tier was read. Tiers check the fence inside the critical
- * section that inserts, so a delete racing a back-fill can never re-insert stale data.
+ * Back-fill writes carry a tc__fence: the orchestrator changes a per-key-stripe word when every
+ * set/del/clear starts and when it ends, and a back-fill is applied only if the word is still
+ * the one seen before the lower tier was read (and no write was in progress then). Tiers check
+ * the fence inside the critical section that inserts, so a delete racing a back-fill can never
+ * re-insert stale data.
  */
 #ifndef TC_TIER_H
 #define TC_TIER_H

@@ -440,6 +440,67 @@ static void test_set_racing_backfill_wins(void **state) {
     tc_close(t.c);
 }
 
+/* The interleaving a fence taken only when a write *starts* lets through: a delete has begun;
+ * a reader notes the fence, then reads the stale value from the lower tier before the delete
+ * reaches it; the delete finishes; the reader back-fills. Staged with two threads:
+ *   deleter: tc_del -> (lower tier's del hook) "started", wait for "read" -> deletes, "done"
+ *   reader:  waits "started" -> tc_get -> (lower tier's get hook) "read", wait for "done" ->
+ *            back-fill, which must be refused. */
+#include <semaphore.h>
+
+typedef struct race3 {
+    two_tiers *t;
+    sem_t started, read, done;
+} race3;
+
+static void del_started(void *arg) {
+    race3 *r = arg;
+    sem_post(&r->started);
+    sem_wait(&r->read);
+}
+
+static void get_read(void *arg) {
+    race3 *r = arg;
+    sem_post(&r->read);
+    sem_wait(&r->done);
+}
+
+static void *deleter(void *arg) {
+    race3 *r = arg;
+    assert_int_equal(tc_del(r->t->c, "k", 1), 0);
+    sem_post(&r->done);
+    return NULL;
+}
+
+static void test_delete_in_progress_blocks_backfill(void **state) {
+    (void)state;
+    two_tiers t = open_two(60000);
+    tier_put(t.down, "k", "stale", 60000);
+    race3 r;
+    r.t = &t;
+    sem_init(&r.started, 0, 0);
+    sem_init(&r.read, 0, 0);
+    sem_init(&r.done, 0, 0);
+    t.down->del_hook = del_started;
+    t.down->del_hook_arg = &r;
+    t.down->get_hook = get_read;
+    t.down->hook_arg = &r;
+    pthread_t th;
+    pthread_create(&th, NULL, deleter, &r);
+    sem_wait(&r.started);
+    char buf[16];
+    size_t len = sizeof buf;
+    assert_int_equal(tc_get(t.c, "k", 1, buf, &len, NULL), 0); /* read before the delete reached it */
+    pthread_join(th, NULL);
+    int64_t ttl;
+    assert_int_equal(tier_get_ttl(t.up, "k", &ttl), TC_EMISS);   /* but not back-filled */
+    assert_int_equal(tier_get_ttl(t.down, "k", &ttl), TC_EMISS);
+    sem_destroy(&r.started);
+    sem_destroy(&r.read);
+    sem_destroy(&r.done);
+    tc_close(t.c);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Single flight                                                            */
 /* ------------------------------------------------------------------------ */
@@ -653,6 +714,7 @@ int main(void) {
         cmocka_unit_test(test_tier_failures_are_logged_rate_limited),
         cmocka_unit_test(test_delete_racing_backfill_wins),
         cmocka_unit_test(test_set_racing_backfill_wins),
+        cmocka_unit_test(test_delete_in_progress_blocks_backfill),
         cmocka_unit_test(test_single_flight_one_load_for_all),
         cmocka_unit_test(test_single_flight_error_reaches_all_and_caches_nothing),
         cmocka_unit_test(test_delete_during_load_is_not_cached),

@@ -27,6 +27,11 @@ static int f_del(tc__tier *t, const void *k, size_t kl) {
     faulty_tier *f = (faulty_tier *)t;
     f->dels++;
     if (f->fail_del) return f->fail_del;
+    if (f->del_hook != NULL) {
+        void (*hook)(void *) = f->del_hook;
+        f->del_hook = NULL;
+        hook(f->del_hook_arg);
+    }
     return f->inner->ops->del(f->inner, k, kl);
 }
 

@@ -14,6 +14,8 @@ typedef struct faulty_tier {
     int fail_get, fail_set, fail_del, fail_clear; /* 0, or the code the op returns */
     void (*get_hook)(void *arg);                  /* called once per get, then cleared */
     void *hook_arg;
+    void (*del_hook)(void *arg);                  /* called once per del, before the inner del, then cleared */
+    void *del_hook_arg;
     int gets, sets, dels;                          /* calls seen */
 } faulty_tier;
 
