@@ -103,31 +103,19 @@ static int tc__is_unit_byte(char c) {
     return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u >= 0x80;
 }
 
-static int tc__why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int tc__why(char *why, size_t whylen, const char *fmt, ...) {
-    if (why != NULL && whylen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return TC_EINVAL;
-}
 
 /* Checks what every parser refuses before looking at the syntax: NULL, empty, whitespace
  * around, a sign. Returns 0 or TC_EINVAL with the reason. */
 static int tc__precheck(const char *s, const char *what, const char *hint, char *why,
                         size_t whylen) {
     static const char space[] = " \t\n\r\v\f";
-    if (s == NULL) return tc__why(why, whylen, "no %s given %s", what, hint);
+    if (s == NULL) return tc__errf(why, whylen, TC_EINVAL, "no %s given %s", what, hint);
     size_t n = strlen(s);
-    if (n == 0) return tc__why(why, whylen, "empty %s", hint);
+    if (n == 0) return tc__errf(why, whylen, TC_EINVAL, "empty %s", hint);
     if (strchr(space, s[0]) != NULL || strchr(space, s[n - 1]) != NULL)
-        return tc__why(why, whylen, "whitespace around the %s is not allowed", what);
-    if (s[0] == '-') return tc__why(why, whylen, "negative %ss are not allowed", what);
-    if (s[0] == '+') return tc__why(why, whylen, "a sign is not allowed %s", hint);
+        return tc__errf(why, whylen, TC_EINVAL, "whitespace around the %s is not allowed", what);
+    if (s[0] == '-') return tc__errf(why, whylen, TC_EINVAL, "negative %ss are not allowed", what);
+    if (s[0] == '+') return tc__errf(why, whylen, TC_EINVAL, "a sign is not allowed %s", hint);
     return 0;
 }
 
@@ -145,7 +133,7 @@ int tc__duration_parse(const char *s, uint64_t *ms, char *why, size_t whylen) {
         for (size_t i = 0; i < n; i++) {
             unsigned d = (unsigned)(s[i] - '0');
             if (v > (UINT64_MAX - d) / 10)
-                return tc__why(why, whylen, "too large (the maximum is %llu ms)",
+                return tc__errf(why, whylen, TC_EINVAL, "too large (the maximum is %llu ms)",
                                (unsigned long long)UINT64_MAX);
             v = v * 10 + d;
         }
@@ -180,7 +168,7 @@ int tc__duration_parse(const char *s, uint64_t *ms, char *why, size_t whylen) {
             }
         }
         if (idigits == 0 && fdigits == 0)
-            return tc__why(why, whylen, "expected a number at %s %s", tc__quote(q, sizeof q, num),
+            return tc__errf(why, whylen, TC_EINVAL, "expected a number at %s %s", tc__quote(q, sizeof q, num),
                            TC__DURATION_HINT);
         const char *unit = p;
         while (tc__is_unit_byte(*p))
@@ -188,9 +176,9 @@ int tc__duration_parse(const char *s, uint64_t *ms, char *why, size_t whylen) {
         size_t ulen = (size_t)(p - unit);
         if (ulen == 0) {
             if (*p == '\0')
-                return tc__why(why, whylen, "missing unit after %s %s",
+                return tc__errf(why, whylen, TC_EINVAL, "missing unit after %s %s",
                                tc__quote_n(q, sizeof q, num, (size_t)(p - num)), TC__DURATION_HINT);
-            return tc__why(why, whylen, "unexpected %s after %s %s", tc__quote_n(q, sizeof q, p, 1),
+            return tc__errf(why, whylen, TC_EINVAL, "unexpected %s after %s %s", tc__quote_n(q, sizeof q, p, 1),
                            tc__quote_n(q2, sizeof q2, num, (size_t)(p - num)), TC__DURATION_HINT);
         }
         uint64_t unit_ns = 0;
@@ -202,10 +190,10 @@ int tc__duration_parse(const char *s, uint64_t *ms, char *why, size_t whylen) {
             }
         }
         if (unit_ns == 0)
-            return tc__why(why, whylen, "unknown unit %s %s", tc__quote_n(q, sizeof q, unit, ulen),
+            return tc__errf(why, whylen, TC_EINVAL, "unknown unit %s %s", tc__quote_n(q, sizeof q, unit, ulen),
                            TC__DURATION_HINT);
         if (*p != '\0' && !tc__is_digit(*p) && *p != '.')
-            return tc__why(why, whylen, "unexpected %s after %s %s", tc__quote_n(q, sizeof q, p, 1),
+            return tc__errf(why, whylen, TC_EINVAL, "unexpected %s after %s %s", tc__quote_n(q, sizeof q, p, 1),
                            tc__quote_n(q2, sizeof q2, num, (size_t)(p - num)), TC__DURATION_HINT);
         if (overflow) continue;
         /* ip <= max_ns / unit_ns keeps ip * unit_ns <= max_ns, well within 128 bits. */
@@ -219,13 +207,13 @@ int tc__duration_parse(const char *s, uint64_t *ms, char *why, size_t whylen) {
         if (total > max_ns) overflow = 1;
     }
     if (overflow)
-        return tc__why(why, whylen, "too large (the maximum is %llu ms)",
+        return tc__errf(why, whylen, TC_EINVAL, "too large (the maximum is %llu ms)",
                        (unsigned long long)UINT64_MAX);
     if ((total > 0 || inexact) && total < TC__NS_PER_MS)
-        return tc__why(why, whylen,
+        return tc__errf(why, whylen, TC_EINVAL,
                        "a non-zero duration under 1 ms (the smallest is 1ms; 0 means none)");
     if (inexact || total % TC__NS_PER_MS != 0)
-        return tc__why(why, whylen, "not a whole number of milliseconds (the resolution is 1ms)");
+        return tc__errf(why, whylen, TC_EINVAL, "not a whole number of milliseconds (the resolution is 1ms)");
     if (ms != NULL) *ms = (uint64_t)(total / TC__NS_PER_MS);
     return 0;
 }
@@ -294,7 +282,7 @@ int tc__size_parse(const char *s, uint64_t *bytes, char *why, size_t whylen) {
             v = v * 10 + d;
     }
     if (p == s)
-        return tc__why(why, whylen, "expected a number at %s %s", tc__quote(q, sizeof q, p),
+        return tc__errf(why, whylen, TC_EINVAL, "expected a number at %s %s", tc__quote(q, sizeof q, p),
                        TC__SIZE_HINT);
     uint64_t mult = 1;
     if (*p != '\0') {
@@ -307,13 +295,13 @@ int tc__size_parse(const char *s, uint64_t *bytes, char *why, size_t whylen) {
         }
         if (mult == 0) {
             if (*p == '.')
-                return tc__why(why, whylen, "a fraction is not allowed %s", TC__SIZE_HINT);
-            return tc__why(why, whylen, "unknown unit %s %s", tc__quote(q, sizeof q, p),
+                return tc__errf(why, whylen, TC_EINVAL, "a fraction is not allowed %s", TC__SIZE_HINT);
+            return tc__errf(why, whylen, TC_EINVAL, "unknown unit %s %s", tc__quote(q, sizeof q, p),
                            TC__SIZE_HINT);
         }
     }
     if (overflow || v > UINT64_MAX / mult)
-        return tc__why(why, whylen, "too large (the maximum is %llu bytes)",
+        return tc__errf(why, whylen, TC_EINVAL, "too large (the maximum is %llu bytes)",
                        (unsigned long long)UINT64_MAX);
     if (bytes != NULL) *bytes = v * mult;
     return 0;

@@ -714,14 +714,9 @@ static void l1_stats(tc__tier *tier, tc_tier_stats *out) {
         out->bytes += sh->bytes;
         l1_lock_release(&sh->lock);
     }
-    int n = 0;
-    snprintf(out->extra[n].name, sizeof out->extra[n].name, "policy");
-    snprintf(out->extra[n++].value, sizeof out->extra[n - 1].value, "%s", tc_policy_name(t->policy));
-    snprintf(out->extra[n].name, sizeof out->extra[n].name, "shards");
-    snprintf(out->extra[n++].value, sizeof out->extra[n - 1].value, "%u", t->nshards);
-    snprintf(out->extra[n].name, sizeof out->extra[n].name, "table_bytes_per_entry");
-    snprintf(out->extra[n++].value, sizeof out->extra[n - 1].value, "%d", TC__L1_TABLE_OVERHEAD);
-    out->nextra = n;
+    tc__stat_extra(out, "policy", "%s", tc_policy_name(t->policy));
+    tc__stat_extra(out, "shards", "%u", t->nshards);
+    tc__stat_extra(out, "table_bytes_per_entry", "%d", TC__L1_TABLE_OVERHEAD);
 }
 
 static void shard_free(l1_shard *sh) {

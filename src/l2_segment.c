@@ -848,17 +848,6 @@ int tc__l2_check_shard_locked(const tc__l2_seg *s, uint32_t i, char *rb, size_t 
 /* Statistics shared by the tier and the admin API                          */
 /* ------------------------------------------------------------------------ */
 
-static void add_extra(tc_tier_stats *out, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void add_extra(tc_tier_stats *out, const char *name, const char *fmt, ...) {
-    if (out->nextra >= TC_STATS_EXTRA_MAX) return;
-    tc_stat_extra *e = &out->extra[out->nextra++];
-    snprintf(e->name, sizeof e->name, "%s", name);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->value, sizeof e->value, fmt, ap);
-    va_end(ap);
-}
 
 int tc__l2_attached(const tc__l2_seg *s);
 int tc__l2_attached(const tc__l2_seg *s) {
@@ -892,15 +881,15 @@ void tc__l2_fill_stats(const tc__l2_seg *s, tc_tier_stats *out) {
     }
     out->max_entries = s->hdr->max_entries;
     out->max_bytes = s->hdr->max_bytes;
-    add_extra(out, "segment", "%s", s->name);
-    add_extra(out, "path", "%s", s->path);
-    add_extra(out, "segment_bytes", "%zu", s->size);
-    add_extra(out, "policy", "%s", policy_str(s->hdr->policy));
-    add_extra(out, "shards", "%u", s->nshards);
-    add_extra(out, "processes", "%d", tc__l2_attached(s));
-    add_extra(out, "layout_version", "%u", s->hdr->layout_version);
-    add_extra(out, "compactions", "%llu", (unsigned long long)compactions);
-    add_extra(out, "repairs", "%llu", (unsigned long long)repairs);
+    tc__stat_extra(out, "segment", "%s", s->name);
+    tc__stat_extra(out, "path", "%s", s->path);
+    tc__stat_extra(out, "segment_bytes", "%zu", s->size);
+    tc__stat_extra(out, "policy", "%s", policy_str(s->hdr->policy));
+    tc__stat_extra(out, "shards", "%u", s->nshards);
+    tc__stat_extra(out, "processes", "%d", tc__l2_attached(s));
+    tc__stat_extra(out, "layout_version", "%u", s->hdr->layout_version);
+    tc__stat_extra(out, "compactions", "%llu", (unsigned long long)compactions);
+    tc__stat_extra(out, "repairs", "%llu", (unsigned long long)repairs);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -816,18 +816,6 @@ static void refresh_info(l3 *t) {
     pthread_mutex_unlock(&t->info_mu);
 }
 
-static void extra(tc_tier_stats *out, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void extra(tc_tier_stats *out, const char *name, const char *fmt, ...) {
-    if (out->nextra >= TC_STATS_EXTRA_MAX) return;
-    tc_stat_extra *e = &out->extra[out->nextra++];
-    snprintf(e->name, sizeof e->name, "%s", name);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->value, sizeof e->value, fmt, ap);
-    va_end(ap);
-}
 
 static void l3_stats(tc__tier *tt, tc_tier_stats *out) {
     l3 *t = (l3 *)tt;
@@ -843,27 +831,27 @@ static void l3_stats(tc__tier *tt, tc_tier_stats *out) {
     out->deletes = atomic_load(&t->deletes);
     out->entries = 0; /* unknown: counting the namespace would need a full SCAN */
     out->nextra = 0;
-    extra(out, "connection", "%s", out->available && open > 0 ? "connected" : "disconnected");
-    extra(out, "circuit", "%s", tc__breaker_state_name(state));
-    extra(out, "tls", "%s", t->cfg.use_tls ? "on" : "off");
-    extra(out, "pool_open", "%d", open);
-    extra(out, "pool_size", "%d", t->pool.max);
+    tc__stat_extra(out, "connection", "%s", out->available && open > 0 ? "connected" : "disconnected");
+    tc__stat_extra(out, "circuit", "%s", tc__breaker_state_name(state));
+    tc__stat_extra(out, "tls", "%s", t->cfg.use_tls ? "on" : "off");
+    tc__stat_extra(out, "pool_open", "%d", open);
+    tc__stat_extra(out, "pool_size", "%d", t->pool.max);
     pthread_mutex_lock(&t->info_mu);
     if (t->info_valid) {
-        extra(out, "server_version", "%s", t->version[0] ? t->version : "unknown");
-        extra(out, "used_memory", "%s", t->used_memory[0] ? t->used_memory : "unknown");
-        extra(out, "db_keys", "%lld", t->db_keys);
+        tc__stat_extra(out, "server_version", "%s", t->version[0] ? t->version : "unknown");
+        tc__stat_extra(out, "used_memory", "%s", t->used_memory[0] ? t->used_memory : "unknown");
+        tc__stat_extra(out, "db_keys", "%lld", t->db_keys);
     }
     pthread_mutex_unlock(&t->info_mu);
-    extra(out, "errors", "%llu", (unsigned long long)atomic_load(&t->errors));
-    extra(out, "timeouts", "%llu", (unsigned long long)atomic_load(&t->timeouts));
-    extra(out, "conn_errors", "%llu", (unsigned long long)atomic_load(&t->conn_errors));
-    extra(out, "proto_errors", "%llu", (unsigned long long)atomic_load(&t->proto_errors));
-    extra(out, "auth_tls_errors", "%llu",
+    tc__stat_extra(out, "errors", "%llu", (unsigned long long)atomic_load(&t->errors));
+    tc__stat_extra(out, "timeouts", "%llu", (unsigned long long)atomic_load(&t->timeouts));
+    tc__stat_extra(out, "conn_errors", "%llu", (unsigned long long)atomic_load(&t->conn_errors));
+    tc__stat_extra(out, "proto_errors", "%llu", (unsigned long long)atomic_load(&t->proto_errors));
+    tc__stat_extra(out, "auth_tls_errors", "%llu",
           (unsigned long long)(atomic_load(&t->auth_errors) + atomic_load(&t->tls_errors)));
-    extra(out, "reconnects", "%llu", (unsigned long long)atomic_load(&t->pool.reconnects));
-    extra(out, "circuit_opens", "%llu", (unsigned long long)atomic_load(&t->pool.brk.opens));
-    extra(out, "fast_fails", "%llu", (unsigned long long)atomic_load(&t->fast_fails));
+    tc__stat_extra(out, "reconnects", "%llu", (unsigned long long)atomic_load(&t->pool.reconnects));
+    tc__stat_extra(out, "circuit_opens", "%llu", (unsigned long long)atomic_load(&t->pool.brk.opens));
+    tc__stat_extra(out, "fast_fails", "%llu", (unsigned long long)atomic_load(&t->fast_fails));
 }
 
 /* ------------------------------------------------------------------------ */

@@ -157,6 +157,10 @@ void tc__big_free(void *p, size_t bytes);
 int tc__errf(char *errbuf, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Appends a tier-specific fact to a statistics snapshot (ignored when the extras are full). */
+void tc__stat_extra(tc_tier_stats *out, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Logs through opt's callback, when one is installed. */
 void tc__log(tc_log_fn fn, void *ud, tc_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -132,6 +132,16 @@ int tc__errf(char *errbuf, size_t errlen, int code, const char *fmt, ...) {
     return code;
 }
 
+void tc__stat_extra(tc_tier_stats *out, const char *name, const char *fmt, ...) {
+    if (out->nextra < 0 || out->nextra >= TC_STATS_EXTRA_MAX) return;
+    tc_stat_extra *e = &out->extra[out->nextra++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->value, sizeof e->value, fmt, ap);
+    va_end(ap);
+}
+
 void tc__log(tc_log_fn fn, void *ud, tc_log_level level, const char *fmt, ...) {
     if (fn == NULL) return;
     char msg[512];
