@@ -55,6 +55,8 @@ typedef struct tstats {
     uint32_t tick;                     /* latency sampling countdown (owner only) */
     _Atomic uint64_t cnt[CNT__N];
     _Atomic uint64_t tier_errors[TC_MAX_TIERS];
+    _Atomic uint64_t tier_hits[TC_MAX_TIERS];   /* this handle's lookups, per tier */
+    _Atomic uint64_t tier_misses[TC_MAX_TIERS];
     tc__hist lat_all;
     tc__hist lat_tier[TC_MAX_TIERS];
 } tstats;
@@ -132,6 +134,14 @@ static inline tstats *block_of(tc_cache *c) {
 /* Increment of a counter only its owner thread writes: a plain load and store. */
 static inline void bump(_Atomic uint64_t *x) {
     atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+/* One read of tier idx by this handle: a hit (rc 0) or a miss (TC_EMISS); errors are counted
+ * by tier_failed(). */
+static inline void count_lookup(tstats *b, int idx, int rc) {
+    if (b == NULL) return;
+    if (rc == 0) bump(&b->tier_hits[idx]);
+    else if (rc == TC_EMISS) bump(&b->tier_misses[idx]);
 }
 
 static inline void count(tstats *b, int which) {
@@ -336,6 +346,7 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
         /* fast path: an untimed hit in the first tier needs no fence and no back-fill */
         int64_t ttl = TC_TTL_NONE;
         rc = c->tiers[0]->ops->get(c->tiers[0], key, klen, sink, &ttl);
+        count_lookup(b, 0, rc);
         if (rc == 0) {
             if (info != NULL) {
                 info->ttl_ms = ttl;
@@ -362,6 +373,7 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
         int64_t ttl = TC_TTL_NONE;
         if (i > 0) sink->want_whole = 1; /* a lower-tier hit is captured whole to back-fill */
         rc = c->tiers[i]->ops->get(c->tiers[i], key, klen, sink, &ttl);
+        count_lookup(b, i, rc);
         if (timed) {
             uint64_t t = tc__now_ns();
             tc__hist_record(&b->lat_tier[i], t - tprev);
@@ -438,6 +450,7 @@ TC_EXPORT int tc_ttl(tc_cache *c, const void *key, size_t klen, int64_t *ttl_ms)
     tstats *b = block_of(c);
     for (int i = 0; i < c->ntiers; i++) {
         rc = c->tiers[i]->ops->get(c->tiers[i], key, klen, NULL, ttl_ms);
+        count_lookup(b, i, rc);
         if (rc == 0) return 0;
         if (rc != TC_EMISS) tier_failed(c, b, i, "ttl", rc);
     }
@@ -617,6 +630,7 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
         size_t keep = 0;
         for (size_t j = 0; j < m; j++) {
             size_t k = idx[j];
+            count_lookup(b, ti, rcs[j]);
             if (rcs[j] == 0 && sinks[j].heap != NULL) {
                 if (ti > 0)
                     backfill(c, b, ti, keys[k], klens[k], sinks[j].heap, sinks[j].len, ttls[j],
@@ -865,7 +879,7 @@ TC_EXPORT int tc_stats_get(tc_cache *c, tc_stats *st) {
     memset(st, 0, sizeof *st);
     uint64_t *acc = calloc((size_t)(TC_MAX_TIERS + 1) * TC__HIST_NBUCKETS, sizeof(uint64_t));
     if (acc == NULL) return TC_ENOMEM;
-    uint64_t errs[TC_MAX_TIERS] = {0};
+    uint64_t errs[TC_MAX_TIERS] = {0}, thits[TC_MAX_TIERS] = {0}, tmisses[TC_MAX_TIERS] = {0};
     for (tstats *b = atomic_load_explicit(&c->blocks, memory_order_acquire); b != NULL; b = b->next) {
         st->hits += atomic_load_explicit(&b->cnt[CNT_HITS], memory_order_relaxed);
         st->misses += atomic_load_explicit(&b->cnt[CNT_MISSES], memory_order_relaxed);
@@ -874,6 +888,8 @@ TC_EXPORT int tc_stats_get(tc_cache *c, tc_stats *st) {
         st->load_waits += atomic_load_explicit(&b->cnt[CNT_LOAD_WAITS], memory_order_relaxed);
         for (int i = 0; i < TC_MAX_TIERS; i++) {
             errs[i] += atomic_load_explicit(&b->tier_errors[i], memory_order_relaxed);
+            thits[i] += atomic_load_explicit(&b->tier_hits[i], memory_order_relaxed);
+            tmisses[i] += atomic_load_explicit(&b->tier_misses[i], memory_order_relaxed);
             tc__hist_merge(acc + (size_t)(i + 1) * TC__HIST_NBUCKETS, &b->lat_tier[i]);
         }
         tc__hist_merge(acc, &b->lat_all);
@@ -887,6 +903,14 @@ TC_EXPORT int tc_stats_get(tc_cache *c, tc_stats *st) {
         c->tiers[i]->ops->stats(c->tiers[i], ts);
         ts->tier = c->tiers[i]->id;
         ts->errors += errs[i];
+        /* hits and misses are this handle's reads through the tier; a tier that counts more
+         * (L2 counts every process on the host) keeps its totals as extras */
+        if (ts->hits != thits[i] || ts->misses != tmisses[i]) {
+            tc__stat_extra(ts, "hits_all_handles", "%llu", (unsigned long long)ts->hits);
+            tc__stat_extra(ts, "misses_all_handles", "%llu", (unsigned long long)ts->misses);
+        }
+        ts->hits = thits[i];
+        ts->misses = tmisses[i];
         tc__hist_summary(acc + (size_t)(i + 1) * TC__HIST_NBUCKETS, &ts->latency_samples, &ts->p50_ns, &ts->p95_ns,
                          &ts->p99_ns, &ts->max_ns);
         st->errors += errs[i];

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -678,6 +679,49 @@ static void test_stats_and_renderings(void **state) {
     tc_close(t.c);
 }
 
+/* Per-tier hits and misses are this handle's reads; a tier that counts for the whole host (L2)
+ * keeps its totals as extras. Two handles on one shared segment in one process. */
+static const char *extra_of(const tc_tier_stats *t, const char *name) {
+    for (int i = 0; i < t->nextra; i++)
+        if (strcmp(t->extra[i].name, name) == 0) return t->extra[i].value;
+    return NULL;
+}
+
+static void test_tier_counts_are_per_handle(void **state) {
+    (void)state;
+    tc_options o;
+    tc_options_init(&o);
+    o.ntiers = 2;
+    o.tiers[0] = TC_TIER_L1;
+    o.tiers[1] = TC_TIER_L2;
+    snprintf(o.shared_name, sizeof o.shared_name, "test-cache-%d", (int)getpid());
+    o.shared_max_entries = 1000;
+    o.shared_max_bytes = 8 << 20;
+    tc_cache *a, *b;
+    char err[256];
+    if (tc_open(&o, &a, err, sizeof err) != 0) fail_msg("%s", err);
+    if (tc_open(&o, &b, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(tc_set(a, "k", 1, "v", 1, 0), 0);
+    char buf[4];
+    size_t len = sizeof buf;
+    tc_get_info info;
+    assert_int_equal(tc_get(b, "k", 1, buf, &len, &info), 0); /* b: L1 miss, L2 hit */
+    assert_int_equal(info.tier, TC_TIER_L2);
+    len = sizeof buf;
+    assert_int_equal(tc_get(a, "absent", 6, buf, &len, NULL), TC_EMISS); /* a: misses in both */
+    tc_stats sb;
+    assert_int_equal(tc_stats_get(b, &sb), 0);
+    assert_int_equal(sb.tiers[1].hits, 1);
+    assert_int_equal(sb.tiers[1].misses, 0);
+    assert_int_equal(sb.tiers[0].misses, 1);
+    const char *all = extra_of(&sb.tiers[1], "misses_all_handles");
+    assert_non_null(all); /* the segment saw a's miss too */
+    assert_string_equal(all, "1");
+    tc_close(a);
+    tc_close(b);
+    tc_shared_destroy(o.shared_name);
+}
+
 static void test_metrics_disabled_records_no_latency(void **state) {
     (void)state;
     tc_options o;
@@ -721,6 +765,7 @@ int main(void) {
         cmocka_unit_test(test_load_costs_one_lookup_per_lower_tier),
         cmocka_unit_test(test_stats_and_renderings),
         cmocka_unit_test(test_metrics_disabled_records_no_latency),
+        cmocka_unit_test(test_tier_counts_are_per_handle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
