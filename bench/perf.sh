@@ -39,6 +39,7 @@ if [ "$what" = l1 ] || [ "$what" = all ]; then
   echo "## L1 memory, and the orchestrator's cost over the tier called directly"
   run "$B/bench_memory" 1000000
   run "$B/bench_l1_overhead" "$Z" 100000 3
+  run "$B/bench_l1_hot"
 fi
 
 if [ "$what" = l2 ] || [ "$what" = all ]; then
