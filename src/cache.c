@@ -334,6 +334,28 @@ static void backfill(tc_cache *c, tstats *b, int upto, const void *key, size_t k
     }
 }
 
+/* Records the tier of the latest hit: stored only when it changes, so that threads hitting the
+ * same tier share the cache line instead of fighting over it. */
+static inline void note_hit_tier(tc_cache *c, int id) {
+    if (atomic_load_explicit(&c->last_hit_tier, memory_order_relaxed) != id)
+        atomic_store_explicit(&c->last_hit_tier, id, memory_order_relaxed);
+}
+
+/* Reports a hit in tier i to the caller and the statistics. Returns 0, or TC_ENOBUFS when the
+ * value did not fit the caller's buffer and was not captured whole either. */
+static inline int hit_done(tc_cache *c, tstats *b, int i, int64_t ttl, const tc__sink *sink, tc_get_info *info,
+                           int counted) {
+    int id = (int)c->tiers[i]->id;
+    if (info != NULL) {
+        info->ttl_ms = ttl;
+        info->tier = id;
+    }
+    note_hit_tier(c, id);
+    if (counted) count(b, CNT_HITS);
+    if (sink->buf == NULL || sink->len > sink->cap) return sink->heap != NULL ? 0 : TC_ENOBUFS;
+    return 0;
+}
+
 /* The read path shared by tc_get and tc_get_alloc. counted: 0 for the library's own lookups
  * (the single-flight re-check), which are not the application's hits and misses. */
 static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, tc_get_info *info, int counted) {
@@ -347,17 +369,7 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
         int64_t ttl = TC_TTL_NONE;
         rc = c->tiers[0]->ops->get(c->tiers[0], key, klen, sink, &ttl);
         count_lookup(b, 0, rc);
-        if (rc == 0) {
-            if (info != NULL) {
-                info->ttl_ms = ttl;
-                info->tier = c->tiers[0]->id;
-            }
-            if (atomic_load_explicit(&c->last_hit_tier, memory_order_relaxed) != (int)c->tiers[0]->id)
-                atomic_store_explicit(&c->last_hit_tier, (int)c->tiers[0]->id, memory_order_relaxed);
-            if (counted) count(b, CNT_HITS);
-            if (sink->buf == NULL || sink->len > sink->cap) return sink->heap != NULL ? 0 : TC_ENOBUFS;
-            return 0;
-        }
+        if (rc == 0) return hit_done(c, b, 0, ttl, sink, info, counted);
         if (rc != TC_EMISS) tier_failed(c, b, 0, "get", rc);
         if (c->ntiers == 1) {
             if (rc == TC_ENOMEM && sink->oom) return TC_ENOMEM;
@@ -390,16 +402,8 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
             const void *data = tc__sink_data(sink);
             if (data != NULL) backfill(c, b, i, key, klen, data, sink->len, ttl, &fence);
         }
-        if (info != NULL) {
-            info->ttl_ms = ttl;
-            info->tier = c->tiers[i]->id;
-        }
-        if (atomic_load_explicit(&c->last_hit_tier, memory_order_relaxed) != (int)c->tiers[i]->id)
-            atomic_store_explicit(&c->last_hit_tier, (int)c->tiers[i]->id, memory_order_relaxed);
-        if (counted) count(b, CNT_HITS);
         if (timed) tc__hist_record(&b->lat_all, tc__now_ns() - t0);
-        if (sink->buf == NULL || sink->len > sink->cap) return sink->heap != NULL ? 0 : TC_ENOBUFS;
-        return 0;
+        return hit_done(c, b, i, ttl, sink, info, counted);
     }
     if (rc == TC_ENOMEM && sink->oom) return TC_ENOMEM;
     if (counted) count(b, CNT_MISSES);
@@ -636,8 +640,7 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
                     backfill(c, b, ti, keys[k], klens[k], sinks[j].heap, sinks[j].len, ttls[j],
                              c->ntiers > 1 ? &fences[j] : NULL);
                 res[k] = (tc_mget_result){0, sinks[j].heap, sinks[j].len, {ttls[j], c->tiers[ti]->id}};
-                if (atomic_load_explicit(&c->last_hit_tier, memory_order_relaxed) != (int)c->tiers[ti]->id)
-                    atomic_store_explicit(&c->last_hit_tier, (int)c->tiers[ti]->id, memory_order_relaxed);
+                note_hit_tier(c, (int)c->tiers[ti]->id);
                 count(b, CNT_HITS);
                 continue;
             }

@@ -421,8 +421,7 @@ static void sweep_locked(l1_shard *sh, uint64_t now_s) {
 }
 
 /* Evicts until the shard is within its bounds; for W-TinyLFU, first moves entries out of an
- * over-full window through the admission duel. protect is an entry that must not be evicted
- * (the one just written) -- NULL for none. Returns 0 or TC_EFULL (noeviction, or nothing
+ * over-full window through the admission duel. Returns 0 or TC_EFULL (noeviction, or nothing
  * evictable under a volatile policy). */
 static int make_room_locked(l1_tier *t, l1_shard *sh, uint64_t now_ms) {
     uint64_t now_s = now_ms > sh->epoch_ms ? (now_ms - sh->epoch_ms) / 1000 : 0;

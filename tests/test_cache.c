@@ -47,19 +47,9 @@ static two_tiers open_two(uint64_t upper_ttl_ms) {
     tc_options_init(&o);
     o.mem_default_ttl_ms = upper_ttl_ms;
     o.mem_shards = 1;
-    char err[256];
-    tc__tier *a, *b;
-    assert_int_equal(tc__l1_open(&o, &a, err, sizeof err), 0);
-    o.mem_default_ttl_ms = 0;
-    assert_int_equal(tc__l1_open(&o, &b, err, sizeof err), 0);
     two_tiers t;
-    t.up = faulty_wrap(a, TC_TIER_L1);
-    t.down = faulty_wrap(b, TC_TIER_L2);
-    tc__tier *tiers[2] = {&t.up->base, &t.down->base};
-    o.ntiers = 2;
-    o.tiers[0] = TC_TIER_L1;
-    o.tiers[1] = TC_TIER_L2;
-    assert_int_equal(tc__open_tiers(&o, tiers, 2, &t.c, err, sizeof err), 0);
+    t.c = faulty_pair(&o, &t.up, &t.down);
+    assert_non_null(t.c);
     return t;
 }
 
@@ -333,23 +323,14 @@ static void log_cb(void *ud, tc_log_level level, const char *msg) {
 /* Tier failures reach the log callback, at most once a second per tier. */
 static void test_tier_failures_are_logged_rate_limited(void **state) {
     (void)state;
-    two_tiers t = open_two(60000);
     log_seen seen = {0, ""};
-    /* the options were copied at open: install the callback the way an application would,
-     * through a fresh cache over the same kind of tiers */
-    tc_close(t.c);
     tc_options o;
     tc_options_init(&o);
     o.log_fn = log_cb;
     o.log_userdata = &seen;
-    char err[256];
-    tc__tier *a, *b;
-    assert_int_equal(tc__l1_open(&o, &a, err, sizeof err), 0);
-    assert_int_equal(tc__l1_open(&o, &b, err, sizeof err), 0);
-    faulty_tier *down = faulty_wrap(b, TC_TIER_L2);
-    tc__tier *tiers[2] = {a, &down->base};
-    tc_cache *c;
-    assert_int_equal(tc__open_tiers(&o, tiers, 2, &c, err, sizeof err), 0);
+    faulty_tier *up, *down;
+    tc_cache *c = faulty_pair(&o, &up, &down);
+    assert_non_null(c);
     down->fail_get = TC_ETIMEDOUT;
     char buf[8];
     for (int i = 0; i < 1000; i++) {

@@ -30,19 +30,9 @@ static two open_two(void) {
     o.mem_shards = 1;
     o.max_key_bytes = 64;
     o.max_value_bytes = 1024;
-    char err[256];
-    tc__tier *a, *b;
-    assert_int_equal(tc__l1_open(&o, &a, err, sizeof err), 0);
-    o.mem_default_ttl_ms = 0;
-    assert_int_equal(tc__l1_open(&o, &b, err, sizeof err), 0);
     two t;
-    t.up = faulty_wrap(a, TC_TIER_L1);
-    t.down = faulty_wrap(b, TC_TIER_L2);
-    tc__tier *tiers[2] = {&t.up->base, &t.down->base};
-    o.ntiers = 2;
-    o.tiers[0] = TC_TIER_L1;
-    o.tiers[1] = TC_TIER_L2;
-    assert_int_equal(tc__open_tiers(&o, tiers, 2, &t.c, err, sizeof err), 0);
+    t.c = faulty_pair(&o, &t.up, &t.down);
+    assert_non_null(t.c);
     return t;
 }
 

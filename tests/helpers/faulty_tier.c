@@ -1,4 +1,5 @@
 /* faulty_tier.c -- see faulty_tier.h. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "faulty_tier.h"
@@ -71,4 +72,32 @@ faulty_tier *faulty_wrap(tc__tier *inner, tc_tier_id id) {
     f->base.id = id;
     f->inner = inner;
     return f;
+}
+
+tc_cache *faulty_pair(const tc_options *opt, faulty_tier **up, faulty_tier **down) {
+    tc_options o = *opt;
+    char err[256];
+    tc__tier *a, *b;
+    if (tc__l1_open(&o, &a, err, sizeof err) != 0) {
+        fprintf(stderr, "faulty_pair: %s\n", err);
+        return NULL;
+    }
+    o.mem_default_ttl_ms = 0;
+    if (tc__l1_open(&o, &b, err, sizeof err) != 0) {
+        fprintf(stderr, "faulty_pair: %s\n", err);
+        a->ops->close(a);
+        return NULL;
+    }
+    *up = faulty_wrap(a, TC_TIER_L1);
+    *down = faulty_wrap(b, TC_TIER_L2);
+    tc__tier *tiers[2] = {&(*up)->base, &(*down)->base};
+    o.ntiers = 2;
+    o.tiers[0] = TC_TIER_L1;
+    o.tiers[1] = TC_TIER_L2;
+    tc_cache *c = NULL;
+    if (tc__open_tiers(&o, tiers, 2, &c, err, sizeof err) != 0) {
+        fprintf(stderr, "faulty_pair: %s\n", err);
+        return NULL;
+    }
+    return c;
 }

@@ -22,4 +22,10 @@ typedef struct faulty_tier {
 /* Wraps inner (taken over) and presents it as tier id. */
 faulty_tier *faulty_wrap(tc__tier *inner, tc_tier_id id);
 
+/* Opens a cache of two real L1 tiers, each behind a wrapper: the upper presented as L1 with
+ * opt's settings, the lower as L2 with the same settings but no default TTL (entries put there
+ * directly keep the TTL they are given). opt->ntiers and opt->tiers are ignored. Returns the
+ * cache, or NULL with the reason on stderr. */
+tc_cache *faulty_pair(const tc_options *opt, faulty_tier **up, faulty_tier **down);
+
 #endif
