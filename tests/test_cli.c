@@ -543,6 +543,7 @@ static void test_bench_rejects_bad_arguments(void **state) {
         {{"bench", "--trace", trace, "--capacity", "10", "--passes", "x"}, "--passes 'x'"},
         {{"bench", "--trace", trace, "--capacity", "10", "--value-size", "1k"}, "--value-size '1k'"},
         {{"bench", "--trace", trace, "--capacity", "10", "extra", NULL}, "unexpected argument 'extra'"},
+        {{"bench", "--trace", trace, "--capacity", "10", "--no-clear", NULL}, "--no-clear replays over what other processes left"},
     };
     for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
         const char *const *a = usage[i].a;
@@ -774,6 +775,35 @@ static void test_bench_through_two_tiers_uses_its_own_segment(void **state) {
     unlink(trace);
 }
 
+/* --no-clear replays over the cache another process left: a second bench on the same named
+ * segment hits on every request; without it, the bench clears first and misses again. */
+static void test_bench_no_clear_replays_over_a_warm_segment(void **state) {
+    (void)state;
+    const char *const *env = l2_env();
+    if (env == NULL) {
+        skip();
+        return;
+    }
+    const char *name = shared_env_name + strlen("CACHE_SHARED_NAME=");
+    tc_test_run r = run_cli(env, "shared", "destroy", name, NULL); /* bench sizes it anew */
+    tc_test_run_free(&r);
+    char trace[64];
+    write_zipf_trace(trace, sizeof trace, 2000, 0.99, 20000);
+    r = bench_json(env, trace, "5000", "1", NULL);
+    assert_true(jnum(&r, "misses") > 0); /* cold: every distinct key misses once */
+    tc_test_run_free(&r);
+    r = run_cli(env, "bench", "--trace", trace, "--capacity", "5000", "--no-clear", "--json", NULL);
+    if (r.status != 0) fail_msg("bench --no-clear exited %d: %s", r.status, r.err);
+    assert_true(jnum(&r, "misses") == 0);
+    assert_true(jnum(&r, "hits") == 20000);
+    tc_test_run_free(&r);
+    r = bench_json(env, trace, "5000", "1", NULL);
+    assert_true(jnum(&r, "misses") > 0); /* without --no-clear: cleared first */
+    tc_test_run_free(&r);
+    (void)tc_shared_destroy(name);
+    unlink(trace);
+}
+
 /* Removes this run's segment even when a test failed half-way (0 when there is none). */
 static int remove_test_segment(void **state) {
     (void)state;
@@ -806,6 +836,7 @@ int main(void) {
         cmocka_unit_test(test_l2_round_trip_is_binary_safe),
         cmocka_unit_test(test_shared_segment_commands),
         cmocka_unit_test(test_bench_through_two_tiers_uses_its_own_segment),
+        cmocka_unit_test(test_bench_no_clear_replays_over_a_warm_segment),
     };
     return cmocka_run_group_tests(tests, NULL, remove_test_segment);
 }
