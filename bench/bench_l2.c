@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "tier.h"
+#include "util.h"
 
 static uint32_t *load(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");

@@ -36,8 +36,10 @@
 #include <time.h>
 
 #include "config.h"
-#include "stats.h"
+#include "histogram.h"
+#include "render.h"
 #include "tier.h"
+#include "util.h"
 
 #define TC__GEN_STRIPES 4096
 #define TC__LAT_EVERY 64

@@ -4,8 +4,7 @@
  * The public tc_parse_duration() and tc_parse_size() prefix their message with
  * `invalid duration "TEXT": `. The configuration code reports the same failures under the
  * name of an environment variable instead, so the parsers are also available here in a form
- * that writes only the reason ("unknown unit "x" (use ...)"), and the quoting helper both use
- * to show a value in a message without letting it break the message.
+ * that writes only the reason ("unknown unit "x" (use ...)").
  */
 #ifndef TC_DURATION_H
 #define TC_DURATION_H
@@ -25,14 +24,6 @@ int tc__duration_parse(const char *s, uint64_t *ms, char *why, size_t whylen);
 
 /* As tc_parse_size(), with the reason only. */
 int tc__size_parse(const char *s, uint64_t *bytes, char *why, size_t whylen);
-
-/* Writes s into buf as a double-quoted string: '"' and '\' are escaped with a backslash, other
- * bytes outside printable ASCII as \xNN, and text beyond TC__QUOTE_MAX bytes of s is cut and
- * marked "...". buf is always NUL-terminated (when size > 0). Returns buf, for use as a
- * printf argument. A buffer of TC__QUOTE_BUF bytes never truncates the quoted text. */
-#define TC__QUOTE_MAX 120
-#define TC__QUOTE_BUF (TC__QUOTE_MAX * 4 + 8)
-char *tc__quote(char *buf, size_t size, const char *s);
 
 /* Writes ms as the shortest exact duration text ("1d", "90s", "1500ms", "0"). Returns buf. */
 char *tc__format_duration(char *buf, size_t size, uint64_t ms);

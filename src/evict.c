@@ -4,6 +4,8 @@
  * Policy names are parsed in config.c (tc_policy_parse), with the rest of the configuration.
  */
 
+#include <strings.h>
+
 #include "evict.h"
 
 static inline uint32_t minutes(uint64_t now_ms) { return (uint32_t)((now_ms / 60000) & 0xFFFF); }
@@ -40,4 +42,42 @@ uint64_t tc__evict_score(tc_policy p, uint32_t aux, uint32_t clock, uint64_t exp
     case TC_POLICY_VOLATILE_TTL: return exp ? UINT64_MAX - exp : 0;
     default: return 0;
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Policies                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;  /* canonical, Redis-style */
+    const char *other; /* Encore's spelling, or another accepted name */
+} tc__policies[TC_POLICY__COUNT] = {
+    [TC_POLICY_TINYLFU] = {"tinylfu", "w-tinylfu"},
+    [TC_POLICY_ALLKEYS_LRU] = {"allkeys-lru", "AllKeysLRU"},
+    [TC_POLICY_ALLKEYS_LFU] = {"allkeys-lfu", "AllKeysLFU"},
+    [TC_POLICY_ALLKEYS_RANDOM] = {"allkeys-random", "AllKeysRandom"},
+    [TC_POLICY_VOLATILE_LRU] = {"volatile-lru", "VolatileLRU"},
+    [TC_POLICY_VOLATILE_LFU] = {"volatile-lfu", "VolatileLFU"},
+    [TC_POLICY_VOLATILE_TTL] = {"volatile-ttl", "VolatileTTL"},
+    [TC_POLICY_VOLATILE_RANDOM] = {"volatile-random", "VolatileRandom"},
+    [TC_POLICY_NOEVICTION] = {"noeviction", "NoEviction"},
+};
+
+/* Case-insensitive match against both spellings of every policy; *out is untouched on
+ * failure. Reads only static tables: thread-safe. */
+TC_EXPORT int tc_policy_parse(const char *s, tc_policy *out) {
+    if (s == NULL) return TC_EINVAL;
+    for (int p = 0; p < TC_POLICY__COUNT; p++) {
+        if (strcasecmp(s, tc__policies[p].name) == 0 || strcasecmp(s, tc__policies[p].other) == 0) {
+            if (out != NULL) *out = (tc_policy)p;
+            return 0;
+        }
+    }
+    return TC_EINVAL;
+}
+
+/* A static string; "unknown" for a value outside the enum. Thread-safe. */
+TC_EXPORT const char *tc_policy_name(tc_policy p) {
+    if ((int)p < 0 || p >= TC_POLICY__COUNT) return "unknown";
+    return tc__policies[p].name;
 }

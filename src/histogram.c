@@ -1,5 +1,5 @@
 /*
- * histogram.c -- the log-linear latency histogram of stats.h: bucket arithmetic, merging and
+ * histogram.c -- the log-linear latency histogram of histogram.h: bucket arithmetic, merging and
  * the quantile summary.
  *
  * Layout, with S = TC__HIST_SUB_BITS (5) and e = floor(log2(v)):
@@ -19,7 +19,7 @@
  */
 #include <stdint.h>
 
-#include "stats.h"
+#include "histogram.h"
 
 /* The largest value with a bucket of its own; larger values are clamped to it. */
 #define TC__HIST_CLAMP ((UINT64_C(1) << (TC__HIST_MAX_EXP + 1)) - 1)

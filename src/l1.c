@@ -20,7 +20,7 @@
  * The table has nslots = capacity * 4/3 slots: the load factor never exceeds 0.75, so no
  * resize ever happens. Deletion shifts later members of the probe run back (no tombstones).
  *
- * An entry is one block from the shard's slab allocator (slab.c: 8-byte size classes, no
+ * An entry is one block from the shard's slab allocator (l1_slab.c: 8-byte size classes, no
  * per-chunk header): a 16-byte header, then the key, then the value.
  *
  * W-TinyLFU. New entries enter a FIFO window (1% of the shard). An entry leaving the window is
@@ -55,9 +55,10 @@
 #include <unistd.h>
 
 #include "evict.h"
-#include "sketch.h"
-#include "slab.h"
+#include "l1_sketch.h"
+#include "l1_slab.h"
 #include "tier.h"
+#include "util.h"
 
 #define TC__L1_SAMPLES 8 /* Redis pairs 5 with a 16-entry pool; 8 without one is as close to exact */
 #define TC__L1_SWEEP 4

@@ -27,6 +27,7 @@
 #include <xxhash.h>
 
 #include "l2_segment.h"
+#include "util.h"
 
 typedef struct tc__l2 {
     tc__tier base;

@@ -33,6 +33,7 @@
 #include <xxhash.h>
 
 #include "l2_segment.h"
+#include "util.h"
 
 _Atomic int tc__l2_crash_at;
 

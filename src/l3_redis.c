@@ -2,7 +2,7 @@
  * l3_redis.c -- the L3 tier: a Redis (or Valkey) server behind the tc__tier_ops interface.
  *
  * Keys are stored as REDIS_KEY_PREFIX followed by the key's bytes; values are stored raw.
- * Every operation is one round trip on a pooled connection (redis_pool.c):
+ * Every operation is one round trip on a pooled connection (l3_pool.c):
  *
  *   get          GET k + PTTL k, pipelined: the value and its remaining TTL together
  *   set          SET k v [PX ms]               (millisecond TTLs; never SETEX 0)
@@ -27,10 +27,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "redis_conn.h"
-#include "redis_pool.h"
-#include "redis_proto.h"
+#include "l3_conn.h"
+#include "l3_pool.h"
+#include "l3_proto.h"
 #include "tier.h"
+#include "util.h"
 
 #define TC__L3_BATCH 256          /* keys per round trip in mget / mset */
 #define TC__L3_SCAN_COUNT "1000"  /* SCAN COUNT hint in clear */

@@ -1,5 +1,5 @@
 /*
- * render.c -- the three renderings of a statistics snapshot (stats.h): the health document
+ * render.c -- the three renderings of a statistics snapshot (render.h): the health document
  * shaped like the original /cache/health, a plain JSON dump of every field, and the Prometheus
  * text exposition format 0.0.4.
  *
@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "stats.h"
+#include "render.h"
 #include "strbuf.h"
 
 /* ------------------------------------------------------------------------ */

@@ -169,3 +169,48 @@ int tc__sb_json_str(tc__strbuf *sb, const void *str, size_t n) {
     tc__sb_append(sb, s + run, i - run);
     return tc__sb_putc(sb, '"');
 }
+
+/* ------------------------------------------------------------------------ */
+/* Quoting                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* tc__quote() of the n bytes at s (stopping early at a NUL). */
+char *tc__quote_n(char *buf, size_t size, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0, i;
+    if (size == 0) return buf;
+#define TC__PUT(c)                              \
+    do {                                        \
+        if (o + 1 < size) buf[o++] = (char)(c); \
+    } while (0)
+    TC__PUT('"');
+    for (i = 0; s != NULL && i < n && s[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)s[i];
+        /* stop while the longest escape (4), "..." and the closing quote still fit */
+        if (i == TC__QUOTE_MAX || o + 9 >= size) {
+            TC__PUT('.');
+            TC__PUT('.');
+            TC__PUT('.');
+            break;
+        }
+        if (c == '"' || c == '\\') {
+            TC__PUT('\\');
+            TC__PUT(c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            TC__PUT('\\');
+            TC__PUT('x');
+            TC__PUT(hex[c >> 4]);
+            TC__PUT(hex[c & 15]);
+        } else {
+            TC__PUT(c);
+        }
+    }
+    TC__PUT('"');
+#undef TC__PUT
+    buf[o] = '\0';
+    return buf;
+}
+
+char *tc__quote(char *buf, size_t size, const char *s) {
+    return tc__quote_n(buf, size, s, SIZE_MAX);
+}

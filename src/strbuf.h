@@ -58,4 +58,16 @@ size_t tc__utf8_seq_len(const unsigned char *s, size_t n);
  * NULL). Either way the buffer is left empty and initialised. */
 int tc__sb_finish(tc__strbuf *sb, char **out);
 
+/* Quoting a value for a message (configuration, durations) without letting it break the
+ * message. */
+/* Writes s into buf as a double-quoted string: '"' and '\' are escaped with a backslash, other
+ * bytes outside printable ASCII as \xNN, and text beyond TC__QUOTE_MAX bytes of s is cut and
+ * marked "...". buf is always NUL-terminated (when size > 0). Returns buf, for use as a
+ * printf argument. A buffer of TC__QUOTE_BUF bytes never truncates the quoted text. */
+#define TC__QUOTE_MAX 120
+#define TC__QUOTE_BUF (TC__QUOTE_MAX * 4 + 8)
+char *tc__quote(char *buf, size_t size, const char *s);
+/* tc__quote() of the n bytes at s (stopping early at a NUL). */
+char *tc__quote_n(char *buf, size_t size, const char *s, size_t n);
+
 #endif /* TC_STRBUF_H */

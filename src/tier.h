@@ -136,33 +136,8 @@ int tc__l3_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errl
  * tc_open() is this after opening the tiers CACHE_TIERING names. */
 int tc__open_tiers(const tc_options *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen);
 
-/* ------------------------------------------------------------------------ */
-/* Small shared helpers                                                     */
-/* ------------------------------------------------------------------------ */
-
-/* Monotonic clock in milliseconds and nanoseconds. */
-uint64_t tc__now_ms(void);
-uint64_t tc__now_ns(void);
-
-/* 64-bit hash of a byte string (fast, well mixed; not cryptographic). */
-uint64_t tc__hash(const void *key, size_t len);
-
-/* Zeroed memory for large, long-lived tables (hash tables, sketches): mmap'd and, from 2 MiB
- * up, advised to use transparent huge pages, so random probes do not miss the TLB. Freed with
- * tc__big_free(p, same size). NULL when out of memory. */
-void *tc__big_alloc(size_t bytes);
-void tc__big_free(void *p, size_t bytes);
-
-/* snprintf into errbuf when errbuf is not NULL. Returns code, for "return tc__errf(...)". */
-int tc__errf(char *errbuf, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* Appends a tier-specific fact to a statistics snapshot (ignored when the extras are full). */
 void tc__stat_extra(tc_tier_stats *out, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* Logs through opt's callback, when one is installed. */
-void tc__log(tc_log_fn fn, void *ud, tc_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 #endif /* TC_TIER_H */

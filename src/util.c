@@ -1,6 +1,6 @@
 /*
- * util.c -- small pieces every module uses: the error table, tier names, the value sink,
- * clocks, hashing and message formatting.
+ * util.c -- small pieces every module uses: the error table, clocks, hashing, large tables and
+ * message formatting.
  *
  * The error codes, their names and messages come from one list (TC_ERRNO_MAP in tiercache.h).
  * Hashing is XXH3 from the system's libxxhash, inlined so that a 16-byte key hashes in a few
@@ -16,7 +16,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "tier.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
@@ -44,43 +44,7 @@ TC_EXPORT const char *tc_err_name(int err) {
 
 TC_EXPORT int tc_is_error(int err) { return err < 0 && err != TC_EMISS; }
 
-TC_EXPORT const char *tc_tier_name(int tier) {
-    switch (tier) {
-    case TC_TIER_L1: return "L1";
-    case TC_TIER_L2: return "L2";
-    case TC_TIER_L3: return "L3";
-    default: return "none";
-    }
-}
-
 TC_EXPORT void tc_free(void *p) { free(p); }
-
-/* ------------------------------------------------------------------------ */
-/* Sinks                                                                    */
-/* ------------------------------------------------------------------------ */
-
-int tc__sink_put(tc__sink *s, const void *val, size_t len) {
-    s->len = len;
-    if (s->buf != NULL && len <= s->cap) {
-        if (len) memcpy(s->buf, val, len);
-        return 0;
-    }
-    if (!s->want_whole) return 0;
-    free(s->heap);
-    s->heap = malloc(len ? len : 1);
-    if (s->heap == NULL) {
-        s->oom = 1;
-        return TC_ENOMEM;
-    }
-    if (len) memcpy(s->heap, val, len);
-    return 0;
-}
-
-const void *tc__sink_data(const tc__sink *s) {
-    if (s->heap != NULL) return s->heap;
-    if (s->buf != NULL && s->len <= s->cap) return s->buf;
-    return NULL;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Clocks and hashing                                                       */
@@ -130,16 +94,6 @@ int tc__errf(char *errbuf, size_t errlen, int code, const char *fmt, ...) {
         va_end(ap);
     }
     return code;
-}
-
-void tc__stat_extra(tc_tier_stats *out, const char *name, const char *fmt, ...) {
-    if (out->nextra < 0 || out->nextra >= TC_STATS_EXTRA_MAX) return;
-    tc_stat_extra *e = &out->extra[out->nextra++];
-    snprintf(e->name, sizeof e->name, "%s", name);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->value, sizeof e->value, fmt, ap);
-    va_end(ap);
 }
 
 void tc__log(tc_log_fn fn, void *ud, tc_log_level level, const char *fmt, ...) {

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "duration.h"
+#include "strbuf.h"
 #include "tier.h"
 
 typedef struct {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "l2_util.h"
+#include "util.h"
 
 #define NKEYS 300
 

@@ -1,5 +1,5 @@
 /*
- * test_l3_proto.c -- the RESP reader and command formatting of redis_proto.c, fed bytes
+ * test_l3_proto.c -- the RESP reader and command formatting of l3_proto.c, fed bytes
  * directly (no server): whole and partial replies, every type, nesting, nil, garbage,
  * limits, the glob escaping used by clear, and INFO field extraction.
  */
@@ -15,7 +15,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "redis_proto.h"
+#include "l3_proto.h"
 
 static tc__proto_reader *feed_all(const char *s) {
     tc__proto_reader *r = tc__proto_reader_new(NULL);

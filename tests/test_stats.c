@@ -23,7 +23,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "stats.h"
+#include "histogram.h"
+#include "render.h"
 #include "strbuf.h"
 
 #define PYTHON "/usr/bin/python3"

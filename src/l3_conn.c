@@ -1,5 +1,5 @@
 /*
- * redis_conn.c -- a connection to Redis over our own socket, optionally TLS, and the circuit
+ * l3_conn.c -- a connection to Redis over our own socket, optionally TLS, and the circuit
  * breaker the pool puts in front of the server.
  *
  * Every blocking step waits in poll() for an absolute deadline on the monotonic clock:
@@ -37,8 +37,9 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "redis_conn.h"
+#include "l3_conn.h"
 #include "tier.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------------ */
 /* Fork generation                                                          */

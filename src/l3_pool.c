@@ -1,5 +1,5 @@
 /*
- * redis_pool.c -- connection pool and fork handling for the Redis tier.
+ * l3_pool.c -- connection pool and fork handling for the Redis tier.
  *
  * A mutex-protected stack of idle connections plus a table of every open connection (so a
  * child after fork() can find and discard the connections that were busy in the parent).
@@ -16,8 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "redis_pool.h"
+#include "l3_pool.h"
 #include "tier.h"
+#include "util.h"
 
 #define TC__BRK_THRESHOLD 5
 #define TC__BRK_MIN_MS 500

@@ -1,5 +1,5 @@
 /*
- * redis_proto.c -- RESP2 parsing and command formatting, with no I/O.
+ * l3_proto.c -- RESP2 parsing and command formatting, with no I/O.
  *
  * Parsing is hiredis's reader (read.h) driven with reply-object functions of our own. They
  * allocate tc__reply nodes, strings and element vectors from a chunked arena that belongs to
@@ -22,7 +22,7 @@
 
 #include <hiredis/read.h>
 
-#include "redis_proto.h"
+#include "l3_proto.h"
 #include "tiercache.h"
 
 /* ------------------------------------------------------------------------ */

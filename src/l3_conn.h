@@ -1,5 +1,5 @@
 /*
- * redis_conn.h -- one connection to a Redis server, and the circuit breaker in front of them.
+ * l3_conn.h -- one connection to a Redis server, and the circuit breaker in front of them.
  *
  * A connection is our own socket (non-blocking, TCP_NODELAY), optionally wrapped in OpenSSL
  * TLS, with every wait done by poll() against an absolute deadline, so no call on a
@@ -17,8 +17,8 @@
  * pthread_atfork child handler bumps). tc__rconn_close() on a connection inherited from the
  * parent only closes the descriptor: nothing is written on a socket the parent still uses.
  */
-#ifndef TC_REDIS_CONN_H
-#define TC_REDIS_CONN_H
+#ifndef TC_L3_CONN_H
+#define TC_L3_CONN_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,7 +27,7 @@
 
 #include <openssl/ssl.h>
 
-#include "redis_proto.h"
+#include "l3_proto.h"
 #include "tiercache.h"
 
 /* Everything needed to open connections: copied from tc_options once, plus the TLS context
@@ -153,4 +153,4 @@ void tc__breaker_trip(tc__breaker *b, int code);
 /* "closed", "open" or "half-open". */
 const char *tc__breaker_state_name(int state);
 
-#endif /* TC_REDIS_CONN_H */
+#endif /* TC_L3_CONN_H */

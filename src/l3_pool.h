@@ -1,5 +1,5 @@
 /*
- * redis_pool.h -- a pool of connections to one Redis server, with its circuit breaker.
+ * l3_pool.h -- a pool of connections to one Redis server, with its circuit breaker.
  *
  * Threads take a connection for one request and give it back, so concurrent requests run on
  * separate connections instead of queueing behind one. The pool grows lazily up to its size
@@ -15,14 +15,14 @@
  * Lock order: pool->mu, then nothing (connections are opened and closed outside it). The
  * breaker's mutex is never held together with pool->mu.
  */
-#ifndef TC_REDIS_POOL_H
-#define TC_REDIS_POOL_H
+#ifndef TC_L3_POOL_H
+#define TC_L3_POOL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "redis_conn.h"
+#include "l3_conn.h"
 
 typedef struct tc__rpool {
     const tc__rconn_cfg *cfg;
@@ -66,4 +66,4 @@ void tc__rpool_drop_idle(tc__rpool *p);
 /* Connections open now, and the pool size. Thread-safe (a racy snapshot). */
 int tc__rpool_open_count(tc__rpool *p);
 
-#endif /* TC_REDIS_POOL_H */
+#endif /* TC_L3_POOL_H */

@@ -1,5 +1,5 @@
 /*
- * sketch.h -- the TinyLFU frequency sketch: a count-min sketch of 4-bit counters.
+ * l1_sketch.h -- the TinyLFU frequency sketch: a count-min sketch of 4-bit counters.
  *
  * Each key hashes to one 64-byte block of eight 64-bit words; its four counters live in
  * four (usually different) words of that block, so an increment or an estimate touches a
@@ -17,8 +17,8 @@
  *
  * Not thread-safe: each L1 shard owns one sketch and uses it under the shard lock.
  */
-#ifndef TC_SKETCH_H
-#define TC_SKETCH_H
+#ifndef TC_L1_SKETCH_H
+#define TC_L1_SKETCH_H
 
 #include <stdint.h>
 
@@ -58,4 +58,4 @@ void tc__sketch_incr(tc__sketch *s, uint32_t h);
 /* Estimated occurrences (0..15) of the key with hash h. */
 unsigned tc__sketch_freq(const tc__sketch *s, uint32_t h);
 
-#endif /* TC_SKETCH_H */
+#endif /* TC_L1_SKETCH_H */

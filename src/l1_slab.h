@@ -1,5 +1,5 @@
 /*
- * slab.h -- memory for L1 entries: size classes of 8-byte steps carved from 64 KiB pages.
+ * l1_slab.h -- memory for L1 entries: size classes of 8-byte steps carved from 64 KiB pages.
  *
  * malloc rounds a 132-byte entry (16-byte header, 16-byte key, 100-byte value) up to a 144-byte
  * chunk; a slab class of 136 bytes holds it with no per-chunk header, and allocation is a pop
@@ -20,8 +20,8 @@
  *
  * Not thread-safe: each L1 shard owns one slab and uses it under the shard lock.
  */
-#ifndef TC_SLAB_H
-#define TC_SLAB_H
+#ifndef TC_L1_SLAB_H
+#define TC_L1_SLAB_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -54,4 +54,4 @@ void tc__slab_free(tc__slab *s, void *p, size_t size);
 /* Unmaps every region. Chunks above TC__SLAB_MAX must have been freed one by one. */
 void tc__slab_destroy(tc__slab *s);
 
-#endif /* TC_SLAB_H */
+#endif /* TC_L1_SLAB_H */

@@ -1,5 +1,5 @@
 /*
- * redis_proto.h -- the Redis wire protocol (RESP2) without any I/O: bytes in, replies out.
+ * l3_proto.h -- the Redis wire protocol (RESP2) without any I/O: bytes in, replies out.
  *
  * The reader wraps hiredis's reader (redisReaderFeed / redisReaderGetReply) with reply-object
  * functions of our own that build replies in an arena owned by the reader, so a request's
@@ -15,8 +15,8 @@
  * Nothing here is thread-safe: a reader and a command buffer belong to one connection, and a
  * connection is used by one thread at a time.
  */
-#ifndef TC_REDIS_PROTO_H
-#define TC_REDIS_PROTO_H
+#ifndef TC_L3_PROTO_H
+#define TC_L3_PROTO_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -128,4 +128,4 @@ int tc__info_field(const char *info, size_t len, const char *field, char *out, s
  * appended. Returns the pattern's length. Not NUL-terminated (the pattern is binary-safe). */
 size_t tc__glob_prefix(char *out, const void *p, size_t n);
 
-#endif /* TC_REDIS_PROTO_H */
+#endif /* TC_L3_PROTO_H */

@@ -1,5 +1,5 @@
 /*
- * sketch.c -- the TinyLFU count-min sketch (see sketch.h for the layout).
+ * l1_sketch.c -- the TinyLFU count-min sketch (see l1_sketch.h for the layout).
  *
  * Keys are identified by the 32-bit hash their table slot already holds, so an eviction
  * never re-hashes a key. The block is chosen from a mix of that hash (the slot's position
@@ -9,7 +9,7 @@
  */
 #include <stddef.h>
 
-#include "sketch.h"
+#include "l1_sketch.h"
 
 #define RESET_MASK 0x7777777777777777ULL
 

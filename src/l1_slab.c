@@ -1,5 +1,5 @@
 /*
- * slab.c -- size-class allocation for L1 entries (see slab.h for the layout).
+ * l1_slab.c -- size-class allocation for L1 entries (see l1_slab.h for the layout).
  *
  * Every operation is O(1): a class's partial list is doubly linked, a page's free chunks are a
  * singly linked list threaded through the chunks themselves, and never-used space is carved by
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#include "slab.h"
+#include "l1_slab.h"
 
 struct tc__slab_region {
     tc__slab_region *next;
