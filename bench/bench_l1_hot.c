@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "tier.h"
+#include "util.h"
 
 static double now_s(void) {
     struct timespec t;
@@ -32,7 +33,7 @@ int main(int argc, char **argv) {
     char keys[64][17], v[100] = {0}, out[128];
     for (int i = 0; i < 64; i++) {
         snprintf(keys[i], sizeof keys[i], "key:%012d", i);
-        t->ops->set(t, keys[i], 16, v, sizeof v, TC__TTL_DEFAULT, NULL);
+        t->ops->set(t, &TC__KEY(keys[i], 16), v, sizeof v, TC__TTL_DEFAULT, NULL);
         tc_set(c, keys[i], 16, v, sizeof v, 0);
     }
     for (int r = 0; r < 3; r++) {
@@ -40,7 +41,7 @@ int main(int argc, char **argv) {
         double t0 = now_s();
         for (long i = 0; i < n; i++) {
             tc__sink s = {out, sizeof out, 0, NULL, 0, 0};
-            t->ops->get(t, keys[i & 63], 16, &s, &ttl);
+            t->ops->get(t, &TC__KEY(keys[i & 63], 16), &s, &ttl);
         }
         double direct = now_s() - t0;
         t0 = now_s();

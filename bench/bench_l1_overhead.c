@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "tier.h"
+#include "util.h"
 
 static uint32_t *load(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
@@ -68,8 +69,8 @@ int main(int argc, char **argv) {
             const char *k = keys[trace[i]];
             tc__sink s = {out, sizeof out, 0, NULL, 0, 0};
             int64_t ttl;
-            if (t->ops->get(t, k, 16, &s, &ttl) == 0) hits++;
-            else t->ops->set(t, k, 16, value, sizeof value, TC__TTL_DEFAULT, NULL);
+            if (t->ops->get(t, &TC__KEY(k, 16), &s, &ttl) == 0) hits++;
+            else t->ops->set(t, &TC__KEY(k, 16), value, sizeof value, TC__TTL_DEFAULT, NULL);
         }
         double dt = now_s() - t0;
         printf("mode=direct   hit_ratio=%.4f ns_per_op=%.1f\n", (double)hits / n, dt * 1e9 / n);

@@ -327,11 +327,11 @@ static inline int check_key(const tc_cache *c, const void *key, size_t klen) {
 }
 
 /* Back-fills tiers [0, upto) with a value found in tier upto. */
-static void backfill(tc_cache *c, tstats *b, int upto, const void *key, size_t klen, const void *val,
-                     size_t vlen, int64_t ttl_ms, const tc__fence *fence) {
+static void backfill(tc_cache *c, tstats *b, int upto, const tc__key *k, const void *val, size_t vlen,
+                     int64_t ttl_ms, const tc__fence *fence) {
     for (int i = upto - 1; i >= 0; i--) {
         int64_t ttl = ttl_ms > 0 ? ttl_ms : TC__TTL_DEFAULT;
-        int rc = c->tiers[i]->ops->set(c->tiers[i], key, klen, val, vlen, ttl, fence);
+        int rc = c->tiers[i]->ops->set(c->tiers[i], k, val, vlen, ttl, fence);
         if (rc != 0 && rc != TC_ETOOLARGE && rc != TC_EFULL) tier_failed(c, b, i, "back-fill", rc);
     }
 }
@@ -363,13 +363,14 @@ static inline int hit_done(tc_cache *c, tstats *b, int i, int64_t ttl, const tc_
 static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, tc_get_info *info, int counted) {
     int rc = check_key(c, key, klen);
     if (rc != 0) return rc;
+    tc__key k = {key, klen, tc__hash(key, klen)};
     tstats *b = block_of(c);
     int timed = lat_sample(c, b);
     int start = 0;
     if (!timed) {
         /* fast path: an untimed hit in the first tier needs no fence and no back-fill */
         int64_t ttl = TC_TTL_NONE;
-        rc = c->tiers[0]->ops->get(c->tiers[0], key, klen, sink, &ttl);
+        rc = c->tiers[0]->ops->get(c->tiers[0], &k, sink, &ttl);
         count_lookup(b, 0, rc);
         if (rc == 0) return hit_done(c, b, 0, ttl, sink, info, counted);
         if (rc != TC_EMISS) tier_failed(c, b, 0, "get", rc);
@@ -382,11 +383,11 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
     }
     uint64_t t0 = timed ? tc__now_ns() : 0, tprev = t0;
     tc__fence fence = {NULL, 0};
-    if (c->ntiers > 1) fence = fence_capture(c, tc__hash(key, klen));
+    if (c->ntiers > 1) fence = fence_capture(c, k.hash);
     for (int i = start; i < c->ntiers; i++) {
         int64_t ttl = TC_TTL_NONE;
         if (i > 0) sink->want_whole = 1; /* a lower-tier hit is captured whole to back-fill */
-        rc = c->tiers[i]->ops->get(c->tiers[i], key, klen, sink, &ttl);
+        rc = c->tiers[i]->ops->get(c->tiers[i], &k, sink, &ttl);
         count_lookup(b, i, rc);
         if (timed) {
             uint64_t t = tc__now_ns();
@@ -402,7 +403,7 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
         /* a hit */
         if (i > 0) {
             const void *data = tc__sink_data(sink);
-            if (data != NULL) backfill(c, b, i, key, klen, data, sink->len, ttl, &fence);
+            if (data != NULL) backfill(c, b, i, &k, data, sink->len, ttl, &fence);
         }
         if (timed) tc__hist_record(&b->lat_all, tc__now_ns() - t0);
         return hit_done(c, b, i, ttl, sink, info, counted);
@@ -453,9 +454,10 @@ TC_EXPORT int tc_ttl(tc_cache *c, const void *key, size_t klen, int64_t *ttl_ms)
     if (c == NULL || ttl_ms == NULL) return TC_EINVAL;
     int rc = check_key(c, key, klen);
     if (rc != 0) return rc;
+    tc__key k = {key, klen, tc__hash(key, klen)};
     tstats *b = block_of(c);
     for (int i = 0; i < c->ntiers; i++) {
-        rc = c->tiers[i]->ops->get(c->tiers[i], key, klen, NULL, ttl_ms);
+        rc = c->tiers[i]->ops->get(c->tiers[i], &k, NULL, ttl_ms);
         count_lookup(b, i, rc);
         if (rc == 0) return 0;
         if (rc != TC_EMISS) tier_failed(c, b, i, "ttl", rc);
@@ -473,51 +475,83 @@ static int combine(int ok, int failed) {
     return ok == 0 ? TC_ETIER : TC_EPARTIAL;
 }
 
-static int set_internal(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
-                        uint64_t ttl_ms, const tc__fence *fence) {
+/* The outcomes of one entry's write over every tier, and the one rule that turns them into the
+ * result of tc_set() (and of each entry of tc_mset()). */
+typedef struct write_tally {
+    int ok, failed, full, toolarge;
+} write_tally;
+
+/* Records tier ti's result rc for a write of key. A tier that did not store the entry gets a
+ * delete, so that it holds no stale copy; a failure is counted and reported. */
+static void tally_add(tc_cache *c, tstats *b, int ti, const tc__key *k, int rc, write_tally *ty, const char *op) {
+    if (rc == 0) {
+        ty->ok++;
+        return;
+    }
+    tc__tier *t = c->tiers[ti];
+    t->ops->del(t, k);
+    if (rc == TC_ETOOLARGE) ty->toolarge++;
+    else if (rc == TC_EFULL) ty->full++;
+    else {
+        ty->failed++;
+        tier_failed(c, b, ti, op, rc);
+    }
+}
+
+/* TC_EFULL when a noeviction tier was full; TC_ETOOLARGE when no tier could ever hold it (and
+ * none failed); else 0, TC_EPARTIAL or TC_ETIER as combine() says. A tier that can never hold
+ * the entry does not count as a failure. */
+static int tally_rc(const write_tally *ty) {
+    if (ty->full) return TC_EFULL;
+    if (ty->ok == 0 && ty->failed == 0 && ty->toolarge) return TC_ETOOLARGE;
+    return combine(ty->ok, ty->failed);
+}
+
+/* The checks every write of one entry makes before it touches a tier. */
+static int check_entry(const tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+                       uint64_t ttl_ms) {
     int rc = check_key(c, key, klen);
     if (rc != 0) return rc;
     if (val == NULL && vlen > 0) return TC_EINVAL;
     if (vlen > c->opt.max_value_bytes) return TC_EVALTOOBIG;
     if (ttl_ms > (uint64_t)INT64_MAX) return TC_EINVAL;
+    return 0;
+}
+
+/* Writes key k (its hash already made) to every tier. fence: NULL for the application's write,
+ * or the fence of a load whose result this is. */
+static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t vlen, uint64_t ttl_ms,
+                        const tc__fence *fence) {
+    int rc = check_entry(c, k->p, k->len, val, vlen, ttl_ms);
+    if (rc != 0) return rc;
     tstats *b = block_of(c);
     int timed = lat_sample(c, b);
     uint64_t tprev = timed ? tc__now_ns() : 0;
     /* a back-fill-like write (fence set: a loader's result) is not a write of the key's
      * stripe: it must not invalidate other readers' fences */
-    uint64_t whash = (c->ntiers > 1 && fence == NULL) ? tc__hash(key, klen) : 0;
-    if (whash) write_begin(c, whash);
-    int ok = 0, failed = 0, full = 0, toolarge = 0;
+    int marks = c->ntiers > 1 && fence == NULL;
+    if (marks) write_begin(c, k->hash);
+    write_tally ty = {0, 0, 0, 0};
     for (int i = 0; i < c->ntiers; i++) {
         tc__tier *t = c->tiers[i];
-        rc = t->ops->set(t, key, klen, val, vlen, (int64_t)ttl_ms, fence);
+        rc = t->ops->set(t, k, val, vlen, (int64_t)ttl_ms, fence);
         if (timed) {
             uint64_t now = tc__now_ns();
             tc__hist_record(&b->lat_tier[i], now - tprev);
             tprev = now;
         }
-        if (rc == 0) {
-            ok++;
-            continue;
-        }
-        /* the tier holds no copy now: remove a stale one */
-        t->ops->del(t, key, klen);
-        if (rc == TC_ETOOLARGE) toolarge++;
-        else if (rc == TC_EFULL) full++;
-        else {
-            failed++;
-            tier_failed(c, b, i, "set", rc);
-        }
+        tally_add(c, b, i, k, rc, &ty, "set");
     }
-    if (whash) write_end(c, whash);
-    if (full) return TC_EFULL;
-    if (ok == 0 && failed == 0 && toolarge) return TC_ETOOLARGE;
-    return combine(ok, failed);
+    if (marks) write_end(c, k->hash);
+    return tally_rc(&ty);
 }
 
 TC_EXPORT int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen, uint64_t ttl_ms) {
     if (c == NULL) return TC_EINVAL;
-    return set_internal(c, key, klen, val, vlen, ttl_ms, NULL);
+    int rc = check_key(c, key, klen);
+    if (rc != 0) return rc;
+    tc__key k = {key, klen, tc__hash(key, klen)};
+    return set_internal(c, &k, val, vlen, ttl_ms, NULL);
 }
 
 TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
@@ -525,21 +559,21 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
     int rc = check_key(c, key, klen);
     if (rc != 0) return rc;
     tstats *b = block_of(c);
-    uint64_t hash = tc__hash(key, klen);
-    write_begin(c, hash);
+    tc__key k = {key, klen, tc__hash(key, klen)};
+    write_begin(c, k.hash);
     int ok = 0, failed = 0;
     /* bottom-up: an upper tier deleted first could be back-filled again from a lower tier by
      * a reader that started earlier; the generation fence stops that, and the order keeps the
      * window small even for readers in other processes */
     for (int i = c->ntiers - 1; i >= 0; i--) {
-        rc = c->tiers[i]->ops->del(c->tiers[i], key, klen);
+        rc = c->tiers[i]->ops->del(c->tiers[i], &k);
         if (rc == 0) ok++;
         else {
             failed++;
             tier_failed(c, b, i, "del", rc);
         }
     }
-    write_end(c, hash);
+    write_end(c, k.hash);
     return combine(ok, failed);
 }
 
@@ -574,22 +608,15 @@ TC_EXPORT int tc_clear_prefix(tc_cache *c, const void *prefix, size_t plen) {
 /* Several keys at once                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* Looks keys idx[0..m-1] up in tier ti: in one call of its mget when it has one, else one get
- * per key. Results go to sinks/ttls/rcs, indexed like idx. kp/kl are scratch arrays of m. */
-static void tier_mget(tc_cache *c, int ti, size_t m, const size_t *idx, const void *const *keys,
-                      const size_t *klens, const void **kp, size_t *kl, tc__sink *sinks, int64_t *ttls,
-                      int *rcs) {
+/* Looks keys ks[0..m-1] up in tier ti: in one call of its mget when it has one, else one get
+ * per key. Results go to sinks/ttls/rcs, indexed like ks. */
+static void tier_mget(tc_cache *c, int ti, size_t m, const tc__key *ks, tc__sink *sinks, int64_t *ttls, int *rcs) {
     tc__tier *t = c->tiers[ti];
     if (t->ops->mget != NULL) {
-        for (size_t j = 0; j < m; j++) {
-            kp[j] = keys[idx[j]];
-            kl[j] = klens[idx[j]];
-        }
-        /* a whole-batch failure sets every rcs[j] to it */
-        (void)t->ops->mget(t, m, kp, kl, sinks, ttls, rcs);
+        (void)t->ops->mget(t, m, ks, sinks, ttls, rcs); /* a whole-batch failure sets every rcs[j] to it */
         return;
     }
-    for (size_t j = 0; j < m; j++) rcs[j] = t->ops->get(t, keys[idx[j]], klens[idx[j]], &sinks[j], &ttls[j]);
+    for (size_t j = 0; j < m; j++) rcs[j] = t->ops->get(t, &ks[j], &sinks[j], &ttls[j]);
 }
 
 /* Latency is not sampled for tc_mget / tc_mset: one batch is not one operation, and the
@@ -601,15 +628,15 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
     for (size_t i = 0; i < n; i++)
         res[i] = (tc_mget_result){TC_EMISS, NULL, 0, {TC_TTL_NONE, TC_TIER_NONE}};
     if (n == 0) return 0;
+    /* the keys still missing, compacted after each tier: ks[j] is key idx[j] */
     size_t *idx = malloc(n * sizeof *idx);
-    const void **kp = malloc(n * sizeof *kp);
-    size_t *kl = malloc(n * sizeof *kl);
+    tc__key *ks = malloc(n * sizeof *ks);
     tc__sink *sinks = malloc(n * sizeof *sinks);
     int64_t *ttls = malloc(n * sizeof *ttls);
     int *rcs = malloc(n * sizeof *rcs);
     tc__fence *fences = malloc(n * sizeof *fences);
-    if (!idx || !kp || !kl || !sinks || !ttls || !rcs || !fences) {
-        free(idx), free(kp), free(kl), free(sinks), free(ttls), free(rcs), free(fences);
+    if (!idx || !ks || !sinks || !ttls || !rcs || !fences) {
+        free(idx), free(ks), free(sinks), free(ttls), free(rcs), free(fences);
         for (size_t i = 0; i < n; i++) res[i].rc = TC_ENOMEM;
         return TC_ENOMEM;
     }
@@ -621,10 +648,8 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
             res[i].rc = rc;
             continue;
         }
-        fences[m] = (tc__fence){NULL, 0};
-        if (c->ntiers > 1) {
-            fences[m] = fence_capture(c, tc__hash(keys[i], klens[i]));
-        }
+        ks[m] = (tc__key){keys[i], klens[i], tc__hash(keys[i], klens[i])};
+        fences[m] = c->ntiers > 1 ? fence_capture(c, ks[m].hash) : (tc__fence){NULL, 0};
         idx[m++] = i;
     }
     for (int ti = 0; ti < c->ntiers && m > 0; ti++) {
@@ -632,15 +657,14 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
             sinks[j] = (tc__sink){NULL, 0, 0, NULL, 1, 0};
             ttls[j] = TC_TTL_NONE;
         }
-        tier_mget(c, ti, m, idx, keys, klens, kp, kl, sinks, ttls, rcs);
+        tier_mget(c, ti, m, ks, sinks, ttls, rcs);
         size_t keep = 0;
         for (size_t j = 0; j < m; j++) {
             size_t k = idx[j];
             count_lookup(b, ti, rcs[j]);
             if (rcs[j] == 0 && sinks[j].heap != NULL) {
                 if (ti > 0)
-                    backfill(c, b, ti, keys[k], klens[k], sinks[j].heap, sinks[j].len, ttls[j],
-                             c->ntiers > 1 ? &fences[j] : NULL);
+                    backfill(c, b, ti, &ks[j], sinks[j].heap, sinks[j].len, ttls[j], c->ntiers > 1 ? &fences[j] : NULL);
                 res[k] = (tc_mget_result){0, sinks[j].heap, sinks[j].len, {ttls[j], c->tiers[ti]->id}};
                 note_hit_tier(c, (int)c->tiers[ti]->id);
                 count(b, CNT_HITS);
@@ -653,32 +677,30 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
             }
             if (rcs[j] != TC_EMISS) tier_failed(c, b, ti, "mget", rcs[j]);
             idx[keep] = k;
+            ks[keep] = ks[j];
             fences[keep] = fences[j];
             keep++;
         }
         m = keep;
     }
     for (size_t j = 0; j < m; j++) count(b, CNT_MISSES); /* res[idx[j]] is already TC_EMISS */
-    free(idx), free(kp), free(kl), free(sinks), free(ttls), free(rcs), free(fences);
+    free(idx), free(ks), free(sinks), free(ttls), free(rcs), free(fences);
     return 0;
 }
-
-/* The outcome of one entry over every tier, as set_internal() decides it. */
-typedef struct mset_tally {
-    int ok, failed, full, toolarge;
-} mset_tally;
 
 TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, int *rcs_out) {
     if (c == NULL || (n > 0 && items == NULL)) return TC_EINVAL;
     if (n == 0) return 0;
+    /* the valid entries, in order: ks[j], vp[j] ... are entry idx[j] */
     size_t *idx = malloc(n * sizeof *idx);
-    const void **kp = malloc(n * sizeof *kp), **vp = malloc(n * sizeof *vp);
-    size_t *kl = malloc(n * sizeof *kl), *vl = malloc(n * sizeof *vl);
+    tc__key *ks = malloc(n * sizeof *ks);
+    const void **vp = malloc(n * sizeof *vp);
+    size_t *vl = malloc(n * sizeof *vl);
     int64_t *ttls = malloc(n * sizeof *ttls);
     int *trc = malloc(n * sizeof *trc), *rcs = malloc(n * sizeof *rcs);
-    mset_tally *tally = calloc(n, sizeof *tally);
-    if (!idx || !kp || !vp || !kl || !vl || !ttls || !trc || !rcs || !tally) {
-        free(idx), free(kp), free(vp), free(kl), free(vl), free(ttls), free(trc), free(rcs), free(tally);
+    write_tally *tally = calloc(n, sizeof *tally);
+    if (!idx || !ks || !vp || !vl || !ttls || !trc || !rcs || !tally) {
+        free(idx), free(ks), free(vp), free(vl), free(ttls), free(trc), free(rcs), free(tally);
         if (rcs_out)
             for (size_t i = 0; i < n; i++) rcs_out[i] = TC_ENOMEM;
         return TC_ENOMEM;
@@ -687,15 +709,10 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, int *rcs
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         const tc_mset_item *it = &items[i];
-        int rc = check_key(c, it->key, it->klen);
-        if (rc == 0 && it->val == NULL && it->vlen > 0) rc = TC_EINVAL;
-        if (rc == 0 && it->vlen > c->opt.max_value_bytes) rc = TC_EVALTOOBIG;
-        if (rc == 0 && it->ttl_ms > (uint64_t)INT64_MAX) rc = TC_EINVAL;
-        rcs[i] = rc;
-        if (rc != 0) continue;
-        write_begin(c, tc__hash(it->key, it->klen));
-        kp[m] = it->key;
-        kl[m] = it->klen;
+        rcs[i] = check_entry(c, it->key, it->klen, it->val, it->vlen, it->ttl_ms);
+        if (rcs[i] != 0) continue;
+        ks[m] = (tc__key){it->key, it->klen, tc__hash(it->key, it->klen)};
+        write_begin(c, ks[m].hash);
         vp[m] = it->val;
         vl[m] = it->vlen;
         ttls[m] = (int64_t)it->ttl_ms;
@@ -703,39 +720,19 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, int *rcs
     }
     for (int ti = 0; ti < c->ntiers && m > 0; ti++) {
         tc__tier *t = c->tiers[ti];
-        if (t->ops->mset != NULL) (void)t->ops->mset(t, m, kp, kl, vp, vl, ttls, NULL, trc);
+        if (t->ops->mset != NULL) (void)t->ops->mset(t, m, ks, vp, vl, ttls, NULL, trc);
         else
-            for (size_t j = 0; j < m; j++) trc[j] = t->ops->set(t, kp[j], kl[j], vp[j], vl[j], ttls[j], NULL);
-        for (size_t j = 0; j < m; j++) {
-            mset_tally *ty = &tally[j];
-            if (trc[j] == 0) {
-                ty->ok++;
-                continue;
-            }
-            t->ops->del(t, kp[j], kl[j]); /* the tier holds no copy now: remove a stale one */
-            if (trc[j] == TC_ETOOLARGE) ty->toolarge++;
-            else if (trc[j] == TC_EFULL) ty->full++;
-            else {
-                ty->failed++;
-                tier_failed(c, b, ti, "mset", trc[j]);
-            }
-        }
+            for (size_t j = 0; j < m; j++) trc[j] = t->ops->set(t, &ks[j], vp[j], vl[j], ttls[j], NULL);
+        for (size_t j = 0; j < m; j++) tally_add(c, b, ti, &ks[j], trc[j], &tally[j], "mset");
     }
-    for (size_t j = 0; j < m; j++) write_end(c, tc__hash(kp[j], kl[j]));
-    for (size_t j = 0; j < m; j++) {
-        mset_tally *ty = &tally[j];
-        int rc;
-        if (ty->full) rc = TC_EFULL;
-        else if (ty->ok == 0 && ty->failed == 0 && ty->toolarge) rc = TC_ETOOLARGE;
-        else rc = combine(ty->ok, ty->failed);
-        rcs[idx[j]] = rc;
-    }
+    for (size_t j = 0; j < m; j++) write_end(c, ks[j].hash);
+    for (size_t j = 0; j < m; j++) rcs[idx[j]] = tally_rc(&tally[j]);
     int all_ok = 1;
     for (size_t i = 0; i < n; i++) {
         if (rcs[i] != 0) all_ok = 0;
         if (rcs_out) rcs_out[i] = rcs[i];
     }
-    free(idx), free(kp), free(vp), free(kl), free(vl), free(ttls), free(trc), free(rcs), free(tally);
+    free(idx), free(ks), free(vp), free(vl), free(ttls), free(trc), free(rcs), free(tally);
     return all_ok ? 0 : TC_EPARTIAL;
 }
 
@@ -815,7 +812,8 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     size_t vlen = 0;
     tc__sink sink = {NULL, 0, 0, NULL, 1, 0};
     int64_t ttl_left = TC_TTL_NONE;
-    rc = c->tiers[0]->ops->get(c->tiers[0], key, klen, &sink, &ttl_left);
+    tc__key k = {key, klen, hash};
+    rc = c->tiers[0]->ops->get(c->tiers[0], &k, &sink, &ttl_left);
     if (rc == 0 && sink.heap != NULL) {
         v = sink.heap;
         vlen = sink.len;
@@ -842,7 +840,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
                 rc = TC_ELOADER;
             } else {
                 /* stored only if no set/del/clear of this key happened during the load */
-                (void)set_internal(c, key, klen, v, vlen, ttl, c->ntiers > 1 ? &fence : NULL);
+                (void)set_internal(c, &k, v, vlen, ttl, c->ntiers > 1 ? &fence : NULL);
                 rc = 0;
             }
         }

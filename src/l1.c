@@ -518,9 +518,11 @@ __attribute__((no_sanitize("thread"))) static inline void warm_locked_path(const
     }
 }
 
-static int l1_get(tc__tier *tier, const void *key, size_t klen, tc__sink *out, int64_t *ttl_ms) {
+static int l1_get(tc__tier *tier, const tc__key *k, tc__sink *out, int64_t *ttl_ms) {
     l1_tier *t = (l1_tier *)tier;
-    uint64_t hash = tc__hash(key, klen);
+    const void *key = k->p;
+    size_t klen = k->len;
+    uint64_t hash = k->hash;
     uint32_t h = (uint32_t)(hash >> 32);
     l1_shard *sh = shard_of(t, hash);
     if (t->policy == TC_POLICY_TINYLFU) tc__sketch_prefetch(&sh->sketch, h);
@@ -552,11 +554,13 @@ static int l1_get(tc__tier *tier, const void *key, size_t klen, tc__sink *out, i
     return rc;
 }
 
-static int l1_set(tc__tier *tier, const void *key, size_t klen, const void *val, size_t vlen,
-                  int64_t ttl_ms, const tc__fence *fence) {
+static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen, int64_t ttl_ms,
+                  const tc__fence *fence) {
     l1_tier *t = (l1_tier *)tier;
+    const void *key = k->p;
+    size_t klen = k->len;
     if (klen > 0xFFFF || vlen > UINT32_MAX) return TC_ETOOLARGE;
-    uint64_t hash = tc__hash(key, klen);
+    uint64_t hash = k->hash;
     uint32_t h = (uint32_t)(hash >> 32);
     l1_shard *sh = shard_of(t, hash);
     uint64_t charge = ent_charge(klen, vlen);
@@ -577,7 +581,7 @@ static int l1_set(tc__tier *tier, const void *key, size_t klen, const void *val,
     if (i == UINT32_MAX && t->policy == TC_POLICY_NOEVICTION &&
         (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes)) {
         /* expired entries do not hold capacity: reclaim before refusing */
-        for (uint32_t k = 0; k < sh->nslots && (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes); k++)
+        for (uint32_t n = 0; n < sh->nslots && (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes); n++)
             sweep_locked(sh, now_s);
         if (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes) {
             l1_lock_release(&sh->lock);
@@ -645,9 +649,11 @@ static int l1_set(tc__tier *tier, const void *key, size_t klen, const void *val,
     return rc;
 }
 
-static int l1_del(tc__tier *tier, const void *key, size_t klen) {
+static int l1_del(tc__tier *tier, const tc__key *k) {
     l1_tier *t = (l1_tier *)tier;
-    uint64_t hash = tc__hash(key, klen);
+    const void *key = k->p;
+    size_t klen = k->len;
+    uint64_t hash = k->hash;
     l1_shard *sh = shard_of(t, hash);
     l1_lock_acquire(&sh->lock);
     uint32_t i = find_locked(sh, (uint32_t)(hash >> 32), key, klen, NULL);

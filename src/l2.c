@@ -255,10 +255,12 @@ static int evict_one_locked(tc__l2 *l2, uint32_t si, uint64_t now, uint64_t keep
 /* Operations                                                               */
 /* ------------------------------------------------------------------------ */
 
-static int l2_get(tc__tier *t, const void *key, size_t klen, tc__sink *out, int64_t *ttl_ms) {
+static int l2_get(tc__tier *t, const tc__key *k, tc__sink *out, int64_t *ttl_ms) {
     tc__l2 *l2 = (tc__l2 *)t;
+    const void *key = k->p;
+    size_t klen = k->len;
     if (klen > l2->max_key) return TC_EMISS; /* can never have been stored */
-    uint64_t h = tc__hash(key, klen);
+    uint64_t h = k->hash;
     uint32_t si = tc__l2_shard_of(&l2->seg, h);
     tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
     /* The home slot's line is fetched while the lock is being taken. */
@@ -293,12 +295,14 @@ static int l2_get(tc__tier *t, const void *key, size_t klen, tc__sink *out, int6
     return rc;
 }
 
-static int l2_set(tc__tier *t, const void *key, size_t klen, const void *val, size_t vlen,
-                  int64_t ttl_ms, const tc__fence *fence) {
+static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, int64_t ttl_ms,
+                  const tc__fence *fence) {
     tc__l2 *l2 = (tc__l2 *)t;
+    const void *key = k->p;
+    size_t klen = k->len;
     if (klen > l2->max_key || vlen > l2->max_value) return TC_ETOOLARGE;
     uint64_t need = tc__l2_blk_size(klen, vlen);
-    uint64_t h = tc__hash(key, klen);
+    uint64_t h = k->hash;
     uint64_t csum = XXH3_64bits_withSeed(val, vlen, h);
     uint32_t si = tc__l2_shard_of(&l2->seg, h);
     tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
@@ -410,10 +414,12 @@ static int l2_set(tc__tier *t, const void *key, size_t klen, const void *val, si
     return 0;
 }
 
-static int l2_del(tc__tier *t, const void *key, size_t klen) {
+static int l2_del(tc__tier *t, const tc__key *k) {
     tc__l2 *l2 = (tc__l2 *)t;
+    const void *key = k->p;
+    size_t klen = k->len;
     if (klen > l2->max_key) return 0;
-    uint64_t h = tc__hash(key, klen);
+    uint64_t h = k->hash;
     uint32_t si = tc__l2_shard_of(&l2->seg, h);
     tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
     int rc = lock_shard(l2, si);

@@ -316,11 +316,11 @@ static int get_handle(l3_req *rq, tc__reply **rep) {
     return value_and_ttl(rq->t, rep[0], rep[1], g->out, &g->ttl);
 }
 
-static int l3_get(tc__tier *tt, const void *key, size_t klen, tc__sink *out, int64_t *ttl_ms) {
+static int l3_get(tc__tier *tt, const tc__key *k, tc__sink *out, int64_t *ttl_ms) {
     l3 *t = (l3 *)tt;
     tc__reply *rep[2];
     get_req g = {.rq = {get_build, get_handle, 2, rep, value_budget(t, 1), t}, .out = out};
-    int rc = key_make(t, &g.kb, key, klen);
+    int rc = key_make(t, &g.kb, k->p, k->len);
     if (rc) return rc;
     rc = l3_call(t, &g.rq);
     key_done(&g.kb);
@@ -369,14 +369,14 @@ static int set_handle(l3_req *rq, tc__reply **rep) {
     return status_ok(rq->t, rep[0]);
 }
 
-static int l3_set(tc__tier *tt, const void *key, size_t klen, const void *val, size_t vlen,
-                  int64_t ttl_ms, const tc__fence *fence) {
+static int l3_set(tc__tier *tt, const tc__key *k, const void *val, size_t vlen, int64_t ttl_ms,
+                  const tc__fence *fence) {
     l3 *t = (l3 *)tt;
     tc__reply *rep[1];
     set_req s = {.rq = {set_build, set_handle, 1, rep, 1 << 20, t}, .val = val, .vlen = vlen, .fence = fence};
     int rc = resolve_ttl(t, ttl_ms, &s.px);
     if (rc) return rc;
-    if ((rc = key_make(t, &s.kb, key, klen))) return rc;
+    if ((rc = key_make(t, &s.kb, k->p, k->len))) return rc;
     rc = l3_call(t, &s.rq);
     key_done(&s.kb);
     if (rc == 0) atomic_fetch_add_explicit(&t->sets, 1, memory_order_relaxed);
@@ -402,11 +402,11 @@ static int int_ok(l3 *t, const tc__reply *r) {
 
 static int del_handle(l3_req *rq, tc__reply **rep) { return int_ok(rq->t, rep[0]); }
 
-static int l3_del(tc__tier *tt, const void *key, size_t klen) {
+static int l3_del(tc__tier *tt, const tc__key *k) {
     l3 *t = (l3 *)tt;
     tc__reply *rep[1];
     del_req d = {.rq = {del_build, del_handle, 1, rep, 1 << 20, t}};
-    int rc = key_make(t, &d.kb, key, klen);
+    int rc = key_make(t, &d.kb, k->p, k->len);
     if (rc) return rc;
     rc = l3_call(t, &d.rq);
     key_done(&d.kb);
@@ -600,13 +600,12 @@ static void fill_rcs(int *rcs, size_t n, int rc) {
     for (size_t i = 0; i < n; i++) rcs[i] = rc;
 }
 
-static int l3_mget(tc__tier *tt, size_t n, const void *const *keys, const size_t *klens,
-                   tc__sink *outs, int64_t *ttls, int *rcs) {
+static int l3_mget(tc__tier *tt, size_t n, const tc__key *keys, tc__sink *outs, int64_t *ttls, int *rcs) {
     l3 *t = (l3 *)tt;
     if (n == 0) return 0;
     size_t batch = n < TC__L3_BATCH ? n : TC__L3_BATCH;
     size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += t->nslen + klens[i];
+    for (size_t i = 0; i < n; i++) total += t->nslen + keys[i].len;
     char *kdata = malloc(total ? total : 1);
     const char **argv = malloc((batch + 1) * sizeof *argv);
     size_t *lens = malloc((batch + 1) * sizeof *lens);
@@ -621,9 +620,9 @@ static int l3_mget(tc__tier *tt, size_t n, const void *const *keys, const size_t
         for (size_t j = 0; j < nb; j++) {
             char *k = kdata + off;
             memcpy(k, t->ns, t->nslen);
-            if (klens[i0 + j]) memcpy(k + t->nslen, keys[i0 + j], klens[i0 + j]);
+            if (keys[i0 + j].len) memcpy(k + t->nslen, keys[i0 + j].p, keys[i0 + j].len);
             argv[j + 1] = k;
-            lens[j + 1] = t->nslen + klens[i0 + j];
+            lens[j + 1] = t->nslen + keys[i0 + j].len;
             off += lens[j + 1];
         }
         mget_req m = {.rq = {mget_build, mget_handle, nb + 1, rep, value_budget(t, nb), t},
@@ -652,8 +651,7 @@ static int l3_mget(tc__tier *tt, size_t n, const void *const *keys, const size_t
 typedef struct mset_req {
     l3_req rq;
     size_t n;
-    const void *const *keys;
-    const size_t *klens;
+    const tc__key *keys;
     const void *const *vals;
     const size_t *vlens;
     const int64_t *ttls;
@@ -680,7 +678,7 @@ static int mset_build(l3_req *rq, tc__cmdbuf *b) {
             m->rcs[i] = 0;
             continue;
         }
-        size_t kl = m->t->nslen + m->klens[i];
+        size_t kl = m->t->nslen + m->keys[i].len;
         if (kl > m->kcap) {
             char *k = realloc(m->kbuf, kl);
             if (k == NULL) return TC_ENOMEM;
@@ -688,7 +686,7 @@ static int mset_build(l3_req *rq, tc__cmdbuf *b) {
             m->kcap = kl;
         }
         memcpy(m->kbuf, m->t->ns, m->t->nslen);
-        if (m->klens[i]) memcpy(m->kbuf + m->t->nslen, m->keys[i], m->klens[i]);
+        if (m->keys[i].len) memcpy(m->kbuf + m->t->nslen, m->keys[i].p, m->keys[i].len);
         if ((rc = build_set(b, m->kbuf, kl, m->vals[i], m->vlens[i], px))) return rc;
         m->sent[i] = 1;
         rq->nrep++;
@@ -708,9 +706,8 @@ static int mset_handle(l3_req *rq, tc__reply **rep) {
     return 0;
 }
 
-static int l3_mset(tc__tier *tt, size_t n, const void *const *keys, const size_t *klens,
-                   const void *const *vals, const size_t *vlens, const int64_t *ttls,
-                   const tc__fence *const *fences, int *rcs) {
+static int l3_mset(tc__tier *tt, size_t n, const tc__key *keys, const void *const *vals, const size_t *vlens,
+                   const int64_t *ttls, const tc__fence *const *fences, int *rcs) {
     l3 *t = (l3 *)tt;
     if (n == 0) return 0;
     size_t batch = n < TC__L3_BATCH ? n : TC__L3_BATCH;
@@ -722,7 +719,7 @@ static int l3_mset(tc__tier *tt, size_t n, const void *const *keys, const size_t
     for (size_t i0 = 0; rc == 0 && i0 < n; i0 += batch) {
         size_t nb = n - i0 < batch ? n - i0 : batch;
         mset_req m = {.rq = {mset_build, mset_handle, 0, rep, 1 << 20, t}, .n = nb, .keys = keys + i0,
-                      .klens = klens + i0, .vals = vals + i0, .vlens = vlens + i0,
+                      .vals = vals + i0, .vlens = vlens + i0,
                       .ttls = ttls ? ttls + i0 : NULL, .fences = fences ? fences + i0 : NULL,
                       .rcs = rcs + i0, .sent = sent, .kbuf = kbuf, .kcap = kcap, .t = t};
         rc = l3_call(t, &m.rq);

@@ -46,6 +46,22 @@ int tc__sink_put(tc__sink *s, const void *val, size_t len);
 const void *tc__sink_data(const tc__sink *s);
 
 /* ------------------------------------------------------------------------ */
+/* Keys                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* A key as it crosses the tier interface: its bytes and their tc__hash(), computed once by the
+ * orchestrator, so no tier hashes the key again (L1 and L2 pick their shard and slot from it,
+ * L2 stores it). p is the caller's memory: a tier copies what it keeps. */
+typedef struct tc__key {
+    const void *p;
+    size_t len;
+    uint64_t hash;
+} tc__key;
+
+/* A key object for a call site that has only the bytes (tests, tools); needs util.h. */
+#define TC__KEY(p, len) ((tc__key){(p), (len), tc__hash((p), (len))})
+
+/* ------------------------------------------------------------------------ */
 /* Fences against delete/back-fill races                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -73,14 +89,14 @@ typedef struct tc__tier_ops {
     /* Looks key up; on a hit delivers the value to out (out may be NULL: TTL lookup only) and
      * the remaining TTL to *ttl_ms. Returns 0, TC_EMISS, or an error (the orchestrator counts
      * it and goes on to the next tier). */
-    int (*get)(tc__tier *t, const void *key, size_t klen, tc__sink *out, int64_t *ttl_ms);
+    int (*get)(tc__tier *t, const tc__key *key, tc__sink *out, int64_t *ttl_ms);
     /* Stores a copy. fence may be NULL; when set and no longer ok inside the tier's critical
      * section, nothing is written and 0 is returned. Returns 0, TC_EFULL, TC_ETOOLARGE,
      * TC_ENOMEM or a tier error. */
-    int (*set)(tc__tier *t, const void *key, size_t klen, const void *val, size_t vlen,
-               int64_t ttl_ms, const tc__fence *fence);
+    int (*set)(tc__tier *t, const tc__key *key, const void *val, size_t vlen, int64_t ttl_ms,
+               const tc__fence *fence);
     /* Removes key; 0 whether or not it was there. */
-    int (*del)(tc__tier *t, const void *key, size_t klen);
+    int (*del)(tc__tier *t, const tc__key *key);
     /* Removes every entry of this tier (only this cache's namespace). */
     int (*clear)(tc__tier *t);
     /* Removes every entry whose key starts with prefix. */
@@ -101,14 +117,12 @@ typedef struct tc__tier_ops {
      * remaining TTL to ttls[i]), TC_EMISS, or an error for that key. Returns 0 when the
      * batch was carried out (per-key results in rcs), or an error for the whole batch, in
      * which case every rcs[i] holds that error too. */
-    int (*mget)(tc__tier *t, size_t n, const void *const *keys, const size_t *klens,
-                tc__sink *outs, int64_t *ttls, int *rcs);
+    int (*mget)(tc__tier *t, size_t n, const tc__key *keys, tc__sink *outs, int64_t *ttls, int *rcs);
     /* mset stores n entries (ttls[i] as set's ttl_ms). fences may be NULL, and so may any
      * fences[i]: a fence no longer ok skips that entry (rcs[i] = 0). rcs[i] is each entry's
      * result; the return is 0 or an error for the whole batch (every rcs[i] set to it). */
-    int (*mset)(tc__tier *t, size_t n, const void *const *keys, const size_t *klens,
-                const void *const *vals, const size_t *vlens, const int64_t *ttls,
-                const tc__fence *const *fences, int *rcs);
+    int (*mset)(tc__tier *t, size_t n, const tc__key *keys, const void *const *vals, const size_t *vlens,
+                const int64_t *ttls, const tc__fence *const *fences, int *rcs);
 } tc__tier_ops;
 
 struct tc__tier {

@@ -63,10 +63,10 @@ static inline void *l2s_run(void *arg) {
         } else if (op < 950) {
             size_t vl = 24 + (x >> 40) % 1000;
             l2t_value(v, vl, id, x);
-            rc = w->t->ops->set(w->t, k, kl, v, vl, (x >> 20) % 4 ? TC_TTL_NONE : 5, NULL);
+            rc = w->t->ops->set(w->t, &TC__KEY(k, kl), v, vl, (x >> 20) % 4 ? TC_TTL_NONE : 5, NULL);
             if (rc != 0) atomic_fetch_add(&w->sh->errors, 1);
         } else if (op < 999) {
-            rc = w->t->ops->del(w->t, k, kl);
+            rc = w->t->ops->del(w->t, &TC__KEY(k, kl));
             if (rc != 0) atomic_fetch_add(&w->sh->errors, 1);
         } else {
             char p[16];

@@ -14,6 +14,7 @@
 
 #include "l2_segment.h"
 #include "tier.h"
+#include "util.h"
 
 /* A unique segment name for this test process: tests run in parallel. */
 static inline void l2t_name(char *out, size_t n, const char *tag) {
@@ -81,7 +82,7 @@ static inline int l2t_get(tc__tier *t, const void *k, size_t kl, void *buf, size
                           size_t *len, int64_t *ttl) {
     tc__sink s = {.buf = buf, .cap = cap};
     int64_t tt = 0;
-    int rc = t->ops->get(t, k, kl, &s, &tt);
+    int rc = t->ops->get(t, &TC__KEY(k, kl), &s, &tt);
     *len = s.len;
     if (ttl) *ttl = tt;
     return rc;

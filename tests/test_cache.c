@@ -21,6 +21,7 @@
 
 #include "helpers/faulty_tier.h"
 #include "tier.h"
+#include "util.h"
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -55,11 +56,11 @@ static two_tiers open_two(uint64_t upper_ttl_ms) {
 
 /* Direct access to one tier, bypassing the orchestrator. */
 static int tier_get_ttl(faulty_tier *f, const char *k, int64_t *ttl) {
-    return f->inner->ops->get(f->inner, k, strlen(k), NULL, ttl);
+    return f->inner->ops->get(f->inner, &TC__KEY(k, strlen(k)), NULL, ttl);
 }
 
 static int tier_put(faulty_tier *f, const char *k, const char *v, int64_t ttl) {
-    return f->inner->ops->set(f->inner, k, strlen(k), v, strlen(v), ttl, NULL);
+    return f->inner->ops->set(f->inner, &TC__KEY(k, strlen(k)), v, strlen(v), ttl, NULL);
 }
 
 /* ------------------------------------------------------------------------ */

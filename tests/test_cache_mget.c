@@ -17,6 +17,7 @@
 
 #include "helpers/faulty_tier.h"
 #include "tier.h"
+#include "util.h"
 
 typedef struct two {
     tc_cache *c;
@@ -38,7 +39,7 @@ static two open_two(void) {
 
 static void put_lower(two *t, const char *k, const char *v, int64_t ttl) {
     tc__tier *d = &t->down->base;
-    assert_int_equal(d->ops->set(d, k, strlen(k), v, strlen(v), ttl, NULL), 0);
+    assert_int_equal(d->ops->set(d, &TC__KEY(k, strlen(k)), v, strlen(v), ttl, NULL), 0);
 }
 
 static void test_mget_backfills_per_key(void **state) {

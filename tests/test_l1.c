@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "tier.h"
+#include "util.h"
 
 #define CHARGE(k, v) tc__l1_charge((k), (v)) /* the documented per-entry charge */
 
@@ -33,21 +34,21 @@ static tc__tier *open_l1(uint64_t entries, uint64_t bytes, tc_policy p, unsigned
 }
 
 static int put(tc__tier *t, const char *k, const char *v, int64_t ttl) {
-    return t->ops->set(t, k, strlen(k), v, strlen(v), ttl, NULL);
+    return t->ops->set(t, &TC__KEY(k, strlen(k)), v, strlen(v), ttl, NULL);
 }
 
 /* 0 and the value in buf (NUL-terminated), or the get's code. */
 static int fetch(tc__tier *t, const char *k, char *buf, size_t cap, int64_t *ttl) {
     tc__sink s = {buf, cap - 1, 0, NULL, 0, 0};
     int64_t tmp;
-    int rc = t->ops->get(t, k, strlen(k), &s, ttl ? ttl : &tmp);
+    int rc = t->ops->get(t, &TC__KEY(k, strlen(k)), &s, ttl ? ttl : &tmp);
     if (rc == 0) buf[s.len] = '\0';
     return rc;
 }
 
 static int present(tc__tier *t, const char *k) {
     int64_t ttl;
-    return t->ops->get(t, k, strlen(k), NULL, &ttl) == 0;
+    return t->ops->get(t, &TC__KEY(k, strlen(k)), NULL, &ttl) == 0;
 }
 
 static tc_tier_stats stats(tc__tier *t) {
@@ -66,24 +67,24 @@ static void test_set_get_del_binary(void **state) {
     tc__tier *t = open_l1(100, 1 << 20, TC_POLICY_TINYLFU, 1, 0);
     const char key[] = {'a', 0, 'b'};
     const char val[] = {0, 1, 0, 2};
-    assert_int_equal(t->ops->set(t, key, 3, val, 4, TC__TTL_DEFAULT, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY(key, 3), val, 4, TC__TTL_DEFAULT, NULL), 0);
     char buf[8];
     tc__sink s = {buf, sizeof buf, 0, NULL, 0, 0};
     int64_t ttl;
-    assert_int_equal(t->ops->get(t, key, 3, &s, &ttl), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY(key, 3), &s, &ttl), 0);
     assert_int_equal(s.len, 4);
     assert_memory_equal(buf, val, 4);
     assert_int_equal(ttl, TC_TTL_NONE); /* default TTL 0: never expires */
     /* "a" (a prefix of the key up to the NUL) is another key */
-    assert_int_equal(t->ops->get(t, "a", 1, NULL, &ttl), TC_EMISS);
+    assert_int_equal(t->ops->get(t, &TC__KEY("a", 1), NULL, &ttl), TC_EMISS);
     /* empty value is a value */
-    assert_int_equal(t->ops->set(t, "e", 1, "", 0, TC__TTL_DEFAULT, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("e", 1), "", 0, TC__TTL_DEFAULT, NULL), 0);
     s = (tc__sink){buf, sizeof buf, 0, NULL, 0, 0};
-    assert_int_equal(t->ops->get(t, "e", 1, &s, &ttl), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY("e", 1), &s, &ttl), 0);
     assert_int_equal(s.len, 0);
-    assert_int_equal(t->ops->del(t, key, 3), 0);
-    assert_int_equal(t->ops->get(t, key, 3, NULL, &ttl), TC_EMISS);
-    assert_int_equal(t->ops->del(t, key, 3), 0); /* deleting a missing key is fine */
+    assert_int_equal(t->ops->del(t, &TC__KEY(key, 3)), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY(key, 3), NULL, &ttl), TC_EMISS);
+    assert_int_equal(t->ops->del(t, &TC__KEY(key, 3)), 0); /* deleting a missing key is fine */
     t->ops->close(t);
 }
 
@@ -185,7 +186,7 @@ static void test_entry_bound_and_exact_bytes(void **state) {
         snprintf(k, sizeof k, "key:%d", i);
         tc__sink s = {buf, sizeof buf, 0, NULL, 0, 0};
         int64_t ttl;
-        if (t->ops->get(t, k, strlen(k), &s, &ttl) == 0) {
+        if (t->ops->get(t, &TC__KEY(k, strlen(k)), &s, &ttl) == 0) {
             sum += CHARGE(strlen(k), s.len);
             n++;
         }
@@ -215,7 +216,7 @@ static void test_byte_bound_holds(void **state) {
     /* an entry larger than the whole tier can never be held */
     char huge[30000];
     memset(huge, 'h', sizeof huge);
-    assert_int_equal(t->ops->set(t, "huge", 4, huge, sizeof huge, TC_TTL_NONE, NULL), TC_ETOOLARGE);
+    assert_int_equal(t->ops->set(t, &TC__KEY("huge", 4), huge, sizeof huge, TC_TTL_NONE, NULL), TC_ETOOLARGE);
     assert_false(present(t, "huge"));
     t->ops->close(t);
 }
@@ -358,7 +359,7 @@ static void volatile_policy_case(tc_policy p) {
     /* replace every volatile key with permanent ones, then the cache is full of them */
     for (int i = 0; i < 500; i++) {
         snprintf(k, sizeof k, "tmp:%d", i);
-        t->ops->del(t, k, strlen(k));
+        t->ops->del(t, &TC__KEY(k, strlen(k)));
     }
     for (int i = 60; i < 100; i++) {
         snprintf(k, sizeof k, "perm:%d", i);
@@ -421,7 +422,7 @@ static void test_noeviction_refuses_when_full(void **state) {
         snprintf(k, sizeof k, "k:%d", i);
         assert_true(present(t, k));
     }
-    t->ops->del(t, "k:0", 3);
+    t->ops->del(t, &TC__KEY("k:0", 3));
     assert_int_equal(put(t, "k:10", "v", TC_TTL_NONE), 0);
     assert_int_equal(stats(t).evictions, 0);
     t->ops->close(t);
@@ -453,8 +454,8 @@ static void test_clear_and_clear_prefix(void **state) {
     const char bin_prefix[] = {'b', 0, 'x'};
     const char bin_key[] = {'b', 0, 'x', 'y'};
     const char other_key[] = {'b', 0, 'z'};
-    t->ops->set(t, bin_key, 4, "v", 1, TC_TTL_NONE, NULL);
-    t->ops->set(t, other_key, 3, "v", 1, TC_TTL_NONE, NULL);
+    t->ops->set(t, &TC__KEY(bin_key, 4), "v", 1, TC_TTL_NONE, NULL);
+    t->ops->set(t, &TC__KEY(other_key, 3), "v", 1, TC_TTL_NONE, NULL);
     assert_int_equal(t->ops->clear_prefix(t, "user:", 5), 0);
     int user = 0, users = 0, order = 0;
     for (int i = 0; i < 3000; i++) {
@@ -469,8 +470,8 @@ static void test_clear_and_clear_prefix(void **state) {
     assert_int_equal(order, 1000);
     assert_int_equal(t->ops->clear_prefix(t, bin_prefix, 3), 0);
     int64_t ttl;
-    assert_int_equal(t->ops->get(t, bin_key, 4, NULL, &ttl), TC_EMISS);
-    assert_int_equal(t->ops->get(t, other_key, 3, NULL, &ttl), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY(bin_key, 4), NULL, &ttl), TC_EMISS);
+    assert_int_equal(t->ops->get(t, &TC__KEY(other_key, 3), NULL, &ttl), 0);
     assert_int_equal(stats(t).entries, 2001);
     assert_int_equal(t->ops->clear(t), 0);
     tc_tier_stats st = stats(t);
@@ -486,10 +487,10 @@ static void test_fence_blocks_stale_write(void **state) {
     tc__tier *t = open_l1(100, 1 << 20, TC_POLICY_TINYLFU, 1, 0);
     _Atomic uint64_t gen = 5;
     tc__fence f = {&gen, 5};
-    assert_int_equal(t->ops->set(t, "a", 1, "v", 1, TC_TTL_NONE, &f), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("a", 1), "v", 1, TC_TTL_NONE, &f), 0);
     assert_true(present(t, "a"));
     atomic_store(&gen, 6);
-    assert_int_equal(t->ops->set(t, "b", 1, "v", 1, TC_TTL_NONE, &f), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("b", 1), "v", 1, TC_TTL_NONE, &f), 0);
     assert_false(present(t, "b")); /* generation moved: the write was dropped */
     t->ops->close(t);
 }

@@ -41,17 +41,17 @@ static void test_set_get_del(void **state) {
     size_t len;
     int64_t ttl;
     assert_int_equal(l2t_get(t, "a", 1, buf, sizeof buf, &len, &ttl), TC_EMISS);
-    assert_int_equal(t->ops->set(t, "a", 1, "hello", 5, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("a", 1), "hello", 5, TC_TTL_NONE, NULL), 0);
     assert_int_equal(l2t_get(t, "a", 1, buf, sizeof buf, &len, &ttl), 0);
     assert_int_equal(len, 5);
     assert_memory_equal(buf, "hello", 5);
     assert_int_equal(ttl, TC_TTL_NONE);
     /* Overwrite, binary key with NUL, empty value. */
-    assert_int_equal(t->ops->set(t, "a", 1, "world!", 6, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("a", 1), "world!", 6, TC_TTL_NONE, NULL), 0);
     assert_int_equal(l2t_get(t, "a", 1, buf, sizeof buf, &len, NULL), 0);
     assert_int_equal(len, 6);
     assert_memory_equal(buf, "world!", 6);
-    assert_int_equal(t->ops->set(t, "k\0x", 3, "", 0, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k\0x", 3), "", 0, TC_TTL_NONE, NULL), 0);
     assert_int_equal(l2t_get(t, "k\0x", 3, buf, sizeof buf, &len, NULL), 0);
     assert_int_equal(len, 0);
     assert_int_equal(l2t_get(t, "k\0y", 3, buf, sizeof buf, &len, NULL), TC_EMISS);
@@ -59,11 +59,11 @@ static void test_set_get_del(void **state) {
     assert_int_equal(l2t_get(t, "a", 1, buf, 2, &len, NULL), 0);
     assert_int_equal(len, 6);
     /* TTL-only lookup (no sink). */
-    assert_int_equal(t->ops->get(t, "a", 1, NULL, &ttl), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY("a", 1), NULL, &ttl), 0);
     /* Delete, and delete of a missing key. */
-    assert_int_equal(t->ops->del(t, "a", 1), 0);
+    assert_int_equal(t->ops->del(t, &TC__KEY("a", 1)), 0);
     assert_int_equal(l2t_get(t, "a", 1, buf, sizeof buf, &len, NULL), TC_EMISS);
-    assert_int_equal(t->ops->del(t, "a", 1), 0);
+    assert_int_equal(t->ops->del(t, &TC__KEY("a", 1)), 0);
 
     tc_tier_stats st;
     memset(&st, 0, sizeof st);
@@ -91,9 +91,9 @@ static void test_ttl(void **state) {
     char buf[16];
     size_t len;
     int64_t ttl;
-    assert_int_equal(t->ops->set(t, "short", 5, "v", 1, 40, NULL), 0);
-    assert_int_equal(t->ops->set(t, "dflt", 4, "v", 1, TC__TTL_DEFAULT, NULL), 0);
-    assert_int_equal(t->ops->set(t, "never", 5, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("short", 5), "v", 1, 40, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("dflt", 4), "v", 1, TC__TTL_DEFAULT, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("never", 5), "v", 1, TC_TTL_NONE, NULL), 0);
     assert_int_equal(l2t_get(t, "short", 5, buf, sizeof buf, &len, &ttl), 0);
     assert_true(ttl > 0 && ttl <= 40);
     assert_int_equal(l2t_get(t, "dflt", 4, buf, sizeof buf, &len, &ttl), 0);
@@ -124,12 +124,12 @@ static void test_expired_reclaimed_without_reads(void **state) {
     tc__tier *t = open_l2(&o);
     char k[32];
     for (int i = 0; i < 50; i++)
-        assert_int_equal(t->ops->set(t, k, l2t_key(k, sizeof k, (uint64_t)i), "x", 1, 20, NULL), 0);
+        assert_int_equal(t->ops->set(t, &TC__KEY(k, l2t_key(k, sizeof k, (uint64_t)i)), "x", 1, 20, NULL), 0);
     sleep_ms(40);
     /* 256 index slots, 4 steps per set (a step visits a slot or removes an entry):
      * (256 + 50) / 4 < 80 sets sweep the whole index. */
     for (int i = 0; i < 80; i++)
-        assert_int_equal(t->ops->set(t, "other", 5, "y", 1, TC_TTL_NONE, NULL), 0);
+        assert_int_equal(t->ops->set(t, &TC__KEY("other", 5), "y", 1, TC_TTL_NONE, NULL), 0);
     tc_tier_stats st;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
@@ -150,7 +150,7 @@ static void test_clear_and_prefix(void **state) {
     size_t len;
     for (int i = 0; i < 300; i++) {
         int n = snprintf(k, sizeof k, "%s:%d", i % 3 == 0 ? "user" : (i % 3 == 1 ? "us" : "item"), i);
-        assert_int_equal(t->ops->set(t, k, (size_t)n, "v", 1, TC_TTL_NONE, NULL), 0);
+        assert_int_equal(t->ops->set(t, &TC__KEY(k, (size_t)n), "v", 1, TC_TTL_NONE, NULL), 0);
     }
     assert_int_equal(t->ops->clear_prefix(t, "user:", 5), 0);
     for (int i = 0; i < 300; i++) {
@@ -167,7 +167,7 @@ static void test_clear_and_prefix(void **state) {
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.bytes, 0);
     assert_int_equal(l2t_get(t, "item:2", 6, buf, sizeof buf, &len, NULL), TC_EMISS);
-    assert_int_equal(t->ops->set(t, "after", 5, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("after", 5), "v", 1, TC_TTL_NONE, NULL), 0);
     assert_int_equal(l2t_get(t, "after", 5, buf, sizeof buf, &len, NULL), 0);
     char rep[1024];
     assert_int_equal(tc_shared_check(name, rep, sizeof rep), 0);
@@ -193,7 +193,7 @@ static void test_limits_and_compaction(void **state) {
         uint64_t id = l2t_mix(seed++) % 700;
         size_t vl = 24 + l2t_mix(seed++) % 2000;
         l2t_value(v, vl, id, seed);
-        assert_int_equal(t->ops->set(t, k, l2t_key(k, sizeof k, id), v, vl, TC_TTL_NONE, NULL), 0);
+        assert_int_equal(t->ops->set(t, &TC__KEY(k, l2t_key(k, sizeof k, id)), v, vl, TC_TTL_NONE, NULL), 0);
         assert_int_equal(l2t_get(t, k, strlen(k), buf, sizeof buf, &len, NULL), 0);
         assert_int_equal(len, vl);
         assert_true(l2t_value_ok(buf, len, id));
@@ -228,13 +228,13 @@ static void test_limits_and_compaction(void **state) {
     assert_int_equal(rc, 0);
     /* Largest value fits; larger ones are refused. */
     memset(v, 'x', sizeof v);
-    assert_int_equal(t->ops->set(t, "big", 3, v, 4096, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("big", 3), v, 4096, TC_TTL_NONE, NULL), 0);
     assert_int_equal(l2t_get(t, "big", 3, buf, sizeof buf, &len, NULL), 0);
     assert_int_equal(len, 4096);
-    assert_int_equal(t->ops->set(t, "big2", 4, v, 4097, TC_TTL_NONE, NULL), TC_ETOOLARGE);
+    assert_int_equal(t->ops->set(t, &TC__KEY("big2", 4), v, 4097, TC_TTL_NONE, NULL), TC_ETOOLARGE);
     char bigkey[200];
     memset(bigkey, 'k', sizeof bigkey);
-    assert_int_equal(t->ops->set(t, bigkey, 129, "v", 1, TC_TTL_NONE, NULL), TC_ETOOLARGE);
+    assert_int_equal(t->ops->set(t, &TC__KEY(bigkey, 129), "v", 1, TC_TTL_NONE, NULL), TC_ETOOLARGE);
     t->ops->close(t);
     assert_int_equal(tc_shared_destroy(name), 0);
 }
@@ -284,7 +284,7 @@ static void test_geometry_and_version(void **state) {
     tc_options o;
     l2t_opts(&o, name, 1000, 1 << 20, TC_POLICY_ALLKEYS_LRU);
     tc__tier *t = open_l2(&o);
-    assert_int_equal(t->ops->set(t, "k", 1, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "v", 1, TC_TTL_NONE, NULL), 0);
     tc_options o2 = o;
     o2.shared_max_entries = 2000;
     expect_open_error(&o2, TC_EVERSION, "CACHE_SHARED_MAX_ENTRIES=1000 in the segment, 2000 asked");
@@ -340,7 +340,7 @@ static void test_admin(void **state) {
     snprintf(line, sizeof line, "%s\n", name);
     assert_non_null(strstr(list, line));
     tc_free(list);
-    assert_int_equal(t->ops->set(t, "k", 1, "v", 1, 10000, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "v", 1, 10000, NULL), 0);
     char buf[8];
     size_t len;
     assert_int_equal(l2t_get(t, "k", 1, buf, sizeof buf, &len, NULL), 0);

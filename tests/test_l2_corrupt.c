@@ -35,7 +35,7 @@ static void fill(fixture *f, const char *tag) {
     char k[32];
     for (uint64_t id = 0; id < NKEYS; id++) {
         l2t_value(v, 40 + id % 150, id, id * 7);
-        assert_int_equal(f->t->ops->set(f->t, k, l2t_key(k, sizeof k, id), v, 40 + id % 150, TC_TTL_NONE, NULL), 0);
+        assert_int_equal(f->t->ops->set(f->t, &TC__KEY(k, l2t_key(k, sizeof k, id)), v, 40 + id % 150, TC_TTL_NONE, NULL), 0);
     }
     assert_int_equal(tc__l2_seg_open(f->name, NULL, 0, &f->seg, err, sizeof err), 0);
 }
@@ -258,7 +258,7 @@ static void test_random_scribbles(void **state) {
             uint8_t v[64];
             char k[32];
             l2t_value(v, sizeof v, 1000 + (uint64_t)i, 1);
-            int rc = f.t->ops->set(f.t, k, l2t_key(k, sizeof k, 1000 + (uint64_t)i), v, sizeof v, TC_TTL_NONE, NULL);
+            int rc = f.t->ops->set(f.t, &TC__KEY(k, l2t_key(k, sizeof k, 1000 + (uint64_t)i)), v, sizeof v, TC_TTL_NONE, NULL);
             assert_true(rc == 0 || rc == TC_ECORRUPT);
         }
         read_all(&f, &hits);

@@ -57,7 +57,7 @@ static void test_racing_creation(void **state) {
                 }
                 char k[32];
                 int kl = snprintf(k, sizeof k, "proc-%d", i);
-                if (t->ops->set(t, k, (size_t)kl, &i, sizeof i, TC_TTL_NONE, NULL) != 0) _exit(2);
+                if (t->ops->set(t, &TC__KEY(k, (size_t)kl), &i, sizeof i, TC_TTL_NONE, NULL) != 0) _exit(2);
                 /* Wait until every other process's key is visible. */
                 for (int tries = 0; tries < 2000; tries++) {
                     int seen = 0;
@@ -113,7 +113,7 @@ static void test_prefix_clear_seen_by_others(void **state) {
         char k[32];
         for (int i = 0; i < 500; i++) {
             int kl = snprintf(k, sizeof k, "%s:%d", i % 2 ? "sess" : "user", i);
-            if (t->ops->set(t, k, (size_t)kl, "v", 1, TC_TTL_NONE, NULL) != 0) _exit(2);
+            if (t->ops->set(t, &TC__KEY(k, (size_t)kl), "v", 1, TC_TTL_NONE, NULL) != 0) _exit(2);
         }
         t->ops->close(t);
         _exit(0);
@@ -156,7 +156,7 @@ static void test_ttl_across_processes(void **state) {
     l2t_name(name, sizeof name, "ttlx");
     tc__tier *t = open_named(name);
     assert_non_null(t);
-    assert_int_equal(t->ops->set(t, "k", 1, "v", 1, 300, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "v", 1, 300, NULL), 0);
     pid_t p = fork();
     if (p == 0) {
         tc__tier *c = open_named(name);
@@ -190,7 +190,7 @@ static void test_warm_restart_and_stats(void **state) {
             size_t len;
             for (int i = 0; i < 100; i++) {
                 int kl = snprintf(k, sizeof k, "gen%d-%d", gen, i);
-                if (t->ops->set(t, k, (size_t)kl, k, (size_t)kl, TC_TTL_NONE, NULL) != 0) _exit(2);
+                if (t->ops->set(t, &TC__KEY(k, (size_t)kl), k, (size_t)kl, TC_TTL_NONE, NULL) != 0) _exit(2);
             }
             for (int g = 0; g < gen; g++)
                 for (int i = 0; i < 100; i++) {

@@ -47,7 +47,7 @@ static int has(tc__tier *t, uint64_t id) {
 
 static int put(tc__tier *t, uint64_t id, int64_t ttl) {
     char k[32];
-    return t->ops->set(t, k, l2t_key(k, sizeof k, id), "value-bytes", 11, ttl, NULL);
+    return t->ops->set(t, &TC__KEY(k, l2t_key(k, sizeof k, id)), "value-bytes", 11, ttl, NULL);
 }
 
 static void stats(tc__tier *t, tc_tier_stats *st) {
@@ -91,7 +91,7 @@ static void test_noeviction(void **state) {
     assert_int_equal(st.entries, CAP);
     /* After a delete there is room again. */
     char k[32];
-    assert_int_equal(t->ops->del(t, k, l2t_key(k, sizeof k, 3)), 0);
+    assert_int_equal(t->ops->del(t, &TC__KEY(k, l2t_key(k, sizeof k, 3))), 0);
     assert_int_equal(put(t, CAP, TC_TTL_NONE), 0);
     finish(t, name);
 }
@@ -106,7 +106,7 @@ static void test_noeviction_bytes(void **state) {
     char k[32];
     uint64_t i = 0;
     int rc;
-    while ((rc = t->ops->set(t, k, l2t_key(k, sizeof k, i), v, sizeof v, TC_TTL_NONE, NULL)) == 0) i++;
+    while ((rc = t->ops->set(t, &TC__KEY(k, l2t_key(k, sizeof k, i)), v, sizeof v, TC_TTL_NONE, NULL)) == 0) i++;
     assert_int_equal(rc, TC_EFULL);
     tc_tier_stats st;
     stats(t, &st);

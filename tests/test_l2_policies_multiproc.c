@@ -38,7 +38,7 @@ static int has(tc__tier *t, uint64_t id) {
 
 static int put(tc__tier *t, uint64_t id, int64_t ttl) {
     char k[32];
-    return t->ops->set(t, k, l2t_key(k, sizeof k, id), "value-bytes", 11, ttl, NULL);
+    return t->ops->set(t, &TC__KEY(k, l2t_key(k, sizeof k, id)), "value-bytes", 11, ttl, NULL);
 }
 
 /* What the child does before the parent writes. */

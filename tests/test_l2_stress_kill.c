@@ -63,11 +63,11 @@ static void test_each_crash_point(void **state) {
                 uint64_t id = x % 400;
                 size_t kl = l2t_key(k, sizeof k, id);
                 if (n % 7 == 3) {
-                    t->ops->del(t, k, kl);
+                    t->ops->del(t, &TC__KEY(k, kl));
                 } else {
                     size_t vl = 24 + (x >> 40) % 1000;
                     l2t_value(v, vl, id, x);
-                    t->ops->set(t, k, kl, v, vl, TC_TTL_NONE, NULL);
+                    t->ops->set(t, &TC__KEY(k, kl), v, vl, TC_TTL_NONE, NULL);
                 }
                 if (n == 15000) t->ops->clear(t);
             }
@@ -114,9 +114,9 @@ static void test_compaction_crash_loses_at_most_one(void **state) {
         for (uint64_t id = 0; id < 40; id++) {
             size_t vl = id == 10 ? 40 : 900;
             l2t_value(v, vl, id, id);
-            assert_int_equal(t->ops->set(t, k, l2t_key(k, sizeof k, id), v, vl, TC_TTL_NONE, NULL), 0);
+            assert_int_equal(t->ops->set(t, &TC__KEY(k, l2t_key(k, sizeof k, id)), v, vl, TC_TTL_NONE, NULL), 0);
         }
-        assert_int_equal(t->ops->del(t, k, l2t_key(k, sizeof k, 10)), 0);
+        assert_int_equal(t->ops->del(t, &TC__KEY(k, l2t_key(k, sizeof k, 10))), 0);
         pid_t p = fork();
         if (p == 0) {
             tc__l2_seg seg;

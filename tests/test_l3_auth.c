@@ -17,6 +17,7 @@
 
 #include "helpers/redis_server.h"
 #include "tier.h"
+#include "util.h"
 
 #define PW "s3cret-Default-pw"
 #define ALICE_PW "alice-Pa55word"
@@ -93,11 +94,11 @@ static void test_requirepass_right(void **state) {
     opts(&o, NULL, PW);
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);
-    assert_int_equal(t->ops->set(t, "a", 1, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("a", 1), "v", 1, TC_TTL_NONE, NULL), 0);
     char buf[4];
     tc__sink s = {.buf = buf, .cap = sizeof buf};
     int64_t ttl;
-    assert_int_equal(t->ops->get(t, "a", 1, &s, &ttl), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY("a", 1), &s, &ttl), 0);
     char st[4096];
     stats_text(t, st, sizeof st);
     assert_non_null(strstr(st, "circuit=closed"));
@@ -122,9 +123,9 @@ static void test_requirepass_wrong(void **state) {
     tc__sink s = {.buf = buf, .cap = sizeof buf};
     int64_t ttl;
     double t0 = tc_test_now_ms();
-    for (int i = 0; i < 100; i++) assert_int_equal(t->ops->get(t, "a", 1, &s, &ttl), TC_EAUTH);
+    for (int i = 0; i < 100; i++) assert_int_equal(t->ops->get(t, &TC__KEY("a", 1), &s, &ttl), TC_EAUTH);
     assert_true(tc_test_now_ms() - t0 < 200);
-    assert_int_equal(t->ops->set(t, "a", 1, "v", 1, TC_TTL_NONE, NULL), TC_EAUTH);
+    assert_int_equal(t->ops->set(t, &TC__KEY("a", 1), "v", 1, TC_TTL_NONE, NULL), TC_EAUTH);
     char st[4096];
     stats_text(t, st, sizeof st);
     assert_non_null(strstr(st, "circuit=open"));
@@ -142,7 +143,7 @@ static void test_no_password_when_required(void **state) {
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);
     assert_non_null(strstr(lb.text, "requires authentication"));
-    assert_int_equal(t->ops->del(t, "a", 1), TC_EAUTH);
+    assert_int_equal(t->ops->del(t, &TC__KEY("a", 1)), TC_EAUTH);
     t->ops->close(t);
 }
 
@@ -152,11 +153,11 @@ static void test_acl_user_right(void **state) {
     opts(&o, "alice", ALICE_PW);
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);
-    assert_int_equal(t->ops->set(t, "x", 1, "v", 1, 5000, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("x", 1), "v", 1, 5000, NULL), 0);
     char buf[4];
     tc__sink s = {.buf = buf, .cap = sizeof buf};
     int64_t ttl;
-    assert_int_equal(t->ops->get(t, "x", 1, &s, &ttl), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY("x", 1), &s, &ttl), 0);
     assert_true(ttl > 0 && ttl <= 5000);
     /* the server sees our pooled connection as alice's */
     redisReply *r = tc_test_raw(srv.port, PW, "CLIENT", "LIST", NULL, NULL);
@@ -177,14 +178,14 @@ static void test_acl_user_wrong(void **state) {
     tc__tier *t = open_ok(&o, err, sizeof err);
     assert_non_null(strstr(lb.text, "user 'alice'"));
     assert_non_null(strstr(lb.text, "WRONGPASS"));
-    assert_int_equal(t->ops->set(t, "x", 1, "v", 1, TC_TTL_NONE, NULL), TC_EAUTH);
+    assert_int_equal(t->ops->set(t, &TC__KEY("x", 1), "v", 1, TC_TTL_NONE, NULL), TC_EAUTH);
     assert_no_secret(lb.text);
     t->ops->close(t);
     /* the right password of another user is still wrong for this one */
     lb.len = 0;
     opts(&o, "bob", ALICE_PW);
     t = open_ok(&o, err, sizeof err);
-    assert_int_equal(t->ops->set(t, "x", 1, "v", 1, TC_TTL_NONE, NULL), TC_EAUTH);
+    assert_int_equal(t->ops->set(t, &TC__KEY("x", 1), "v", 1, TC_TTL_NONE, NULL), TC_EAUTH);
     assert_no_secret(lb.text);
     t->ops->close(t);
 }
@@ -196,7 +197,7 @@ static void test_acl_forbidden_keys(void **state) {
     opts(&o, "bob", "bob-pw");
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);
-    assert_int_equal(t->ops->set(t, "x", 1, "v", 1, TC_TTL_NONE, NULL), TC_EPERM);
+    assert_int_equal(t->ops->set(t, &TC__KEY("x", 1), "v", 1, TC_TTL_NONE, NULL), TC_EPERM);
     /* the server answered: the tier is up, only the keys are forbidden */
     char st[4096];
     stats_text(t, st, sizeof st);
@@ -206,7 +207,7 @@ static void test_acl_forbidden_keys(void **state) {
     opts(&o, "bob", "bob-pw");
     snprintf(o.redis_key_prefix, sizeof o.redis_key_prefix, "bob:");
     t = open_ok(&o, err, sizeof err);
-    assert_int_equal(t->ops->set(t, "x", 1, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("x", 1), "v", 1, TC_TTL_NONE, NULL), 0);
     assert_int_equal(t->ops->clear(t), 0);
     t->ops->close(t);
 }
@@ -220,14 +221,14 @@ static void test_recovers_when_password_accepted(void **state) {
     opts(&o, NULL, WRONG_PW);
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);
-    assert_int_equal(t->ops->del(t, "a", 1), TC_EAUTH);
+    assert_int_equal(t->ops->del(t, &TC__KEY("a", 1)), TC_EAUTH);
     redisReply *r = tc_test_raw(srv.port, PW, "CONFIG", "SET", "requirepass", WRONG_PW);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
     double t0 = tc_test_now_ms();
     int rc;
-    while ((rc = t->ops->del(t, "a", 1)) != 0 && tc_test_now_ms() - t0 < 5000) {
+    while ((rc = t->ops->del(t, &TC__KEY("a", 1))) != 0 && tc_test_now_ms() - t0 < 5000) {
         struct timespec ts = {0, 20000000};
         nanosleep(&ts, NULL);
     }

@@ -30,6 +30,7 @@
 
 #include "helpers/redis_server.h"
 #include "tier.h"
+#include "util.h"
 
 static void msleep(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -92,13 +93,13 @@ static void *load_main(void *arg) {
         int kl = snprintf(key, sizeof key, "L%d-%lld", lt->id, i % 200);
         int vl = snprintf(val, sizeof val, "value-%d-%lld", lt->id, i);
         long long t0 = now_us();
-        int rc = lt->sh->t->ops->set(sh->t, key, (size_t)kl, val, (size_t)vl, 10000, NULL);
+        int rc = lt->sh->t->ops->set(sh->t, &TC__KEY(key, (size_t)kl), val, (size_t)vl, 10000, NULL);
         long long t1 = now_us();
         int rc2 = TC_EMISS;
         if (rc == 0) {
             tc__sink s = {.buf = buf, .cap = sizeof buf};
             int64_t ttl;
-            rc2 = sh->t->ops->get(sh->t, key, (size_t)kl, &s, &ttl);
+            rc2 = sh->t->ops->get(sh->t, &TC__KEY(key, (size_t)kl), &s, &ttl);
             if (rc2 == 0 && (s.len != (size_t)vl || memcmp(buf, val, (size_t)vl) != 0)) lt->bad_values++;
         }
         long long t2 = now_us();
@@ -200,7 +201,7 @@ static void test_sigstop_bounded(void **state) {
     char buf[8];
     tc__sink s = {.buf = buf, .cap = sizeof buf};
     int64_t ttl;
-    int rc = sh.t->ops->get(sh.t, "x", 1, &s, &ttl);
+    int rc = sh.t->ops->get(sh.t, &TC__KEY("x", 1), &s, &ttl);
     double single = tc_test_now_ms() - t0;
     assert_true(tc_is_error(rc));
     tc_test_redis_signal(&srv, SIGCONT);
@@ -247,7 +248,7 @@ static int fake_get(const char *first, size_t flen, const char *next, size_t nle
     tc__sink s = {.buf = buf, .cap = sizeof buf};
     int64_t ttl;
     double t0 = tc_test_now_ms();
-    int rc = t->ops->get(t, "k", 1, &s, &ttl);
+    int rc = t->ops->get(t, &TC__KEY("k", 1), &s, &ttl);
     *ms = tc_test_now_ms() - t0;
     msleep(100);
     if (closed) *closed = f.closed;
@@ -339,7 +340,7 @@ static void test_down_at_start(void **state) {
     int64_t ttl;
     t0 = tc_test_now_ms();
     for (int i = 0; i < 1000; i++) {
-        int rc = t->ops->get(t, "k", 1, &s, &ttl);
+        int rc = t->ops->get(t, &TC__KEY("k", 1), &s, &ttl);
         assert_true(rc == TC_EUNAVAIL || rc == TC_ECONN);
     }
     assert_true(tc_test_now_ms() - t0 < 200);
@@ -348,12 +349,12 @@ static void test_down_at_start(void **state) {
     assert_int_equal(tc_test_redis_start_port(&srv, port, NULL), 0);
     double up = tc_test_now_ms();
     int rc;
-    while ((rc = t->ops->set(t, "k", 1, "v", 1, TC_TTL_NONE, NULL)) != 0 && tc_test_now_ms() - up < 5000)
+    while ((rc = t->ops->set(t, &TC__KEY("k", 1), "v", 1, TC_TTL_NONE, NULL)) != 0 && tc_test_now_ms() - up < 5000)
         msleep(10);
     assert_int_equal(rc, 0);
     fprintf(stderr, "down at start: available %.0f ms after the server started\n", tc_test_now_ms() - up);
     assert_true(tc_test_now_ms() - up < 1500);
-    assert_int_equal(t->ops->get(t, "k", 1, &s, &ttl), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY("k", 1), &s, &ttl), 0);
     assert_int_equal(available(t), 1);
     t->ops->close(t);
     tc_test_redis_stop(&srv);
@@ -368,9 +369,9 @@ static void test_retry_after_restart(void **state) {
     tc_test_l3_options(&o, srv.port);
     o.redis_pool_size = 1;
     tc__tier *t = open_tier(&o);
-    assert_int_equal(t->ops->set(t, "k", 1, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "v", 1, TC_TTL_NONE, NULL), 0);
     assert_int_equal(tc_test_redis_restart(&srv), 0);
-    assert_int_equal(t->ops->set(t, "k", 1, "v2", 2, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "v2", 2, TC_TTL_NONE, NULL), 0);
     assert_true(extra_num(t, "reconnects") >= 1);
     t->ops->close(t);
     /* with no retries allowed, the same failure reaches the caller */
@@ -378,9 +379,9 @@ static void test_retry_after_restart(void **state) {
     o.redis_max_retries = 0;
     tc__tier *t0 = open_tier(&o);
     assert_int_equal(tc_test_redis_restart(&srv), 0);
-    int rc = t0->ops->set(t0, "k", 1, "v", 1, TC_TTL_NONE, NULL);
+    int rc = t0->ops->set(t0, &TC__KEY("k", 1), "v", 1, TC_TTL_NONE, NULL);
     assert_int_equal(rc, TC_ECONN);
-    assert_int_equal(t->ops->set(t, "k", 1, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "v", 1, TC_TTL_NONE, NULL), 0);
     t0->ops->close(t0);
     t->ops->close(t);
     tc_test_redis_stop(&srv);
@@ -396,7 +397,7 @@ static void test_fork_never_shares_connection(void **state) {
     tc_test_l3_options(&o, srv.port);
     o.redis_pool_size = 1;
     tc__tier *t = open_tier(&o);
-    assert_int_equal(t->ops->set(t, "warm", 4, "v", 1, TC_TTL_NONE, NULL), 0); /* one pooled conn */
+    assert_int_equal(t->ops->set(t, &TC__KEY("warm", 4), "v", 1, TC_TTL_NONE, NULL), 0); /* one pooled conn */
     pid_t pid = fork();
     assert_true(pid >= 0);
     int me = pid == 0 ? 1 : 0;
@@ -405,10 +406,10 @@ static void test_fork_never_shares_connection(void **state) {
     for (int i = 0; i < 2000; i++) {
         int kl = snprintf(key, sizeof key, "f%d-%d", me, i % 50);
         int vl = snprintf(val, sizeof val, "%d-%d", me, i);
-        if (t->ops->set(t, key, (size_t)kl, val, (size_t)vl, TC_TTL_NONE, NULL) != 0) errs++;
+        if (t->ops->set(t, &TC__KEY(key, (size_t)kl), val, (size_t)vl, TC_TTL_NONE, NULL) != 0) errs++;
         tc__sink s = {.buf = buf, .cap = sizeof buf};
         int64_t ttl;
-        int rc = t->ops->get(t, key, (size_t)kl, &s, &ttl);
+        int rc = t->ops->get(t, &TC__KEY(key, (size_t)kl), &s, &ttl);
         if (rc != 0) errs++;
         else if (s.len != (size_t)vl || memcmp(buf, val, (size_t)vl) != 0) bad++;
     }
@@ -425,7 +426,7 @@ static void test_fork_never_shares_connection(void **state) {
     /* the parent's connection is intact after the child closed its copy of the tier */
     tc__sink s = {.buf = buf, .cap = sizeof buf};
     int64_t ttl;
-    assert_int_equal(t->ops->get(t, "warm", 4, &s, &ttl), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY("warm", 4), &s, &ttl), 0);
     assert_int_equal(extra_num(t, "conn_errors"), 0);
     assert_int_equal(extra_num(t, "reconnects"), 0);
     t->ops->close(t);

@@ -18,6 +18,7 @@
 
 #include "helpers/redis_server.h"
 #include "tier.h"
+#include "util.h"
 
 static tc_test_redis srv;
 
@@ -95,7 +96,7 @@ static void raw_set(const char *k, const char *v) {
 
 static int tget(tc__tier *t, const void *k, size_t kl, char *buf, size_t cap, size_t *len, int64_t *ttl) {
     tc__sink s = {.buf = buf, .cap = cap};
-    int rc = t->ops->get(t, k, kl, &s, ttl);
+    int rc = t->ops->get(t, &TC__KEY(k, kl), &s, ttl);
     if (len) *len = s.len;
     return rc;
 }
@@ -111,7 +112,7 @@ static void test_set_get_del(void **state) {
     (void)state;
     raw_flush();
     tc__tier *t = open_default();
-    assert_int_equal(t->ops->set(t, "k1", 2, "value-1", 7, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k1", 2), "value-1", 7, TC_TTL_NONE, NULL), 0);
     char buf[64];
     size_t len;
     int64_t ttl = 0;
@@ -127,14 +128,14 @@ static void test_set_get_del(void **state) {
     assert_memory_equal(r->str, "value-1", 7);
     freeReplyObject(r);
     /* overwrite */
-    assert_int_equal(t->ops->set(t, "k1", 2, "v2", 2, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k1", 2), "v2", 2, TC_TTL_NONE, NULL), 0);
     assert_int_equal(tget(t, "k1", 2, buf, sizeof buf, &len, &ttl), 0);
     assert_int_equal(len, 2);
     assert_memory_equal(buf, "v2", 2);
     /* delete, and delete again */
-    assert_int_equal(t->ops->del(t, "k1", 2), 0);
+    assert_int_equal(t->ops->del(t, &TC__KEY("k1", 2)), 0);
     assert_int_equal(tget(t, "k1", 2, buf, sizeof buf, &len, &ttl), TC_EMISS);
-    assert_int_equal(t->ops->del(t, "k1", 2), 0);
+    assert_int_equal(t->ops->del(t, &TC__KEY("k1", 2)), 0);
     assert_int_equal(tget(t, "never", 5, buf, sizeof buf, &len, &ttl), TC_EMISS);
 
     tc_tier_stats st;
@@ -153,7 +154,7 @@ static void test_binary_and_empty(void **state) {
     const char key[] = {'a', 0, 'b', '\r', '\n', (char)0xff};
     unsigned char val[1000];
     for (size_t i = 0; i < sizeof val; i++) val[i] = (unsigned char)(i * 7);
-    assert_int_equal(t->ops->set(t, key, sizeof key, val, sizeof val, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY(key, sizeof key), val, sizeof val, TC_TTL_NONE, NULL), 0);
     char buf[2000];
     size_t len;
     int64_t ttl;
@@ -161,31 +162,31 @@ static void test_binary_and_empty(void **state) {
     assert_int_equal(len, sizeof val);
     assert_memory_equal(buf, val, sizeof val);
     /* an empty value is a value */
-    assert_int_equal(t->ops->set(t, "empty", 5, "", 0, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("empty", 5), "", 0, TC_TTL_NONE, NULL), 0);
     assert_int_equal(tget(t, "empty", 5, buf, sizeof buf, &len, &ttl), 0);
     assert_int_equal(len, 0);
     /* an empty key works too (it is the bare prefix in Redis) */
-    assert_int_equal(t->ops->set(t, "", 0, "x", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("", 0), "x", 1, TC_TTL_NONE, NULL), 0);
     assert_int_equal(tget(t, "", 0, buf, sizeof buf, &len, &ttl), 0);
     assert_int_equal(len, 1);
     /* a buffer too small: the length is reported; a whole-capturing sink gets a heap copy */
     tc__sink s = {.buf = buf, .cap = 10};
-    assert_int_equal(t->ops->get(t, key, sizeof key, &s, &ttl), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY(key, sizeof key), &s, &ttl), 0);
     assert_int_equal(s.len, sizeof val);
     assert_null(s.heap);
     tc__sink w = {.buf = buf, .cap = 10, .want_whole = 1};
-    assert_int_equal(t->ops->get(t, key, sizeof key, &w, &ttl), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY(key, sizeof key), &w, &ttl), 0);
     assert_non_null(w.heap);
     assert_memory_equal(w.heap, val, sizeof val);
     free(w.heap);
     /* TTL-only lookup */
-    assert_int_equal(t->ops->get(t, key, sizeof key, NULL, &ttl), 0);
+    assert_int_equal(t->ops->get(t, &TC__KEY(key, sizeof key), NULL, &ttl), 0);
     assert_int_equal(ttl, TC_TTL_NONE);
     /* a large value, bigger than one read */
     size_t big = 3u << 20;
     char *bv = malloc(big), *bb = malloc(big);
     for (size_t i = 0; i < big; i++) bv[i] = (char)(i % 251);
-    assert_int_equal(t->ops->set(t, "big", 3, bv, big, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("big", 3), bv, big, TC_TTL_NONE, NULL), 0);
     assert_int_equal(tget(t, "big", 3, bb, big, &len, &ttl), 0);
     assert_int_equal(len, big);
     assert_memory_equal(bb, bv, big);
@@ -197,7 +198,7 @@ static void test_binary_and_empty(void **state) {
 static void test_subsecond_ttl(void **state) {
     (void)state;
     tc__tier *t = open_default();
-    assert_int_equal(t->ops->set(t, "short", 5, "v", 1, 150, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("short", 5), "v", 1, 150, NULL), 0);
     long long pttl = raw_int("PTTL", "tctest:short");
     assert_true(pttl > 0 && pttl <= 150);
     char buf[8];
@@ -208,7 +209,7 @@ static void test_subsecond_ttl(void **state) {
     msleep(200);
     assert_int_equal(tget(t, "short", 5, buf, sizeof buf, &len, &ttl), TC_EMISS);
     /* 1 ms works too: never SETEX 0 */
-    assert_int_equal(t->ops->set(t, "one", 3, "v", 1, 1, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("one", 3), "v", 1, 1, NULL), 0);
     msleep(20);
     assert_int_equal(tget(t, "one", 3, buf, sizeof buf, &len, &ttl), TC_EMISS);
     t->ops->close(t);
@@ -217,7 +218,7 @@ static void test_subsecond_ttl(void **state) {
 static void test_remaining_ttl(void **state) {
     (void)state;
     tc__tier *t = open_default();
-    assert_int_equal(t->ops->set(t, "ten", 3, "v", 1, 10000, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("ten", 3), "v", 1, 10000, NULL), 0);
     msleep(120);
     char buf[8];
     size_t len;
@@ -241,20 +242,20 @@ static void test_default_ttl(void **state) {
     tc_test_l3_options(&o, srv.port);
     /* TC__TTL_DEFAULT with no L1 default: no expiry */
     tc__tier *t = open_tier(&o);
-    assert_int_equal(t->ops->set(t, "d0", 2, "v", 1, TC__TTL_DEFAULT, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("d0", 2), "v", 1, TC__TTL_DEFAULT, NULL), 0);
     assert_int_equal(raw_int("PTTL", "tctest:d0"), -1);
     t->ops->close(t);
     /* with CACHE_MEMORY_DEFAULT_TTL = 5 s */
     o.mem_default_ttl_ms = 5000;
     t = open_tier(&o);
-    assert_int_equal(t->ops->set(t, "d5", 2, "v", 1, TC__TTL_DEFAULT, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("d5", 2), "v", 1, TC__TTL_DEFAULT, NULL), 0);
     long long p = raw_int("PTTL", "tctest:d5");
     assert_true(p > 4000 && p <= 5000);
     /* an explicit no-expiry wins over the default */
-    assert_int_equal(t->ops->set(t, "dn", 2, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("dn", 2), "v", 1, TC_TTL_NONE, NULL), 0);
     assert_int_equal(raw_int("PTTL", "tctest:dn"), -1);
     /* nonsense TTLs are refused */
-    assert_int_equal(t->ops->set(t, "bad", 3, "v", 1, -5, NULL), TC_EINVAL);
+    assert_int_equal(t->ops->set(t, &TC__KEY("bad", 3), "v", 1, -5, NULL), TC_EINVAL);
     t->ops->close(t);
 }
 
@@ -264,12 +265,12 @@ static void test_fence(void **state) {
     _Atomic uint64_t gen = 7;
     tc__fence stale = {.gen = &gen, .seen = 6};
     tc__fence fresh = {.gen = &gen, .seen = 7};
-    assert_int_equal(t->ops->set(t, "fenced", 6, "v", 1, TC_TTL_NONE, &stale), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("fenced", 6), "v", 1, TC_TTL_NONE, &stale), 0);
     char buf[8];
     size_t len;
     int64_t ttl;
     assert_int_equal(tget(t, "fenced", 6, buf, sizeof buf, &len, &ttl), TC_EMISS);
-    assert_int_equal(t->ops->set(t, "fenced", 6, "v", 1, TC_TTL_NONE, &fresh), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("fenced", 6), "v", 1, TC_TTL_NONE, &fresh), 0);
     assert_int_equal(tget(t, "fenced", 6, buf, sizeof buf, &len, &ttl), 0);
     t->ops->close(t);
 }
@@ -284,7 +285,7 @@ static void test_wrong_type_is_miss(void **state) {
     int64_t ttl;
     assert_int_equal(tget(t, "alist", 5, buf, sizeof buf, &len, &ttl), TC_EMISS);
     /* and a set replaces it */
-    assert_int_equal(t->ops->set(t, "alist", 5, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("alist", 5), "v", 1, TC_TTL_NONE, NULL), 0);
     assert_int_equal(tget(t, "alist", 5, buf, sizeof buf, &len, &ttl), 0);
     t->ops->close(t);
 }
@@ -302,7 +303,7 @@ static void test_clear_namespace_only(void **state) {
     for (int i = 0; i < 2500; i++) {
         char k[32];
         int n = snprintf(k, sizeof k, "key-%d", i);
-        assert_int_equal(t->ops->set(t, k, (size_t)n, "v", 1, TC_TTL_NONE, NULL), 0);
+        assert_int_equal(t->ops->set(t, &TC__KEY(k, (size_t)n), "v", 1, TC_TTL_NONE, NULL), 0);
     }
     assert_int_equal(raw_int("DBSIZE", NULL), 2504);
     assert_int_equal(t->ops->clear(t), 0);
@@ -323,9 +324,9 @@ static void test_clear_prefix_glob_chars(void **state) {
     const char *ours_gone[] = {"a*[b]?1", "a*[b]?", "a*[b]?\\x"};
     const char *ours_kept[] = {"aXbY1", "a*[b]", "ab", "a*[c]?1", "other"};
     for (size_t i = 0; i < 3; i++)
-        assert_int_equal(t->ops->set(t, ours_gone[i], strlen(ours_gone[i]), "v", 1, TC_TTL_NONE, NULL), 0);
+        assert_int_equal(t->ops->set(t, &TC__KEY(ours_gone[i], strlen(ours_gone[i])), "v", 1, TC_TTL_NONE, NULL), 0);
     for (size_t i = 0; i < 5; i++)
-        assert_int_equal(t->ops->set(t, ours_kept[i], strlen(ours_kept[i]), "v", 1, TC_TTL_NONE, NULL), 0);
+        assert_int_equal(t->ops->set(t, &TC__KEY(ours_kept[i], strlen(ours_kept[i])), "v", 1, TC_TTL_NONE, NULL), 0);
     raw_set("a*[b]?foreign", "x"); /* outside the namespace, though it starts with the prefix */
     assert_int_equal(t->ops->clear_prefix(t, "a*[b]?", 6), 0);
     char buf[8];
@@ -337,8 +338,8 @@ static void test_clear_prefix_glob_chars(void **state) {
         assert_int_equal(tget(t, ours_kept[i], strlen(ours_kept[i]), buf, sizeof buf, &len, &ttl), 0);
     assert_int_equal(raw_exists("a*[b]?foreign"), 1);
     /* a binary prefix */
-    assert_int_equal(t->ops->set(t, "p\0q1", 4, "v", 1, TC_TTL_NONE, NULL), 0);
-    assert_int_equal(t->ops->set(t, "p\0r1", 4, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("p\0q1", 4), "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("p\0r1", 4), "v", 1, TC_TTL_NONE, NULL), 0);
     assert_int_equal(t->ops->clear_prefix(t, "p\0q", 3), 0);
     assert_int_equal(tget(t, "p\0q1", 4, buf, sizeof buf, &len, &ttl), TC_EMISS);
     assert_int_equal(tget(t, "p\0r1", 4, buf, sizeof buf, &len, &ttl), 0);
@@ -352,7 +353,7 @@ static void test_namespace_with_glob_chars(void **state) {
     tc_test_l3_options(&o, srv.port);
     snprintf(o.redis_key_prefix, sizeof o.redis_key_prefix, "n[s]*?:");
     tc__tier *t = open_tier(&o);
-    assert_int_equal(t->ops->set(t, "k", 1, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "v", 1, TC_TTL_NONE, NULL), 0);
     raw_set("ns:k", "foreign");      /* would match the unescaped pattern n[s]*?:* */
     raw_set("nsXY:k", "foreign");
     assert_int_equal(t->ops->clear(t), 0);
@@ -383,37 +384,39 @@ static void test_mget_mset(void **state) {
     static char keys[N][16], vals[N][32];
     const void *kp[N], *vp[N];
     size_t kl[N], vl[N];
+    tc__key ks[N];
     int64_t ttls[N];
     int rcs[N];
     for (int i = 0; i < N; i++) {
         kl[i] = (size_t)snprintf(keys[i], sizeof keys[i], "m%d", i);
         vl[i] = (size_t)snprintf(vals[i], sizeof vals[i], "value-%d", i * 3);
         kp[i] = keys[i];
+        ks[i] = TC__KEY(kp[i], kl[i]);
         vp[i] = vals[i];
         ttls[i] = i % 3 == 0 ? TC_TTL_NONE : 20000 + i;
     }
     /* every 5th key is not written: it must come back as a miss */
     size_t nw = 0;
-    const void *wk[N], *wv[N];
-    size_t wkl[N], wvl[N];
+    tc__key wk[N];
+    const void *wv[N];
+    size_t wvl[N];
     int64_t wt[N];
     for (int i = 0; i < N; i++) {
         if (i % 5 == 4) continue;
-        wk[nw] = kp[i];
-        wkl[nw] = kl[i];
+        wk[nw] = ks[i];
         wv[nw] = vp[i];
         wvl[nw] = vl[i];
         wt[nw] = ttls[i];
         nw++;
     }
-    assert_int_equal(t->ops->mset(t, nw, wk, wkl, wv, wvl, wt, NULL, rcs), 0);
+    assert_int_equal(t->ops->mset(t, nw, wk, wv, wvl, wt, NULL, rcs), 0);
     for (size_t i = 0; i < nw; i++) assert_int_equal(rcs[i], 0);
 
     tc__sink outs[N];
     static char bufs[N][32];
     int64_t got_ttl[N];
     for (int i = 0; i < N; i++) outs[i] = (tc__sink){.buf = bufs[i], .cap = sizeof bufs[i]};
-    assert_int_equal(t->ops->mget(t, N, kp, kl, outs, got_ttl, rcs), 0);
+    assert_int_equal(t->ops->mget(t, N, ks, outs, got_ttl, rcs), 0);
     for (int i = 0; i < N; i++) {
         if (i % 5 == 4) {
             assert_int_equal(rcs[i], TC_EMISS);
@@ -426,27 +429,26 @@ static void test_mget_mset(void **state) {
         else assert_true(got_ttl[i] > 10000 && got_ttl[i] <= ttls[i]);
     }
     /* TTL-only mget */
-    assert_int_equal(t->ops->mget(t, 3, kp, kl, NULL, got_ttl, rcs), 0);
+    assert_int_equal(t->ops->mget(t, 3, ks, NULL, got_ttl, rcs), 0);
     assert_int_equal(rcs[0], 0);
     /* fences: a stale one skips its entry */
     _Atomic uint64_t gen = 2;
     tc__fence stale = {.gen = &gen, .seen = 1};
     const tc__fence *fences[2] = {NULL, &stale};
-    const void *fk[2] = {"f1", "f2"};
-    size_t fkl[2] = {2, 2};
+    tc__key fk[2] = {TC__KEY("f1", 2), TC__KEY("f2", 2)};
     const void *fv[2] = {"a", "b"};
     size_t fvl[2] = {1, 1};
-    assert_int_equal(t->ops->mset(t, 2, fk, fkl, fv, fvl, NULL, fences, rcs), 0);
+    assert_int_equal(t->ops->mset(t, 2, fk, fv, fvl, NULL, fences, rcs), 0);
     assert_int_equal(rcs[0], 0);
     assert_int_equal(rcs[1], 0);
     assert_int_equal(raw_exists("tctest:f1"), 1);
     assert_int_equal(raw_exists("tctest:f2"), 0);
     /* a bad TTL fails its entry only */
     int64_t bt[2] = {-7, 1000};
-    assert_int_equal(t->ops->mset(t, 2, fk, fkl, fv, fvl, bt, NULL, rcs), 0);
+    assert_int_equal(t->ops->mset(t, 2, fk, fv, fvl, bt, NULL, rcs), 0);
     assert_int_equal(rcs[0], TC_EINVAL);
     assert_int_equal(rcs[1], 0);
-    assert_int_equal(t->ops->mget(t, 0, NULL, NULL, NULL, NULL, NULL), 0);
+    assert_int_equal(t->ops->mget(t, 0, NULL, NULL, NULL, NULL), 0);
     t->ops->close(t);
 }
 
@@ -461,7 +463,7 @@ static void test_stats(void **state) {
     raw_flush();
     tc__tier *t = open_default();
     raw_set("foreign", "x");
-    assert_int_equal(t->ops->set(t, "s", 1, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("s", 1), "v", 1, TC_TTL_NONE, NULL), 0);
     tc_tier_stats st;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
@@ -551,7 +553,7 @@ static void test_unresolvable_host(void **state) {
     assert_true(tc_test_now_ms() - t0 < 500 + 300);
     assert_non_null(strstr(lb.text, "resolv"));
     assert_non_null(strstr(lb.text, "no-such-host.invalid"));
-    assert_int_equal(t->ops->del(t, "k", 1), TC_EUNAVAIL);
+    assert_int_equal(t->ops->del(t, &TC__KEY("k", 1)), TC_EUNAVAIL);
     t->ops->close(t);
 }
 
@@ -562,7 +564,7 @@ static void test_db_select(void **state) {
     tc_test_l3_options(&o, srv.port);
     o.redis_db = 3;
     tc__tier *t = open_tier(&o);
-    assert_int_equal(t->ops->set(t, "indb3", 5, "v", 1, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("indb3", 5), "v", 1, TC_TTL_NONE, NULL), 0);
     assert_int_equal(raw_exists("tctest:indb3"), 0); /* the raw client is on db 0 */
     char buf[4];
     size_t len;

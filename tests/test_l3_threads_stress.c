@@ -19,6 +19,7 @@
 
 #include "helpers/redis_server.h"
 #include "tier.h"
+#include "util.h"
 
 enum { NTHREADS = 8, NOPS = 20000, OWN_KEYS = 64, SHARED_KEYS = 16 };
 
@@ -72,13 +73,13 @@ static void *work(void *arg) {
         if (r < 35) { /* set own */
             int kl = snprintf(key, sizeof key, "t%d-k%d", w->id, own);
             int vl = snprintf(val, sizeof val, "t%d-k%d-n%ld", w->id, own, n);
-            if (t->ops->set(t, key, (size_t)kl, val, (size_t)vl, TC_TTL_NONE, NULL) != 0) w->errors++;
+            if (t->ops->set(t, &TC__KEY(key, (size_t)kl), val, (size_t)vl, TC_TTL_NONE, NULL) != 0) w->errors++;
             else expect[own] = n;
         } else if (r < 75) { /* get own */
             int kl = snprintf(key, sizeof key, "t%d-k%d", w->id, own);
             tc__sink s = {.buf = buf, .cap = sizeof buf};
             int64_t ttl;
-            int rc = t->ops->get(t, key, (size_t)kl, &s, &ttl);
+            int rc = t->ops->get(t, &TC__KEY(key, (size_t)kl), &s, &ttl);
             if (rc == 0) {
                 w->hits++;
                 int vl = snprintf(val, sizeof val, "t%d-k%d-n%ld", w->id, own, expect[own]);
@@ -97,17 +98,17 @@ static void *work(void *arg) {
             }
         } else if (r < 80) { /* del own */
             int kl = snprintf(key, sizeof key, "t%d-k%d", w->id, own);
-            if (t->ops->del(t, key, (size_t)kl) != 0) w->errors++;
+            if (t->ops->del(t, &TC__KEY(key, (size_t)kl)) != 0) w->errors++;
             else expect[own] = -1;
         } else if (r < 88) { /* set shared */
             int kl = snprintf(key, sizeof key, "shared-%d", sh);
             int vl = shared_value(val, sizeof val, sh, w->id, n);
-            if (t->ops->set(t, key, (size_t)kl, val, (size_t)vl, 60000, NULL) != 0) w->errors++;
+            if (t->ops->set(t, &TC__KEY(key, (size_t)kl), val, (size_t)vl, 60000, NULL) != 0) w->errors++;
         } else if (r < 96) { /* get shared */
             int kl = snprintf(key, sizeof key, "shared-%d", sh);
             tc__sink s = {.buf = buf, .cap = sizeof buf};
             int64_t ttl;
-            int rc = t->ops->get(t, key, (size_t)kl, &s, &ttl);
+            int rc = t->ops->get(t, &TC__KEY(key, (size_t)kl), &s, &ttl);
             if (rc == 0 && !shared_ok(buf, s.len, sh)) {
                 w->bad++;
                 snprintf(w->failure, sizeof w->failure, "shared key %d: got %.*s", sh, (int)s.len, buf);
@@ -116,18 +117,17 @@ static void *work(void *arg) {
             }
         } else { /* mget of all shared keys */
             char keys[SHARED_KEYS][24];
-            const void *kp[SHARED_KEYS];
-            size_t kl[SHARED_KEYS];
+            tc__key ks[SHARED_KEYS];
             char bufs[SHARED_KEYS][128];
             tc__sink outs[SHARED_KEYS];
             int64_t ttls[SHARED_KEYS];
             int rcs[SHARED_KEYS];
             for (int i = 0; i < SHARED_KEYS; i++) {
-                kl[i] = (size_t)snprintf(keys[i], sizeof keys[i], "shared-%d", i);
-                kp[i] = keys[i];
+                size_t kl = (size_t)snprintf(keys[i], sizeof keys[i], "shared-%d", i);
+                ks[i] = TC__KEY(keys[i], kl);
                 outs[i] = (tc__sink){.buf = bufs[i], .cap = sizeof bufs[i]};
             }
-            if (t->ops->mget(t, SHARED_KEYS, kp, kl, outs, ttls, rcs) != 0) {
+            if (t->ops->mget(t, SHARED_KEYS, ks, outs, ttls, rcs) != 0) {
                 w->errors++;
                 continue;
             }

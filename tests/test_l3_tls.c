@@ -21,6 +21,7 @@
 
 #include "helpers/redis_server.h"
 #include "tier.h"
+#include "util.h"
 
 #define PW "tls-Secret-pw"
 
@@ -90,12 +91,12 @@ static int roundtrip(tc_options *o) {
         fprintf(stderr, "open: %s\n", err);
         return rc;
     }
-    rc = t->ops->set(t, "tlskey", 6, "tlsval", 6, 60000, NULL);
+    rc = t->ops->set(t, &TC__KEY("tlskey", 6), "tlsval", 6, 60000, NULL);
     if (rc == 0) {
         char buf[16];
         tc__sink s = {.buf = buf, .cap = sizeof buf};
         int64_t ttl = 0;
-        rc = t->ops->get(t, "tlskey", 6, &s, &ttl);
+        rc = t->ops->get(t, &TC__KEY("tlskey", 6), &s, &ttl);
         if (rc == 0 && (s.len != 6 || memcmp(buf, "tlsval", 6) != 0 || ttl <= 0)) rc = TC_ECORRUPT;
     }
     t->ops->close(t);
@@ -240,14 +241,14 @@ static void test_fork_leaves_parent_session_alone(void **state) {
     tc__tier *t = NULL;
     char err[256];
     assert_int_equal(tc__l3_open(&o, &t, err, sizeof err), 0);
-    assert_int_equal(t->ops->set(t, "f", 1, "parent", 6, TC_TTL_NONE, NULL), 0);
+    assert_int_equal(t->ops->set(t, &TC__KEY("f", 1), "parent", 6, TC_TTL_NONE, NULL), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         char buf[16];
         tc__sink s = {.buf = buf, .cap = sizeof buf};
         int64_t ttl;
-        int rc = t->ops->get(t, "f", 1, &s, &ttl); /* on a connection of its own */
+        int rc = t->ops->get(t, &TC__KEY("f", 1), &s, &ttl); /* on a connection of its own */
         t->ops->close(t);
         _exit(rc == 0 && s.len == 6 ? 0 : 1);
     }
@@ -259,7 +260,7 @@ static void test_fork_leaves_parent_session_alone(void **state) {
         char buf[16];
         tc__sink s = {.buf = buf, .cap = sizeof buf};
         int64_t ttl;
-        assert_int_equal(t->ops->get(t, "f", 1, &s, &ttl), 0);
+        assert_int_equal(t->ops->get(t, &TC__KEY("f", 1), &s, &ttl), 0);
         assert_memory_equal(buf, "parent", 6);
     }
     assert_int_equal(extra_num(t, "conn_errors"), 0);

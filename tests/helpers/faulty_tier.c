@@ -4,11 +4,11 @@
 
 #include "faulty_tier.h"
 
-static int f_get(tc__tier *t, const void *k, size_t kl, tc__sink *out, int64_t *ttl) {
+static int f_get(tc__tier *t, const tc__key *k, tc__sink *out, int64_t *ttl) {
     faulty_tier *f = (faulty_tier *)t;
     f->gets++;
     if (f->fail_get) return f->fail_get;
-    int rc = f->inner->ops->get(f->inner, k, kl, out, ttl);
+    int rc = f->inner->ops->get(f->inner, k, out, ttl);
     if (f->get_hook != NULL) {
         void (*hook)(void *) = f->get_hook;
         f->get_hook = NULL;
@@ -17,14 +17,14 @@ static int f_get(tc__tier *t, const void *k, size_t kl, tc__sink *out, int64_t *
     return rc;
 }
 
-static int f_set(tc__tier *t, const void *k, size_t kl, const void *v, size_t vl, int64_t ttl, const tc__fence *fence) {
+static int f_set(tc__tier *t, const tc__key *k, const void *v, size_t vl, int64_t ttl, const tc__fence *fence) {
     faulty_tier *f = (faulty_tier *)t;
     f->sets++;
     if (f->fail_set) return f->fail_set;
-    return f->inner->ops->set(f->inner, k, kl, v, vl, ttl, fence);
+    return f->inner->ops->set(f->inner, k, v, vl, ttl, fence);
 }
 
-static int f_del(tc__tier *t, const void *k, size_t kl) {
+static int f_del(tc__tier *t, const tc__key *k) {
     faulty_tier *f = (faulty_tier *)t;
     f->dels++;
     if (f->fail_del) return f->fail_del;
@@ -33,7 +33,7 @@ static int f_del(tc__tier *t, const void *k, size_t kl) {
         f->del_hook = NULL;
         hook(f->del_hook_arg);
     }
-    return f->inner->ops->del(f->inner, k, kl);
+    return f->inner->ops->del(f->inner, k);
 }
 
 static int f_clear(tc__tier *t) {
