@@ -21,12 +21,12 @@ static double now_s(void) {
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 20000000;
-    tc_options o;
+    tc__opts o;
     char err[256];
-    tc_options_init(&o);
+    tc__opts_init(&o);
     tc__tier *t;
     tc_cache *c;
-    if (tc__l1_open(&o, &t, err, sizeof err) != 0 || tc_open(&o, &c, err, sizeof err) != 0) {
+    if (tc__l1_open(&o, &t, err, sizeof err) != 0 || tc__open_opts(&o, &c, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         return 2;
     }

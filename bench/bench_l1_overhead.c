@@ -51,9 +51,9 @@ int main(int argc, char **argv) {
     }
     char value[100], out[128];
     memset(value, 'v', sizeof value);
-    tc_options opt;
+    tc__opts opt;
     char err[256];
-    if (tc_options_from_env(&opt, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
+    if (tc__opts_from_env(&opt, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
     opt.ntiers = 1;
     opt.tiers[0] = TC_TIER_L1;
     opt.mem_max_entries = cap;
@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
         t->ops->close(t);
         /* public API */
         tc_cache *c;
-        if (tc_open(&opt, &c, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
+        if (tc__open_opts(&opt, &c, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
         hits = 0;
         t0 = now_s();
         for (size_t i = 0; i < n; i++) {

@@ -72,9 +72,9 @@ int main(int argc, char **argv) {
         snprintf(tmp, sizeof tmp, "key:%012u", k);
         memcpy(keys[k], tmp, 16);
     }
-    tc_options opt;
+    tc__opts opt;
     char err[512];
-    if (tc_options_from_env(&opt, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
+    if (tc__opts_from_env(&opt, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
     opt.ntiers = 1;
     opt.tiers[0] = TC_TIER_L2;
     opt.shared_max_entries = cap;
@@ -86,13 +86,13 @@ int main(int argc, char **argv) {
     for (int r = 0; r < runs; r++) {
         printf("mode=direct-mapped ns_per_op=%.1f\n", run_direct_mapped(trace, n, keys, cap));
         tc_cache *c;
-        if (tc_open(&opt, &c, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
+        if (tc__open_opts(&opt, &c, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
         tc_clear(c);
         double t0 = now_s();
         for (int p = 0; p < procs; p++) {
             if (fork() != 0) continue;
             tc_cache *pc;
-            if (tc_open(&opt, &pc, err, sizeof err) != 0) _exit(1);
+            if (tc__open_opts(&opt, &pc, err, sizeof err) != 0) _exit(1);
             char out[128], value[100];
             memset(value, 'v', sizeof value);
             size_t hits = 0;

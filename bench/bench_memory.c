@@ -27,19 +27,21 @@ static long rss_kb(const char *field) {
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 1000000;
     long before = rss_kb("VmRSS:");
-    tc_options o;
-    tc_options_init(&o);
+    tc_config *cfg;
+    char err[TC_ERRBUF_SIZE] = "", entries[32], bytes[32];
     /* 5% headroom: each shard bounds its own share, and hashing spreads keys unevenly, so with
      * exactly n a few shards would evict before all n keys are in */
-    o.mem_max_entries = (uint64_t)n + (uint64_t)n / 20;
-    o.mem_max_bytes = (uint64_t)n * 1024; /* not the binding bound */
-    o.mem_default_ttl_ms = 0;
+    snprintf(entries, sizeof entries, "%ld", n + n / 20);
+    snprintf(bytes, sizeof bytes, "%ld", n * 1024); /* not the binding bound */
     tc_cache *c;
-    char err[256];
-    if (tc_open(&o, &c, err, sizeof err) != 0) {
+    if (tc_config_new(&cfg) != 0 || tc_config_set(cfg, "CACHE_MEMORY_MAX_ENTRIES", entries, err, sizeof err) != 0 ||
+        tc_config_set(cfg, "CACHE_MEMORY_MAX_BYTES", bytes, err, sizeof err) != 0 ||
+        tc_config_set(cfg, "CACHE_MEMORY_DEFAULT_TTL", "0", err, sizeof err) != 0 ||
+        tc_open(cfg, &c, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    tc_config_free(cfg);
     char key[32], val[100];
     memset(val, 'v', sizeof val);
     for (long i = 0; i < n; i++) {
@@ -50,13 +52,13 @@ int main(int argc, char **argv) {
         }
     }
     long after = rss_kb("VmRSS:"), hwm = rss_kb("VmHWM:");
-    tc_stats st;
-    tc_stats_get(c, &st);
+    tc_tier_stats l1 = TC_TIER_STATS_INIT;
+    tc_tier_stats_get(c, 0, &l1);
     printf("entries=%llu key_bytes=16 value_bytes=100 rss_before_mb=%.1f rss_after_mb=%.1f rss_peak_mb=%.1f "
            "cache_rss_mb=%.1f bytes_per_entry=%.1f charged_mb=%.1f shards=%s\n",
-           (unsigned long long)st.tiers[0].entries, before / 1024.0, after / 1024.0, hwm / 1024.0,
-           (after - before) / 1024.0, (after - before) * 1024.0 / (double)n, st.tiers[0].bytes / 1e6,
-           st.tiers[0].nextra > 1 ? st.tiers[0].extra[1].value : "?");
+           (unsigned long long)l1.entries, before / 1024.0, after / 1024.0, hwm / 1024.0,
+           (after - before) / 1024.0, (after - before) * 1024.0 / (double)n, l1.bytes / 1e6,
+           l1.nextra > 1 ? l1.extra[1].value : "?");
     tc_close(c);
     return 0;
 }

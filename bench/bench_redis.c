@@ -31,15 +31,10 @@ static double now_s(void) {
 
 int main(int argc, char **argv) {
     long requests = argc > 1 ? atol(argv[1]) : 100000;
-    tc_options o;
-    char err[512];
+    char err[TC_ERRBUF_SIZE];
     if (getenv("REDIS_KEY_PREFIX") == NULL) setenv("REDIS_KEY_PREFIX", "tiercache-bench:", 1);
-    if (tc_options_from_env(&o, err, sizeof err) != 0) {
-        fprintf(stderr, "bench_redis: %s\n", err);
-        return 2;
-    }
     tc_cache *c;
-    if (tc_open(&o, &c, err, sizeof err) != 0) {
+    if (tc_open_env(&c, err, sizeof err) != 0) {
         fprintf(stderr, "bench_redis: %s\n", err);
         return 2;
     }
@@ -73,7 +68,7 @@ int main(int argc, char **argv) {
     t0 = now_s();
     for (long i = 0; i < calls; i++) {
         int off = (int)((i * BATCH) % (NKEYS - BATCH));
-        if (tc_mget(c, BATCH, kp + off, kl + off, res) != 0) continue;
+        if (tc_mget(c, BATCH, kp + off, kl + off, res, sizeof res[0]) != 0) continue;
         for (int k = 0; k < BATCH; k++) {
             if (res[k].rc == 0) hits++;
             tc_free(res[k].val);

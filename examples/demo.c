@@ -172,20 +172,22 @@ static void show_progress(worker *w, uint64_t total, uint64_t t0) {
 }
 
 int main(void) {
-    tc_options opt;
-    char err[512] = "";
-    if (tc_options_from_env(&opt, err, sizeof err) != 0) {
-        fprintf(stderr, "demo: %s\n", err);
+    tc_config *cfg;
+    char err[TC_ERRBUF_SIZE] = "";
+    if (tc_config_new(&cfg) != 0 || tc_config_from_env(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "demo: %s\n", err[0] ? err : "out of memory");
         return 1;
     }
     tc_cache *cache;
-    int rc = tc_open(&opt, &cache, err, sizeof err);
+    int rc = tc_open(cfg, &cache, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "demo: cannot open the cache: %s (%s)\n", err, tc_err_name(rc));
         return 1;
     }
-    char tiering[16] = "";
-    for (int i = 0; i < opt.ntiers; i++) strcat(tiering, tc_tier_name(opt.tiers[i]));
+    char tiering[16] = "", entries[24] = "";
+    tc_config_get(cfg, "CACHE_TIERING", tiering, sizeof tiering);
+    tc_config_get(cfg, "CACHE_MEMORY_MAX_ENTRIES", entries, sizeof entries);
+    tc_config_free(cfg);
 
     double sum = 0;
     for (int i = 0; i < PRODUCTS; i++) zipf_cdf[i] = (sum += 1.0 / pow(i + 1.0, ZIPF_S));
@@ -199,7 +201,7 @@ int main(void) {
     printf("  Each page is tc_get_or_load(): a miss calls a loader that sleeps %d us (the database).\n",
            LOADER_US);
     printf("  Cache: CACHE_TIERING=%s", tiering);
-    if (opt.tiers[0] == TC_TIER_L1) printf(", L1 holds %s entries", count(opt.mem_max_entries, a, sizeof a));
+    if (strncmp(tiering, "L1", 2) == 0) printf(", L1 holds %s entries", count(strtoull(entries, NULL, 10), a, sizeof a));
     printf(" (change with CACHE_* variables)\n\n");
 
     database db = {0};
@@ -224,7 +226,7 @@ int main(void) {
     }
     uint64_t wall = now_ns() - t0;
 
-    tc_stats st;
+    tc_stats st = TC_STATS_INIT;
     if ((rc = tc_stats_get(cache, &st)) != 0) {
         fprintf(stderr, "demo: statistics: %s\n", tc_strerror(rc));
         tc_close(cache);
@@ -239,9 +241,11 @@ int main(void) {
     printf("  %-22s %.1f%% (%s of %s requests served by the cache)\n", "hit ratio", pct(st.hits, total),
            count(st.hits, a, sizeof a), count(total, b, sizeof b));
     for (int i = 0; i < st.ntiers; i++) {
-        const tc_tier_stats *t = &st.tiers[i];
+        tc_tier_stats ts = TC_TIER_STATS_INIT;
+        if (tc_tier_stats_get(cache, i, &ts) != 0) continue;
+        const tc_tier_stats *t = &ts;
         char label[40];
-        snprintf(label, sizeof label, "  %s (%s)", tc_tier_name(t->tier), t->type);
+        snprintf(label, sizeof label, "  %s (%.15s)", tc_tier_name(t->tier), t->type);
         printf("  %-22s %.1f%% (%s)\n", label, pct(t->hits, total), count(t->hits, a, sizeof a));
     }
     printf("  %-22s %s instead of %s: the cache saved %s queries (%.1f%%)\n", "database calls",

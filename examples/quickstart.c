@@ -23,17 +23,19 @@ static int load_product(void *db, const void *key, size_t klen, void **val, size
 int main(void) {
     /* Open: from the environment (CACHE_TIERING, CACHE_MEMORY_*, REDIS_*, ...). */
     tc_cache *cache;
-    char err[256];
+    char err[TC_ERRBUF_SIZE];
     if (tc_open_env(&cache, err, sizeof err) != 0) {
         fprintf(stderr, "cache: %s\n", err); /* names the variable, the value, what is accepted */
         return 1;
     }
+    /* or: tc_config *cfg; tc_config_new(&cfg); tc_config_set(cfg, "CACHE_MEMORY_MAX_ENTRIES", "50000", err,
+     * sizeof err); tc_open(cfg, &cache, err, sizeof err); tc_config_free(cfg); */
 
     /* Write and read: keys and values are bytes; TTL in ms (0: the tier's default). */
     if (tc_set(cache, "user:42", 7, "{\"name\":\"Ada\"}", 14, 60000) != 0) return 1;
     char buf[256];
     size_t len = sizeof buf; /* in: capacity; out: the value's length */
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT; /* sized structs: see "Stability" in tiercache.h */
     int rc = tc_get(cache, "user:42", 7, buf, &len, &info);
     if (rc == 0)
         printf("hit from %s: %.*s (expires in %lld ms)\n", tc_tier_name(info.tier), (int)len, buf,
@@ -59,10 +61,12 @@ int main(void) {
     tc_clear_prefix(cache, "sku-", 4);
 
     /* Observe: counters per tier, and the health document. */
-    tc_stats st;
+    tc_stats st = TC_STATS_INIT;
+    tc_tier_stats l1 = TC_TIER_STATS_INIT;
     tc_stats_get(cache, &st);
+    tc_tier_stats_get(cache, 0, &l1);
     printf("hits %llu, misses %llu, L1 entries %llu\n", (unsigned long long)st.hits,
-           (unsigned long long)st.misses, (unsigned long long)st.tiers[0].entries);
+           (unsigned long long)st.misses, (unsigned long long)l1.entries);
     char *health;
     if (tc_health_json(cache, &health) == 0) {
         printf("%.60s...\n", health);

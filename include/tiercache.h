@@ -19,15 +19,37 @@
  *   - Keys and values are opaque bytes; NUL is allowed; an empty value is a value.
  *   - The cache copies every key and value it is given; it never keeps a caller's pointer.
  *   - Memory the library returns is freed by the caller with tc_free().
- *   - A tc_cache handle is safe to use from any number of threads at once; a tc_options
- *     struct is plain data, owned by the caller, and not synchronised.
+ *   - A tc_cache handle is safe to use from any number of threads at once; a tc_config is
+ *     owned by its creator and used by one thread at a time (it may be shared read-only once
+ *     filled: tc_open() only reads it).
  *   - The library never prints and never aborts on out-of-memory; it reports through return
  *     codes and through the log callback, when the application installs one.
  *   - A child process after fork() must open its own handle; it must not use its parent's.
  *
- * Versioning: TC_VERSION_* below. Within a major version, functions keep their signatures
- * (a changed interface gets a new name, never a changed signature) and structs only grow
- * at their end.
+ * Stability (what an application compiled against this header can rely on)
+ *   - Versions: TC_VERSION_MAJOR changes when a compiled application may stop working with the
+ *     new library (a symbol removed or its signature changed, a struct field moved); MINOR when
+ *     something is added (functions, struct fields at the end, error codes, settings); PATCH
+ *     for fixes only. tc_version() is the library's own version at run time, to compare with
+ *     the TC_VERSION_NUMBER the application was compiled with. While MAJOR is 0, a MINOR
+ *     release may still break: the rules below hold from 1.0 on.
+ *   - Functions keep their signatures: a changed interface gets a new name (the SQLite
+ *     "_v2" rule), and the old one keeps working.
+ *   - Handles are opaque (tc_cache, tc_config): their layout is the library's business.
+ *   - Every struct that the caller allocates and the library fills begins with
+ *     `size_t size`, which the caller sets to sizeof the struct it was compiled with (the
+ *     TC_*_INIT macros do it). The library writes only the first `size` bytes, so an
+ *     application built against an older, smaller layout keeps working with a newer library,
+ *     and a newer application learns from the fields it sees set whether the library filled
+ *     them. A size below sizeof(size_t) is TC_EINVAL. Fields are only ever added at the end.
+ *   - Arrays of structs (tc_mget results, tc_mset items) are passed with their element size,
+ *     for the same reason: the library steps through the array with the caller's stride and
+ *     reads or writes only what the caller's layout holds (fields an older caller lacks read
+ *     as zero).
+ *   - Error codes are only added, with the next free negative value, and never renumbered;
+ *     an application must treat an unknown negative code as an error (tc_is_error()).
+ *   - Configuration variables (tc_config_set names) are only added; a renamed one keeps its
+ *     old name as an alias.
  */
 #ifndef TIERCACHE_H
 #define TIERCACHE_H
@@ -42,7 +64,8 @@ extern "C" {
 #define TC_VERSION_MAJOR 0
 #define TC_VERSION_MINOR 1
 #define TC_VERSION_PATCH 0
-#define TC_VERSION_STRING "0.1.0"
+#define TC_VERSION_STRING "0.2.0"
+#define TC_VERSION_NUMBER (TC_VERSION_MAJOR * 10000 + TC_VERSION_MINOR * 100 + TC_VERSION_PATCH)
 
 #if defined(_WIN32)
 #define TC_EXPORT
@@ -99,6 +122,14 @@ TC_EXPORT const char *tc_err_name(int err);
 /* 1 when err is an error: negative and not TC_EMISS. */
 TC_EXPORT int tc_is_error(int err);
 
+/* A buffer of this many bytes holds any message the library writes into an errbuf, whole
+ * (messages quote the offending value, cut at 120 bytes). Smaller buffers get a truncated,
+ * NUL-terminated message. */
+#define TC_ERRBUF_SIZE 2048
+
+/* The library's version at run time, as TC_VERSION_NUMBER (e.g. 200 for 0.2.0). Thread-safe. */
+TC_EXPORT int tc_version(void);
+
 /* ======================================================================== */
 /* Tiers and options                                                        */
 /* ======================================================================== */
@@ -137,76 +168,58 @@ typedef enum { TC_LOG_ERROR = 0, TC_LOG_WARN = 1, TC_LOG_INFO = 2, TC_LOG_DEBUG 
  * including several at once; the callback must be thread-safe. */
 typedef void (*tc_log_fn)(void *userdata, tc_log_level level, const char *msg);
 
-#define TC_STR_MAX 256
-#define TC_PATH_MAX 1024
+/* ======================================================================== */
+/* Configuration                                                            */
+/* ======================================================================== */
 
-/* Configuration of a cache. Plain data, owned by the caller: fill it with tc_options_init()
- * (defaults) or tc_options_from_env() (defaults overridden by the environment), adjust
- * fields, then pass it to tc_open(). Sizes are bytes, durations milliseconds. A TTL of 0 in
- * a *_default_ttl_ms field means "no expiry". The environment variable of each field is
- * named beside it; the README's configuration table gives defaults and accepted values. */
-typedef struct tc_options {
-    /* Tiers, top to bottom, in the order they are read: tiers[0..ntiers-1]. CACHE_TIERING */
-    int ntiers;
-    tc_tier_id tiers[TC_MAX_TIERS];
+/* A configuration: every setting of docs/CONFIGURATION.md, by the name of its environment
+ * variable. Opaque; created with the defaults by tc_config_new(), changed by name with
+ * tc_config_set() or from the environment with tc_config_from_env(), read by tc_open()
+ * (which copies it: the configuration may be freed or changed afterwards). One thread at a
+ * time may change a configuration; once filled it may be read by several. */
+typedef struct tc_config tc_config;
 
-    /* Limits on every key and value (every tier). CACHE_MAX_KEY_BYTES, CACHE_MAX_VALUE_BYTES */
-    size_t max_key_bytes;
-    size_t max_value_bytes;
+/* Creates a configuration holding the defaults. *out is freed with tc_config_free().
+ * Returns 0 or TC_ENOMEM (*out NULL). */
+TC_EXPORT int tc_config_new(tc_config **out);
 
-    /* L1 memory tier. */
-    uint64_t mem_max_entries;    /* CACHE_MEMORY_MAX_ENTRIES (10000) */
-    uint64_t mem_max_bytes;      /* CACHE_MEMORY_MAX_BYTES (256MiB): keys+values+per-entry overhead */
-    uint64_t mem_default_ttl_ms; /* CACHE_MEMORY_DEFAULT_TTL (120000) */
-    tc_policy mem_eviction;      /* CACHE_MEMORY_EVICTION (tinylfu) */
-    unsigned mem_shards;         /* CACHE_MEMORY_SHARDS (0 = chosen from capacity and CPUs) */
+/* Frees a configuration. NULL does nothing. */
+TC_EXPORT void tc_config_free(tc_config *cfg);
 
-    /* L2 shared-memory tier. */
-    char shared_name[TC_STR_MAX];   /* CACHE_SHARED_NAME (distributed_cache) */
-    uint64_t shared_max_entries;    /* CACHE_SHARED_MAX_ENTRIES, alias CACHE_ENCORE_MAX_ENTRIES (1000000) */
-    uint64_t shared_max_bytes;      /* CACHE_SHARED_MAX_BYTES (256MiB) */
-    uint64_t shared_default_ttl_ms; /* CACHE_SHARED_DEFAULT_TTL, alias CACHE_ENCORE_DEFAULT_TTL (5m) */
-    tc_policy shared_eviction;      /* CACHE_SHARED_EVICTION, alias CACHE_ENCORE_EVICTION (allkeys-lru) */
+/* Sets one variable, as if the environment held name=value: name is a variable of the
+ * configuration table or one of its aliases (CACHE_ENCORE_*), value its text ("50000",
+ * "5m", "L1L2", "redis://..."); a NULL value restores the default. Parsed as strictly as the
+ * environment. Returns 0, TC_EINVAL for a NULL cfg or name, or TC_ECONFIG with a message
+ * naming the variable, the value (secrets shown as "***") and what is accepted, in errbuf
+ * (may be NULL; TC_ERRBUF_SIZE bytes hold it whole); on failure cfg is unchanged. Checks that
+ * involve several variables (L3 needs REDIS_HOST ...) are made by tc_open(). */
+TC_EXPORT int tc_config_set(tc_config *cfg, const char *name, const char *value, char *errbuf, size_t errlen);
 
-    /* L3 Redis tier. */
-    char redis_host[TC_STR_MAX];     /* REDIS_HOST (unset: no L3 server configured) */
-    int redis_port;                  /* REDIS_PORT (6379) */
-    char redis_username[TC_STR_MAX]; /* REDIS_USERNAME (ACL user; empty: "default") */
-    char redis_password[TC_STR_MAX]; /* REDIS_PASSWORD (secret: never printed) */
-    int redis_db;                    /* REDIS_DB (0) */
-    int redis_use_tls;               /* REDIS_USE_TLS (false) */
-    int redis_max_retries;           /* REDIS_MAX_RETRIES (3) */
-    uint64_t redis_connect_timeout_ms; /* REDIS_CONNECT_TIMEOUT (5000) */
-    uint64_t redis_command_timeout_ms; /* REDIS_COMMAND_TIMEOUT (1000) */
-    char redis_key_prefix[TC_STR_MAX]; /* REDIS_KEY_PREFIX (tiercache:) */
-    int redis_pool_size;               /* REDIS_POOL_SIZE (0 = one connection per CPU, at least 2) */
-    char redis_tls_ca_file[TC_PATH_MAX];    /* REDIS_TLS_CA_FILE (system store when empty) */
-    char redis_tls_server_name[TC_STR_MAX]; /* REDIS_TLS_SERVER_NAME (default: the host) */
-    char redis_tls_cert_file[TC_PATH_MAX];  /* REDIS_TLS_CERT_FILE (mutual TLS) */
-    char redis_tls_key_file[TC_PATH_MAX];   /* REDIS_TLS_KEY_FILE (mutual TLS) */
-    int redis_tls_skip_verify;              /* REDIS_TLS_SKIP_VERIFY (false) */
+/* Applies every variable of the table that is set in the environment (for an alias and its
+ * new name both set, the new name), in table order: REDIS_URL before the REDIS_* variables
+ * that may override parts of it, over what cfg holds; then checks how the variables fit
+ * together (a tiering with L3 needs REDIS_HOST, TLS files need TLS, ...). Stops at the first
+ * bad value (TC_ECONFIG, cfg then holds the variables before it: do not use it). Variables that look like ours (CACHE_*, REDIS_*) but
+ * are unknown, and aliases set beside their new name, become warnings (tc_config_warnings(),
+ * and the log callback at tc_open()). Reads the environment with getenv(): not safe against
+ * a concurrent setenv(). Returns 0, TC_EINVAL or TC_ECONFIG. */
+TC_EXPORT int tc_config_from_env(tc_config *cfg, char *errbuf, size_t errlen);
 
-    /* Orchestrator and metrics. */
-    int metrics_enabled;         /* CACHE_METRICS_ENABLED (true): latency histograms on/off */
-    int defensive_invalidation;  /* CACHE_DEFENSIVE_INVALIDATION (false): kept for applications */
+/* Writes the value of variable name as text into buf (NUL-terminated, cut to len): a secret
+ * is "***" when set, empty otherwise; durations in ms ("120000ms"). Returns 0, TC_EINVAL for
+ * an unknown name, TC_ENOBUFS when len was too small (buf holds the cut text). */
+TC_EXPORT int tc_config_get(const tc_config *cfg, const char *name, char *buf, size_t len);
 
-    /* Not from the environment. */
-    tc_log_fn log_fn;   /* NULL: silent */
-    void *log_userdata;
-} tc_options;
+/* Installs the log callback (NULL: silent, the default) used by caches opened from cfg. */
+TC_EXPORT void tc_config_set_log(tc_config *cfg, tc_log_fn fn, void *userdata);
 
-/* Fills *opt with the defaults. Never fails. */
-TC_EXPORT void tc_options_init(tc_options *opt);
+/* The resolved configuration as "NAME=value" lines in table order, secrets redacted ("***"),
+ * in a buffer the library allocates (*out, freed with tc_free()). 0, TC_EINVAL or TC_ENOMEM. */
+TC_EXPORT int tc_config_describe(const tc_config *cfg, char **out);
 
-/* Fills *opt with the defaults, then applies every variable of the environment that is set.
- * Returns 0, or TC_ECONFIG with a message naming the variable, the value and what is
- * accepted written into errbuf (NUL-terminated, truncated to errlen; errbuf may be NULL).
- * Reads the environment: not safe against a concurrent setenv(). */
-TC_EXPORT int tc_options_from_env(tc_options *opt, char *errbuf, size_t errlen);
-
-/* Writes the resolved configuration as "NAME=value" lines, secrets redacted ("***"), into a
- * buffer the library allocates; *out is freed by the caller with tc_free(). 0 or TC_ENOMEM. */
-TC_EXPORT int tc_options_describe(const tc_options *opt, char **out);
+/* The warnings tc_config_from_env() found, one per line ("" when none), in *out, freed with
+ * tc_free(); *count (may be NULL) receives how many. 0, TC_EINVAL or TC_ENOMEM. */
+TC_EXPORT int tc_config_warnings(const tc_config *cfg, char **out, size_t *count);
 
 /* ======================================================================== */
 /* Opening and closing                                                      */
@@ -214,13 +227,15 @@ TC_EXPORT int tc_options_describe(const tc_options *opt, char **out);
 
 typedef struct tc_cache tc_cache;
 
-/* Opens a cache with *opt (copied; the caller keeps ownership). On failure returns a
- * negative code, *out is NULL, and a message saying what was wrong is written into errbuf
- * (may be NULL). A tiering that names a tier this build does not have fails with
- * TC_ENOTIER. Thread-safe. */
-TC_EXPORT int tc_open(const tc_options *opt, tc_cache **out, char *errbuf, size_t errlen);
+/* Opens a cache configured by cfg (read, not kept: the caller keeps ownership of cfg). On
+ * failure returns a negative code, *out is NULL, and a message saying what was wrong is
+ * written into errbuf (may be NULL; TC_ERRBUF_SIZE bytes hold it whole). TC_ECONFIG for
+ * settings that do not fit together, TC_ENOTIER for a tier this build does not have, or a
+ * tier's own error (L2: TC_EVERSION, TC_ECORRUPT, TC_EPERM ...). Warnings of the
+ * configuration go to its log callback. Thread-safe. */
+TC_EXPORT int tc_open(const tc_config *cfg, tc_cache **out, char *errbuf, size_t errlen);
 
-/* tc_options_from_env() followed by tc_open(). */
+/* tc_config_new() and tc_config_from_env(), then tc_open(). */
 TC_EXPORT int tc_open_env(tc_cache **out, char *errbuf, size_t errlen);
 
 /* Closes the cache and frees everything it owns. NULL does nothing. No other call on the
@@ -236,11 +251,13 @@ TC_EXPORT void tc_free(void *p);
 
 #define TC_TTL_NONE (-1) /* remaining TTL of an entry that never expires */
 
-/* What a get reports besides the value. */
+/* What a get reports besides the value. Set size first (TC_GET_INFO_INIT): see Stability. */
 typedef struct tc_get_info {
+    size_t size;    /* sizeof(tc_get_info), set by the caller */
     int64_t ttl_ms; /* remaining TTL in ms, or TC_TTL_NONE */
-    int tier;       /* the tc_tier_id that served the hit */
+    int tier;       /* the tc_tier_id that served the hit; TC_TIER_NONE for a loaded value */
 } tc_get_info;
+#define TC_GET_INFO_INIT {.size = sizeof(tc_get_info)}
 
 /* Looks a key up through the tiers in order; a hit in a lower tier back-fills the tiers above
  * it with the remaining TTL. The value is copied into buf:
@@ -249,7 +266,7 @@ typedef struct tc_get_info {
  * Returns 0 (hit), TC_EMISS, TC_ENOBUFS (value longer than the buffer: *len says how long,
  * buf holds nothing useful; call again with a larger buffer), TC_EKEYTOOBIG, TC_EINVAL.
  * A tier that fails on a read is skipped (counted as an error); the read goes on below it.
- * info may be NULL. Thread-safe. */
+ * info may be NULL (else its size must be set: TC_EINVAL otherwise). Thread-safe. */
 TC_EXPORT int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t *len,
                      tc_get_info *info);
 
@@ -287,27 +304,32 @@ TC_EXPORT int tc_ttl(tc_cache *c, const void *key, size_t klen, int64_t *ttl_ms)
 /* Several keys at once                                                     */
 /* ======================================================================== */
 
-/* The result of one key of tc_mget(). */
+/* The result of one key of tc_mget(). An array of them is passed with its element size
+ * (sizeof(tc_mget_result)): see Stability. */
 typedef struct tc_mget_result {
-    int rc;           /* 0 (hit), TC_EMISS, or this key's error (TC_EKEYTOOBIG, TC_EINVAL,
-                         TC_ENOMEM) */
-    void *val;        /* on a hit: the value, allocated by the library, freed by the caller
-                         with tc_free() (non-NULL even for an empty value); else NULL */
-    size_t len;       /* the value's length */
-    tc_get_info info; /* on a hit: remaining TTL and the tier that served it */
+    int rc;         /* 0 (hit), TC_EMISS, or this key's error (TC_EKEYTOOBIG, TC_EINVAL,
+                       TC_ENOMEM) */
+    void *val;      /* on a hit: the value, allocated by the library, freed by the caller
+                       with tc_free() (non-NULL even for an empty value); else NULL */
+    size_t len;     /* the value's length */
+    int64_t ttl_ms; /* on a hit: remaining TTL in ms, or TC_TTL_NONE */
+    int tier;       /* on a hit: the tc_tier_id that served it */
 } tc_mget_result;
 
 /* Looks n keys up as tc_get_alloc() would, each through the tiers in order with back-fill,
  * but in batches: a tier that can (L3) answers all the keys still missing in one round trip
  * (Redis: MGET and PTTLs pipelined). keys[i] / klens[i] is key i (binary-safe); results[i]
- * receives its outcome. Returns 0 when every key was looked up (then each results[i].rc says
- * hit, miss or error), TC_EINVAL for NULL arrays with n > 0 (results untouched), or TC_ENOMEM
- * (every results[i].rc is TC_ENOMEM, nothing to free). A tier that fails is skipped for the
- * keys it could not answer, as in tc_get(). Thread-safe. */
+ * receives its outcome; results has n elements of result_size bytes (sizeof(tc_mget_result)
+ * of the caller's header; at least sizeof(int), for rc). Returns 0 when every key was looked
+ * up (then each rc says hit, miss or error), TC_EINVAL for NULL arrays with n > 0 or a
+ * result_size too small (results untouched), or TC_ENOMEM (every rc is TC_ENOMEM, nothing to
+ * free). A tier that fails is skipped for the keys it could not answer, as in tc_get().
+ * Thread-safe. */
 TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size_t *klens,
-                      tc_mget_result *results);
+                      tc_mget_result *results, size_t result_size);
 
-/* One entry of tc_mset(). ttl_ms as in tc_set() (0: each tier's default). */
+/* One entry of tc_mset(). ttl_ms as in tc_set() (0: each tier's default). An array of them is
+ * passed with its element size (sizeof(tc_mset_item)): see Stability. */
 typedef struct tc_mset_item {
     const void *key;
     size_t klen;
@@ -317,10 +339,12 @@ typedef struct tc_mset_item {
 } tc_mset_item;
 
 /* Stores n entries as tc_set() would, in batches per tier (L3: one pipelined round trip of
- * SET ... PX per batch). rcs (may be NULL) receives each entry's tc_set() result. Returns 0
- * when every entry was stored in every tier, TC_EPARTIAL when some entry's result is not 0
- * (see rcs), TC_EINVAL for a NULL items with n > 0 (nothing stored). Thread-safe. */
-TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, int *rcs);
+ * SET ... PX per batch). items has n elements of item_size bytes (sizeof(tc_mset_item) of the
+ * caller's header; fields beyond item_size read as 0). rcs (may be NULL) receives each
+ * entry's tc_set() result. Returns 0 when every entry was stored in every tier, TC_EPARTIAL
+ * when some entry's result is not 0 (see rcs), TC_EINVAL for a NULL items with n > 0 or an
+ * item_size that does not hold key and klen (nothing stored). Thread-safe. */
+TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t item_size, int *rcs);
 
 /* ======================================================================== */
 /* Single-flight loading                                                    */
@@ -350,29 +374,49 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
 
 #define TC_STATS_EXTRA_MAX 16
 
-/* A tier-specific fact (connection state, server version, segment name ...). */
+/* A figure the tier cannot know (L3 does not count the keys under its namespace). */
+#define TC_STAT_UNKNOWN UINT64_MAX
+
+/* A tier-specific fact (connection state, server version, segment name ...). Its layout is
+ * frozen: it is an element of tc_tier_stats's array. */
 typedef struct tc_stat_extra {
     char name[32];
     char value[96];
 } tc_stat_extra;
 
+/* One tier's statistics. Set size first (TC_TIER_STATS_INIT): see Stability. */
 typedef struct tc_tier_stats {
+    size_t size;         /* sizeof(tc_tier_stats), set by the caller */
     int tier;            /* tc_tier_id */
     char type[16];       /* "memory", "shared", "redis" */
     int available;       /* 1 when the tier answers */
+    /* hits, misses and errors are always this handle's reads and failures through the tier.
+     * sets ... expirations, entries and bytes are this handle's (L1), or every process's
+     * attached to the tier when host_wide is 1 (L2, whose counters live in the segment), or
+     * the server's as far as it tells (L3). */
     uint64_t hits, misses, sets, deletes, evictions, expirations, errors;
-    uint64_t entries;    /* entries held now */
-    uint64_t bytes;      /* bytes charged now (keys + values + per-entry overhead) */
-    uint64_t max_entries, max_bytes; /* 0: unbounded or unknown */
+    int host_wide;
+    uint64_t entries;    /* entries held now, or TC_STAT_UNKNOWN */
+    uint64_t bytes;      /* bytes charged now (keys + values + per-entry overhead), or TC_STAT_UNKNOWN */
+    uint64_t max_entries, max_bytes; /* 0: unbounded; TC_STAT_UNKNOWN: not known */
     /* Latency of this tier's operations, nanoseconds, from a log-linear histogram (relative
      * error under 4%); 0 when nothing was measured. */
     uint64_t latency_samples;
     uint64_t p50_ns, p95_ns, p99_ns, max_ns;
+    /* The last failure of this tier seen by this handle: "set: authentication failed
+     * (TC_EAUTH)", "" when none; never a secret. last_error_ms is its wall-clock time in ms
+     * since the Unix epoch, 0 when none. */
+    char last_error[128];
+    int64_t last_error_ms;
     int nextra;
     tc_stat_extra extra[TC_STATS_EXTRA_MAX];
 } tc_tier_stats;
+#define TC_TIER_STATS_INIT {.size = sizeof(tc_tier_stats)}
 
+/* The statistics of the cache as the application sees them; each tier's own through
+ * tc_tier_stats_get(). Set size first (TC_STATS_INIT): see Stability. */
 typedef struct tc_stats {
+    size_t size;                   /* sizeof(tc_stats), set by the caller */
     uint64_t hits, misses, errors; /* overall, as the application saw them */
     uint64_t loads, load_errors, load_waits; /* tc_get_or_load: loader calls, their failures,
                                                 callers that shared another caller's load */
@@ -380,13 +424,19 @@ typedef struct tc_stats {
     uint64_t latency_samples;      /* overall get latency, nanoseconds */
     uint64_t p50_ns, p95_ns, p99_ns, max_ns;
     double uptime_s;
-    int ntiers;
-    tc_tier_stats tiers[TC_MAX_TIERS];
+    int ntiers;                    /* tiers in the cache: tc_tier_stats_get() takes 0..ntiers-1 */
 } tc_stats;
+#define TC_STATS_INIT {.size = sizeof(tc_stats)}
 
 /* Takes a snapshot of the statistics. Counters are read without stopping writers, so a
- * snapshot taken during traffic is consistent per counter, not across counters. Thread-safe. */
+ * snapshot taken during traffic is consistent per counter, not across counters. Returns 0,
+ * TC_EINVAL (NULL, or out->size below sizeof(size_t)) or TC_ENOMEM. Thread-safe. */
 TC_EXPORT int tc_stats_get(tc_cache *c, tc_stats *out);
+
+/* The statistics of tier index (0 = the first tier read, ntiers-1 the last): counters the
+ * tier keeps, this handle's hits and misses through it, its errors and latency. Returns 0,
+ * TC_EINVAL (NULL, size, or index out of range) or TC_ENOMEM. Thread-safe. */
+TC_EXPORT int tc_tier_stats_get(tc_cache *c, int index, tc_tier_stats *out);
 
 /* Renders the health document, shaped as the original /cache/health:
  * {service, version, status, dependencies:[{name:"CacheBackend", status, stats:{tiers}}],
@@ -429,7 +479,8 @@ TC_EXPORT int tc_shared_list(char **out, size_t *count);
 
 /* Host-wide statistics of segment name, as the L2 tier reports them (counters are kept in
  * the segment by every process), with extras: segment, path, segment_bytes, policy, shards,
- * processes (attached now), layout_version, compactions, repairs. Does not attach as a user.
+ * processes (attached now), layout_version, compactions, repairs. out->size must be set
+ * (TC_TIER_STATS_INIT). Does not attach as a user.
  * Returns 0, TC_ENOENT, TC_EINVAL, TC_EVERSION, TC_ECORRUPT, TC_EPERM; a message in errbuf
  * (may be NULL). */
 TC_EXPORT int tc_shared_stats(const char *name, tc_tier_stats *out, char *errbuf, size_t errlen);

@@ -31,6 +31,7 @@
  * that miss on a key being loaded wait on the load's condition variable and share its result.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -73,11 +74,13 @@ typedef struct flight {
     int rc, loader_rc;
     void *val;
     size_t vlen;
+    int64_t ttl_ms; /* the value's TTL as stored, and where it came from, for every waiter's info */
+    int tier;
     pthread_cond_t cond;
 } flight;
 
 struct tc_cache {
-    tc_options opt;
+    tc__opts opt;
     int ntiers;
     tc__tier *tiers[TC_MAX_TIERS];
     uint64_t serial;                   /* unique per open, for the thread-local block cache */
@@ -90,6 +93,9 @@ struct tc_cache {
     flight *flights[TC__FLIGHT_BUCKETS];
     _Atomic uint64_t log_last_ms[TC_MAX_TIERS];    /* rate limit of failure messages */
     _Atomic uint64_t log_suppressed[TC_MAX_TIERS];
+    pthread_mutex_t err_lock;                      /* guards last_error*: taken only on a failure */
+    char last_error[TC_MAX_TIERS][128];
+    int64_t last_error_ms[TC_MAX_TIERS];
 };
 
 static _Atomic uint64_t open_serial = 1;
@@ -155,6 +161,15 @@ static inline void count(tstats *b, int which) {
  * application's log. */
 static void tier_failed(tc_cache *c, tstats *b, int idx, const char *op, int rc) {
     if (b != NULL) bump(&b->tier_errors[idx]);
+    /* the last error, for the statistics; a failure that finds the lock taken by another one
+     * (an outage: every thread failing at once) leaves the record to that one */
+    if (pthread_mutex_trylock(&c->err_lock) == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        snprintf(c->last_error[idx], sizeof c->last_error[idx], "%s: %s (%s)", op, tc_strerror(rc), tc_err_name(rc));
+        c->last_error_ms[idx] = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        pthread_mutex_unlock(&c->err_lock);
+    }
     atomic_fetch_add_explicit(&c->log_suppressed[idx], 1, memory_order_relaxed);
     if (c->opt.log_fn == NULL) return;
     uint64_t now = tc__now_ms();
@@ -228,7 +243,7 @@ static inline tc__fence fence_capture(tc_cache *c, uint64_t hash) {
 /* Opening and closing                                                      */
 /* ------------------------------------------------------------------------ */
 
-typedef int (*tier_ctor)(const tc_options *, tc__tier **, char *, size_t);
+typedef int (*tier_ctor)(const tc__opts *, tc__tier **, char *, size_t);
 
 /* Constructors by tier id; NULL where this build has no such tier. */
 static const tier_ctor tier_ctors[TC_MAX_TIERS + 1] = {
@@ -238,7 +253,7 @@ static const tier_ctor tier_ctors[TC_MAX_TIERS + 1] = {
 };
 
 /* Allocates a cache over tiers already opened (it takes them over, also on failure). */
-static int assemble(const tc_options *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen) {
+static int assemble(const tc__opts *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen) {
     tc_cache *c = calloc(1, sizeof *c);
     _Atomic uint64_t *gens = calloc(TC__GEN_STRIPES, sizeof(_Atomic uint64_t));
     if (c == NULL || gens == NULL) {
@@ -252,6 +267,7 @@ static int assemble(const tc_options *opt, tc__tier **tiers, int n, tc_cache **o
     c->started_ns = tc__now_ns();
     c->gens = gens;
     pthread_mutex_init(&c->blocks_lock, NULL);
+    pthread_mutex_init(&c->err_lock, NULL);
     for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_init(&c->flight_lock[i], NULL);
     for (int i = 0; i < n; i++) c->tiers[i] = tiers[i];
     c->ntiers = n;
@@ -259,10 +275,11 @@ static int assemble(const tc_options *opt, tc__tier **tiers, int n, tc_cache **o
     return 0;
 }
 
-TC_EXPORT int tc_open(const tc_options *opt, tc_cache **out, char *errbuf, size_t errlen) {
+int tc__open_opts(const tc__opts *opt, tc_cache **out, char *errbuf, size_t errlen) {
+    if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
     if (out == NULL || opt == NULL) return tc__errf(errbuf, errlen, TC_EINVAL, "tc_open: NULL argument");
     *out = NULL;
-    int rc = tc__options_validate(opt, errbuf, errlen);
+    int rc = tc__opts_validate(opt, errbuf, errlen);
     if (rc != 0) return rc;
     for (int i = 0; i < opt->ntiers; i++) {
         tc_tier_id id = opt->tiers[i];
@@ -281,20 +298,42 @@ TC_EXPORT int tc_open(const tc_options *opt, tc_cache **out, char *errbuf, size_
     return assemble(opt, tiers, opt->ntiers, out, errbuf, errlen);
 }
 
-int tc__open_tiers(const tc_options *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen) {
+int tc__open_tiers(const tc__opts *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen) {
     if (n < 1 || n > TC_MAX_TIERS) return tc__errf(errbuf, errlen, TC_EINVAL, "1 to %d tiers", TC_MAX_TIERS);
     *out = NULL;
     return assemble(opt, tiers, n, out, errbuf, errlen);
 }
 
-TC_EXPORT int tc_open_env(tc_cache **out, char *errbuf, size_t errlen) {
-    tc_options opt;
-    int rc = tc_options_from_env(&opt, errbuf, errlen);
-    if (rc != 0) {
+/* The configuration's warnings go to its log callback, one message each, before the tiers
+ * open (so they are seen even when the open fails). */
+TC_EXPORT int tc_open(const tc_config *cfg, tc_cache **out, char *errbuf, size_t errlen) {
+    if (cfg == NULL) {
         if (out != NULL) *out = NULL;
-        return rc;
+        return tc__errf(errbuf, errlen, TC_EINVAL, "tc_open: cfg is NULL");
     }
-    return tc_open(&opt, out, errbuf, errlen);
+    const tc__opts *o = tc__config_opts(cfg);
+    if (o->log_fn != NULL) {
+        char *w = NULL;
+        if (tc_config_warnings(cfg, &w, NULL) == 0)
+            for (char *line = w, *nl; line != NULL && *line != '\0'; line = nl + 1) {
+                nl = strchr(line, '\n');
+                *nl = '\0';
+                o->log_fn(o->log_userdata, TC_LOG_WARN, line);
+            }
+        free(w);
+    }
+    return tc__open_opts(o, out, errbuf, errlen);
+}
+
+TC_EXPORT int tc_open_env(tc_cache **out, char *errbuf, size_t errlen) {
+    if (out != NULL) *out = NULL;
+    tc_config *cfg;
+    int rc = tc_config_new(&cfg);
+    if (rc != 0) return tc__errf(errbuf, errlen, rc, "out of memory");
+    rc = tc_config_from_env(cfg, errbuf, errlen);
+    if (rc == 0) rc = tc_open(cfg, out, errbuf, errlen);
+    tc_config_free(cfg);
+    return rc;
 }
 
 TC_EXPORT void tc_close(tc_cache *c) {
@@ -311,6 +350,7 @@ TC_EXPORT void tc_close(tc_cache *c) {
     for (unsigned k = 0; k < TL_SLOTS; k++)
         if (tl_blocks[k].serial == c->serial) tl_blocks[k].serial = 0;
     pthread_mutex_destroy(&c->blocks_lock);
+    pthread_mutex_destroy(&c->err_lock);
     for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_destroy(&c->flight_lock[i]);
     free(c->gens);
     free(c);
@@ -343,15 +383,26 @@ static inline void note_hit_tier(tc_cache *c, int id) {
         atomic_store_explicit(&c->last_hit_tier, id, memory_order_relaxed);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Structs the caller sized (include/tiercache.h, Stability)                */
+/* ------------------------------------------------------------------------ */
+
+/* 0 when a sized struct's size field can be trusted (at least the field itself). */
+#define SIZED_OK(p) ((p) == NULL || (p)->size >= sizeof(size_t))
+#define put_sized tc__put_sized
+
+static inline void info_put(tc_get_info *info, int64_t ttl, int tier) {
+    if (info == NULL) return;
+    tc_get_info full = {sizeof full, ttl, tier};
+    put_sized(info, info->size, &full, sizeof full);
+}
+
 /* Reports a hit in tier i to the caller and the statistics. Returns 0, or TC_ENOBUFS when the
  * value did not fit the caller's buffer and was not captured whole either. */
 static inline int hit_done(tc_cache *c, tstats *b, int i, int64_t ttl, const tc__sink *sink, tc_get_info *info,
                            int counted) {
     int id = (int)c->tiers[i]->id;
-    if (info != NULL) {
-        info->ttl_ms = ttl;
-        info->tier = id;
-    }
+    info_put(info, ttl, id);
     note_hit_tier(c, id);
     if (counted) count(b, CNT_HITS);
     if (sink->buf == NULL || sink->len > sink->cap) return sink->heap != NULL ? 0 : TC_ENOBUFS;
@@ -415,7 +466,7 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
 }
 
 TC_EXPORT int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_t *len, tc_get_info *info) {
-    if (c == NULL || len == NULL || (buf == NULL && *len > 0)) return TC_EINVAL;
+    if (c == NULL || len == NULL || (buf == NULL && *len > 0) || !SIZED_OK(info)) return TC_EINVAL;
     tc__sink sink = {buf, *len, 0, NULL, 0, 0};
     int rc = get_into(c, key, klen, &sink, info, 1);
     if (rc == 0 || rc == TC_ENOBUFS) {
@@ -432,7 +483,7 @@ TC_EXPORT int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_
 
 static int get_alloc(tc_cache *c, const void *key, size_t klen, void **val, size_t *len, tc_get_info *info,
                      int counted) {
-    if (c == NULL || val == NULL || len == NULL) return TC_EINVAL;
+    if (c == NULL || val == NULL || len == NULL || !SIZED_OK(info)) return TC_EINVAL;
     *val = NULL;
     *len = 0;
     tc__sink sink = {NULL, 0, 0, NULL, 1, 0};
@@ -622,12 +673,20 @@ static void tier_mget(tc_cache *c, int ti, size_t m, const tc__key *ks, tc__sink
 /* Latency is not sampled for tc_mget / tc_mset: one batch is not one operation, and the
  * histograms describe single-key operations. Counters (hits, misses, tier errors) are kept
  * per key. */
-TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size_t *klens,
-                      tc_mget_result *res) {
-    if (c == NULL || (n > 0 && (keys == NULL || klens == NULL || res == NULL))) return TC_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        res[i] = (tc_mget_result){TC_EMISS, NULL, 0, {TC_TTL_NONE, TC_TIER_NONE}};
+/* The i-th element of the caller's result array, whose elements are rsize bytes. */
+#define MGET_AT(out, i, rsize) ((tc_mget_result *)((char *)(out) + (i) * (rsize)))
+
+TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size_t *klens, tc_mget_result *out,
+                      size_t rsize) {
+    if (c == NULL || (n > 0 && (keys == NULL || klens == NULL || out == NULL)) || rsize < sizeof(int))
+        return TC_EINVAL;
     if (n == 0) return 0;
+    tc_mget_result *res = malloc(n * sizeof *res); /* the library's layout, copied out at the end */
+    if (res == NULL) {
+        for (size_t i = 0; i < n; i++) MGET_AT(out, i, rsize)->rc = TC_ENOMEM;
+        return TC_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) res[i] = (tc_mget_result){TC_EMISS, NULL, 0, TC_TTL_NONE, TC_TIER_NONE};
     /* the keys still missing, compacted after each tier: ks[j] is key idx[j] */
     size_t *idx = malloc(n * sizeof *idx);
     tc__key *ks = malloc(n * sizeof *ks);
@@ -636,8 +695,8 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
     int *rcs = malloc(n * sizeof *rcs);
     tc__fence *fences = malloc(n * sizeof *fences);
     if (!idx || !ks || !sinks || !ttls || !rcs || !fences) {
-        free(idx), free(ks), free(sinks), free(ttls), free(rcs), free(fences);
-        for (size_t i = 0; i < n; i++) res[i].rc = TC_ENOMEM;
+        free(idx), free(ks), free(sinks), free(ttls), free(rcs), free(fences), free(res);
+        for (size_t i = 0; i < n; i++) MGET_AT(out, i, rsize)->rc = TC_ENOMEM;
         return TC_ENOMEM;
     }
     tstats *b = block_of(c);
@@ -665,7 +724,7 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
             if (rcs[j] == 0 && sinks[j].heap != NULL) {
                 if (ti > 0)
                     backfill(c, b, ti, &ks[j], sinks[j].heap, sinks[j].len, ttls[j], c->ntiers > 1 ? &fences[j] : NULL);
-                res[k] = (tc_mget_result){0, sinks[j].heap, sinks[j].len, {ttls[j], c->tiers[ti]->id}};
+                res[k] = (tc_mget_result){0, sinks[j].heap, sinks[j].len, ttls[j], c->tiers[ti]->id};
                 note_hit_tier(c, (int)c->tiers[ti]->id);
                 count(b, CNT_HITS);
                 continue;
@@ -684,12 +743,21 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
         m = keep;
     }
     for (size_t j = 0; j < m; j++) count(b, CNT_MISSES); /* res[idx[j]] is already TC_EMISS */
-    free(idx), free(ks), free(sinks), free(ttls), free(rcs), free(fences);
+    for (size_t i = 0; i < n; i++) {
+        /* a caller whose layout has no room for the value pointer cannot free it */
+        if (rsize < offsetof(tc_mget_result, val) + sizeof(void *)) {
+            free(res[i].val);
+            res[i].val = NULL;
+        }
+        memcpy(MGET_AT(out, i, rsize), &res[i], rsize < sizeof res[i] ? rsize : sizeof res[i]);
+    }
+    free(idx), free(ks), free(sinks), free(ttls), free(rcs), free(fences), free(res);
     return 0;
 }
 
-TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, int *rcs_out) {
-    if (c == NULL || (n > 0 && items == NULL)) return TC_EINVAL;
+TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t isize, int *rcs_out) {
+    if (c == NULL || (n > 0 && items == NULL) || isize < offsetof(tc_mset_item, klen) + sizeof(size_t))
+        return TC_EINVAL;
     if (n == 0) return 0;
     /* the valid entries, in order: ks[j], vp[j] ... are entry idx[j] */
     size_t *idx = malloc(n * sizeof *idx);
@@ -708,7 +776,10 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, int *rcs
     tstats *b = block_of(c);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        const tc_mset_item *it = &items[i];
+        /* the caller's element, in the library's layout: fields past isize read as 0 */
+        tc_mset_item item = {0};
+        memcpy(&item, (const char *)items + i * isize, isize < sizeof item ? isize : sizeof item);
+        const tc_mset_item *it = &item;
         rcs[i] = check_entry(c, it->key, it->klen, it->val, it->vlen, it->ttl_ms);
         if (rcs[i] != 0) continue;
         ks[m] = (tc__key){it->key, it->klen, tc__hash(it->key, it->klen)};
@@ -749,9 +820,10 @@ static void flight_release_locked(flight *f) {
 }
 
 /* Copies a flight's result for one caller. */
-static int flight_result(const flight *f, void **val, size_t *len, int *loader_err) {
+static int flight_result(const flight *f, void **val, size_t *len, tc_get_info *info, int *loader_err) {
     if (loader_err != NULL) *loader_err = f->loader_rc;
     if (f->rc != 0) return f->rc;
+    info_put(info, f->ttl_ms, f->tier);
     void *copy = malloc(f->vlen ? f->vlen : 1);
     if (copy == NULL) return TC_ENOMEM;
     if (f->vlen) memcpy(copy, f->val, f->vlen);
@@ -766,10 +838,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     if (loader_err != NULL) *loader_err = 0;
     int rc = tc_get_alloc(c, key, klen, val, len, info);
     if (rc != TC_EMISS) return rc;
-    if (info != NULL) {
-        info->tier = TC_TIER_NONE;
-        info->ttl_ms = TC_TTL_NONE;
-    }
+    info_put(info, TC_TTL_NONE, TC_TIER_NONE);
     tstats *b = block_of(c);
     uint64_t hash = tc__hash(key, klen);
     unsigned bucket = (unsigned)(hash >> 40) % TC__FLIGHT_BUCKETS;
@@ -783,7 +852,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
         f->refs++;
         count(b, CNT_LOAD_WAITS);
         while (!f->done) pthread_cond_wait(&f->cond, lock);
-        rc = flight_result(f, val, len, loader_err);
+        rc = flight_result(f, val, len, info, loader_err);
         flight_release_locked(f);
         pthread_mutex_unlock(lock);
         return rc;
@@ -812,15 +881,14 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     size_t vlen = 0;
     tc__sink sink = {NULL, 0, 0, NULL, 1, 0};
     int64_t ttl_left = TC_TTL_NONE;
+    int from = TC_TIER_NONE;
     tc__key k = {key, klen, hash};
     rc = c->tiers[0]->ops->get(c->tiers[0], &k, &sink, &ttl_left);
     if (rc == 0 && sink.heap != NULL) {
         v = sink.heap;
         vlen = sink.len;
-        if (info != NULL) {
-            info->tier = c->tiers[0]->id;
-            info->ttl_ms = ttl_left;
-        }
+        from = c->tiers[0]->id;
+        info_put(info, ttl_left, from);
     } else {
         free(sink.heap); /* (a hit whose copy could not be made: load instead) */
         tc__fence fence = fence_capture(c, hash);
@@ -841,6 +909,11 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
             } else {
                 /* stored only if no set/del/clear of this key happened during the load */
                 (void)set_internal(c, &k, v, vlen, ttl, c->ntiers > 1 ? &fence : NULL);
+                /* the TTL the value was stored with: the loader's, or the first tier's default
+                 * as that tier applied it */
+                ttl_left = ttl > 0 ? (int64_t)ttl : TC_TTL_NONE;
+                if (ttl == 0 && c->tiers[0]->ops->get(c->tiers[0], &k, NULL, &ttl_left) != 0) ttl_left = TC_TTL_NONE;
+                info_put(info, ttl_left, TC_TIER_NONE);
                 rc = 0;
             }
         }
@@ -859,6 +932,8 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
         if (f->val == NULL) f->rc = TC_ENOMEM;
         else if (vlen) memcpy(f->val, v, vlen);
         f->vlen = vlen;
+        f->ttl_ms = ttl_left;
+        f->tier = from;
     }
     if (loader_err != NULL) *loader_err = f->loader_rc;
     pthread_cond_broadcast(&f->cond);
@@ -877,9 +952,12 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
 /* Statistics                                                               */
 /* ------------------------------------------------------------------------ */
 
-TC_EXPORT int tc_stats_get(tc_cache *c, tc_stats *st) {
-    if (c == NULL || st == NULL) return TC_EINVAL;
-    memset(st, 0, sizeof *st);
+/* Takes a snapshot: the overall figures, and the figures of the tiers whose bit is in
+ * tier_mask (a tier's own stats may cost a round trip: L3 asks the server). */
+static int snapshot(tc_cache *c, tc__snapshot *snap, unsigned tier_mask) {
+    memset(snap, 0, sizeof *snap);
+    tc_stats *st = &snap->st;
+    st->size = sizeof *st;
     uint64_t *acc = calloc((size_t)(TC_MAX_TIERS + 1) * TC__HIST_NBUCKETS, sizeof(uint64_t));
     if (acc == NULL) return TC_ENOMEM;
     uint64_t errs[TC_MAX_TIERS] = {0}, thits[TC_MAX_TIERS] = {0}, tmisses[TC_MAX_TIERS] = {0};
@@ -902,8 +980,11 @@ TC_EXPORT int tc_stats_get(tc_cache *c, tc_stats *st) {
     st->uptime_s = (double)(tc__now_ns() - c->started_ns) / 1e9;
     st->ntiers = c->ntiers;
     for (int i = 0; i < c->ntiers; i++) {
-        tc_tier_stats *ts = &st->tiers[i];
+        st->errors += errs[i];
+        if (!(tier_mask & (1u << i))) continue;
+        tc_tier_stats *ts = &snap->tiers[i];
         c->tiers[i]->ops->stats(c->tiers[i], ts);
+        ts->size = sizeof *ts;
         ts->tier = c->tiers[i]->id;
         ts->errors += errs[i];
         /* hits and misses are this handle's reads through the tier; a tier that counts more
@@ -914,26 +995,47 @@ TC_EXPORT int tc_stats_get(tc_cache *c, tc_stats *st) {
         }
         ts->hits = thits[i];
         ts->misses = tmisses[i];
+        pthread_mutex_lock(&c->err_lock);
+        memcpy(ts->last_error, c->last_error[i], sizeof ts->last_error);
+        ts->last_error_ms = c->last_error_ms[i];
+        pthread_mutex_unlock(&c->err_lock);
         tc__hist_summary(acc + (size_t)(i + 1) * TC__HIST_NBUCKETS, &ts->latency_samples, &ts->p50_ns, &ts->p95_ns,
                          &ts->p99_ns, &ts->max_ns);
-        st->errors += errs[i];
     }
     free(acc);
     return 0;
 }
 
-typedef int (*renderer)(const tc_stats *, char **);
+TC_EXPORT int tc_stats_get(tc_cache *c, tc_stats *out) {
+    if (c == NULL || out == NULL || !SIZED_OK(out)) return TC_EINVAL;
+    tc__snapshot snap;
+    int rc = snapshot(c, &snap, 0);
+    if (rc == 0) put_sized(out, out->size, &snap.st, sizeof snap.st);
+    return rc;
+}
+
+TC_EXPORT int tc_tier_stats_get(tc_cache *c, int index, tc_tier_stats *out) {
+    if (c == NULL || out == NULL || !SIZED_OK(out) || index < 0 || index >= c->ntiers) return TC_EINVAL;
+    tc__snapshot snap;
+    int rc = snapshot(c, &snap, 1u << index);
+    if (rc == 0) put_sized(out, out->size, &snap.tiers[index], sizeof snap.tiers[index]);
+    return rc;
+}
+
+typedef int (*renderer)(const tc__snapshot *, char **);
 
 static int render_with(tc_cache *c, char **out, renderer r) {
     if (c == NULL || out == NULL) return TC_EINVAL;
     *out = NULL;
-    tc_stats st;
-    int rc = tc_stats_get(c, &st);
+    tc__snapshot snap;
+    int rc = snapshot(c, &snap, (1u << TC_MAX_TIERS) - 1);
     if (rc != 0) return rc;
-    return r(&st, out);
+    return r(&snap, out);
 }
 
-static int render_health(const tc_stats *st, char **out) { return tc__render_health(st, tc__health_status(st), out); }
+static int render_health(const tc__snapshot *snap, char **out) {
+    return tc__render_health(snap, tc__health_status(snap), out);
+}
 
 TC_EXPORT int tc_health_json(tc_cache *c, char **out) { return render_with(c, out, render_health); }
 TC_EXPORT int tc_stats_json(tc_cache *c, char **out) { return render_with(c, out, tc__render_stats_json); }

@@ -1,12 +1,15 @@
 /*
- * config.c -- options: defaults, the environment, validation, and the printable summary.
+ * config.c -- the configuration: defaults, the environment, tc_config_set(), validation, the
+ * printable summary and the warnings about look-alike variables.
  *
  * Every environment variable is one row of tc__vars[] below: its name (and alias), the kind
- * of value it takes, the tc_options field it fills and the accepted range. The same table
- * drives tc_options_from_env() (parse, range-check, store), tc__options_validate() (check a
- * struct filled by hand against the same ranges), tc_options_describe() (one line per row,
- * in table order) and the "what is accepted" half of every message, so a limit is written
- * down exactly once. docs/CONFIGURATION.md lists the rows in the same order.
+ * of value it takes, the tc__opts field it fills, the accepted range and the default (as
+ * text). The same table drives tc__opts_init() (the defaults, parsed like the environment),
+ * tc_config_set() and tc_config_from_env() (parse, range-check, store), tc__opts_validate()
+ * (check a struct filled by hand against the same ranges), tc_config_describe() (one line per
+ * row, in table order) and the "what is accepted" half of every message, so a default and a
+ * limit are written down exactly once. docs/CONFIGURATION.md lists the rows in the same order,
+ * which test_config checks.
  *
  * The original system turned unparsable values into defaults without a word (its defect 7).
  * Here every value that is set is parsed strictly; a failure is TC_ECONFIG with a message
@@ -70,67 +73,67 @@ typedef struct tc__var {
     const char *alias; /* or NULL */
     tc__kind kind;
     tc__ctype ctype;
-    size_t off;   /* offsetof the field in tc_options */
+    size_t off;   /* offsetof the field in tc__opts */
     size_t cap;   /* strings: the most bytes accepted, NUL excluded (cap < fsize) */
     size_t fsize; /* strings: sizeof the field */
     uint64_t min, max;
+    const char *def; /* the default, as the environment would give it; NULL: empty / 0 */
 } tc__var;
 
 #define TC__MIB (1024ull * 1024ull)
-#define TC__MAX_TTL_MS (36500ull * 86400000ull) /* 100 years: beyond is "no expiry" (0) */
-#define TC__MAX_TIMEOUT_MS 86400000ull          /* 1 day */
+#define TC__MAX_TIMEOUT_MS 86400000ull /* 1 day */
 
-#define TC__F(field) offsetof(tc_options, field)
-#define TC__FSIZE(field) sizeof(((tc_options *)0)->field)
-#define TC__NUM(name, alias, kind, ctype, field, min, max) \
-    { name, alias, kind, ctype, TC__F(field), 0, 0, min, max }
-#define TC__STR(name, kind, field, cap) \
-    { name, NULL, kind, TC__C_STR, TC__F(field), cap, TC__FSIZE(field), 0, 0 }
+#define TC__F(field) offsetof(tc__opts, field)
+#define TC__FSIZE(field) sizeof(((tc__opts *)0)->field)
+#define TC__NUM(name, alias, kind, ctype, field, min, max, def) \
+    { name, alias, kind, ctype, TC__F(field), 0, 0, min, max, def }
+#define TC__STR(name, kind, field, cap, def) \
+    { name, NULL, kind, TC__C_STR, TC__F(field), cap, TC__FSIZE(field), 0, 0, def }
 
 static const tc__var tc__vars[] = {
-    {"CACHE_TIERING", NULL, TC__K_TIERING, TC__C_NONE, 0, 0, 0, 0, 0},
-    TC__NUM("CACHE_MAX_KEY_BYTES", NULL, TC__K_SIZE, TC__C_SIZE, max_key_bytes, 1, 65535),
-    TC__NUM("CACHE_MAX_VALUE_BYTES", NULL, TC__K_SIZE, TC__C_SIZE, max_value_bytes, 1,
-            512 * TC__MIB),
-    TC__NUM("CACHE_MEMORY_MAX_ENTRIES", NULL, TC__K_COUNT, TC__C_U64, mem_max_entries, 1,
-            UINT32_MAX),
-    TC__NUM("CACHE_MEMORY_MAX_BYTES", NULL, TC__K_SIZE, TC__C_U64, mem_max_bytes, 1, UINT64_MAX),
-    TC__NUM("CACHE_MEMORY_DEFAULT_TTL", NULL, TC__K_DURATION, TC__C_U64, mem_default_ttl_ms, 0,
-            TC__MAX_TTL_MS),
-    TC__NUM("CACHE_MEMORY_EVICTION", NULL, TC__K_POLICY, TC__C_POLICY, mem_eviction, 0, 0),
-    TC__NUM("CACHE_MEMORY_SHARDS", NULL, TC__K_POW2, TC__C_UINT, mem_shards, 1, 1024),
-    TC__STR("CACHE_SHARED_NAME", TC__K_NAME, shared_name, 200),
-    TC__NUM("CACHE_SHARED_MAX_ENTRIES", "CACHE_ENCORE_MAX_ENTRIES", TC__K_COUNT, TC__C_U64,
-            shared_max_entries, 1, UINT32_MAX),
-    TC__NUM("CACHE_SHARED_MAX_BYTES", NULL, TC__K_SIZE, TC__C_U64, shared_max_bytes, 1, UINT64_MAX),
-    TC__NUM("CACHE_SHARED_DEFAULT_TTL", "CACHE_ENCORE_DEFAULT_TTL", TC__K_DURATION, TC__C_U64,
-            shared_default_ttl_ms, 0, TC__MAX_TTL_MS),
-    TC__NUM("CACHE_SHARED_EVICTION", "CACHE_ENCORE_EVICTION", TC__K_POLICY, TC__C_POLICY,
-            shared_eviction, 0, 0),
-    {"REDIS_URL", NULL, TC__K_URL, TC__C_NONE, 0, 0, 0, 0, 0},
-    TC__STR("REDIS_HOST", TC__K_HOST, redis_host, TC_STR_MAX - 1),
-    TC__NUM("REDIS_PORT", NULL, TC__K_COUNT, TC__C_INT, redis_port, 1, 65535),
-    TC__STR("REDIS_USERNAME", TC__K_TEXT, redis_username, TC_STR_MAX - 1),
-    TC__STR("REDIS_PASSWORD", TC__K_SECRET, redis_password, TC_STR_MAX - 1),
-    TC__NUM("REDIS_DB", NULL, TC__K_COUNT, TC__C_INT, redis_db, 0, INT32_MAX),
-    TC__NUM("REDIS_USE_TLS", NULL, TC__K_BOOL, TC__C_INT, redis_use_tls, 0, 1),
-    TC__NUM("REDIS_MAX_RETRIES", NULL, TC__K_COUNT, TC__C_INT, redis_max_retries, 0, 100),
+    {"CACHE_TIERING", NULL, TC__K_TIERING, TC__C_NONE, 0, 0, 0, 0, 0, "L1"},
+    TC__NUM("CACHE_MAX_KEY_BYTES", NULL, TC__K_SIZE, TC__C_SIZE, max_key_bytes, 1, 65535, "1024"),
+    TC__NUM("CACHE_MAX_VALUE_BYTES", NULL, TC__K_SIZE, TC__C_SIZE, max_value_bytes, 1, 512 * TC__MIB, "1MiB"),
+    TC__NUM("CACHE_MEMORY_MAX_ENTRIES", NULL, TC__K_COUNT, TC__C_U64, mem_max_entries, 1, UINT32_MAX, "10000"),
+    TC__NUM("CACHE_MEMORY_MAX_BYTES", NULL, TC__K_SIZE, TC__C_U64, mem_max_bytes, 1, UINT64_MAX, "256MiB"),
+    TC__NUM("CACHE_MEMORY_DEFAULT_TTL", NULL, TC__K_DURATION, TC__C_U64, mem_default_ttl_ms, 0, TC__MAX_TTL_MS,
+            "120000"),
+    TC__NUM("CACHE_MEMORY_MAX_TTL", NULL, TC__K_DURATION, TC__C_U64, mem_max_ttl_ms, 0, TC__MAX_TTL_MS, "0"),
+    TC__NUM("CACHE_MEMORY_EVICTION", NULL, TC__K_POLICY, TC__C_POLICY, mem_eviction, 0, 0, "tinylfu"),
+    TC__NUM("CACHE_MEMORY_SHARDS", NULL, TC__K_POW2, TC__C_UINT, mem_shards, 1, 1024, "0"),
+    TC__STR("CACHE_SHARED_NAME", TC__K_NAME, shared_name, 200, "distributed_cache"),
+    TC__NUM("CACHE_SHARED_MAX_ENTRIES", "CACHE_ENCORE_MAX_ENTRIES", TC__K_COUNT, TC__C_U64, shared_max_entries, 1,
+            UINT32_MAX, "1000000"),
+    TC__NUM("CACHE_SHARED_MAX_BYTES", NULL, TC__K_SIZE, TC__C_U64, shared_max_bytes, 1, UINT64_MAX, "256MiB"),
+    TC__NUM("CACHE_SHARED_DEFAULT_TTL", "CACHE_ENCORE_DEFAULT_TTL", TC__K_DURATION, TC__C_U64, shared_default_ttl_ms,
+            0, TC__MAX_TTL_MS, "5m"),
+    TC__NUM("CACHE_SHARED_EVICTION", "CACHE_ENCORE_EVICTION", TC__K_POLICY, TC__C_POLICY, shared_eviction, 0, 0,
+            "allkeys-lru"),
+    {"REDIS_URL", NULL, TC__K_URL, TC__C_NONE, 0, 0, 0, 0, 0, NULL},
+    TC__STR("REDIS_HOST", TC__K_HOST, redis_host, TC_STR_MAX - 1, NULL),
+    TC__NUM("REDIS_PORT", NULL, TC__K_COUNT, TC__C_INT, redis_port, 1, 65535, "6379"),
+    TC__STR("REDIS_USERNAME", TC__K_TEXT, redis_username, TC_STR_MAX - 1, NULL),
+    TC__STR("REDIS_PASSWORD", TC__K_SECRET, redis_password, TC_STR_MAX - 1, NULL),
+    TC__NUM("REDIS_DB", NULL, TC__K_COUNT, TC__C_INT, redis_db, 0, INT32_MAX, "0"),
+    TC__NUM("REDIS_USE_TLS", NULL, TC__K_BOOL, TC__C_INT, redis_use_tls, 0, 1, "false"),
+    TC__NUM("REDIS_MAX_RETRIES", NULL, TC__K_COUNT, TC__C_INT, redis_max_retries, 0, 100, "3"),
     TC__NUM("REDIS_CONNECT_TIMEOUT", NULL, TC__K_DURATION, TC__C_U64, redis_connect_timeout_ms, 1,
-            TC__MAX_TIMEOUT_MS),
+            TC__MAX_TIMEOUT_MS, "5000"),
     TC__NUM("REDIS_COMMAND_TIMEOUT", NULL, TC__K_DURATION, TC__C_U64, redis_command_timeout_ms, 1,
-            TC__MAX_TIMEOUT_MS),
-    TC__STR("REDIS_KEY_PREFIX", TC__K_PREFIX, redis_key_prefix, 200),
-    TC__NUM("REDIS_POOL_SIZE", NULL, TC__K_AUTO, TC__C_INT, redis_pool_size, 1, 1024),
-    TC__STR("REDIS_TLS_CA_FILE", TC__K_PATH, redis_tls_ca_file, TC_PATH_MAX - 1),
-    TC__STR("REDIS_TLS_SERVER_NAME", TC__K_TEXT, redis_tls_server_name, TC_STR_MAX - 1),
-    TC__STR("REDIS_TLS_CERT_FILE", TC__K_PATH, redis_tls_cert_file, TC_PATH_MAX - 1),
-    TC__STR("REDIS_TLS_KEY_FILE", TC__K_PATH, redis_tls_key_file, TC_PATH_MAX - 1),
-    TC__NUM("REDIS_TLS_SKIP_VERIFY", NULL, TC__K_BOOL, TC__C_INT, redis_tls_skip_verify, 0, 1),
-    TC__NUM("CACHE_METRICS_ENABLED", NULL, TC__K_BOOL, TC__C_INT, metrics_enabled, 0, 1),
-    TC__NUM("CACHE_DEFENSIVE_INVALIDATION", NULL, TC__K_BOOL, TC__C_INT, defensive_invalidation, 0,
-            1),
+            TC__MAX_TIMEOUT_MS, "1000"),
+    TC__NUM("REDIS_DEFAULT_TTL", NULL, TC__K_DURATION, TC__C_U64, redis_default_ttl_ms, 0, TC__MAX_TTL_MS, "5m"),
+    TC__STR("REDIS_KEY_PREFIX", TC__K_PREFIX, redis_key_prefix, 200, "tiercache:"),
+    TC__NUM("REDIS_POOL_SIZE", NULL, TC__K_AUTO, TC__C_INT, redis_pool_size, 1, 1024, "0"),
+    TC__STR("REDIS_TLS_CA_FILE", TC__K_PATH, redis_tls_ca_file, TC_PATH_MAX - 1, NULL),
+    TC__STR("REDIS_TLS_SERVER_NAME", TC__K_TEXT, redis_tls_server_name, TC_STR_MAX - 1, NULL),
+    TC__STR("REDIS_TLS_CERT_FILE", TC__K_PATH, redis_tls_cert_file, TC_PATH_MAX - 1, NULL),
+    TC__STR("REDIS_TLS_KEY_FILE", TC__K_PATH, redis_tls_key_file, TC_PATH_MAX - 1, NULL),
+    TC__NUM("REDIS_TLS_SKIP_VERIFY", NULL, TC__K_BOOL, TC__C_INT, redis_tls_skip_verify, 0, 1, "false"),
+    TC__NUM("CACHE_METRICS_ENABLED", NULL, TC__K_BOOL, TC__C_INT, metrics_enabled, 0, 1, "true"),
+    TC__NUM("CACHE_DEFENSIVE_INVALIDATION", NULL, TC__K_BOOL, TC__C_INT, defensive_invalidation, 0, 1, "false"),
 };
 #define TC__NVARS (sizeof tc__vars / sizeof tc__vars[0])
+_Static_assert(TC__NVARS <= 128, "explicit_bits holds 128 variables");
 
 /* The caps of 200 bytes need fields of more (the others are derived from the field sizes). */
 _Static_assert(TC__FSIZE(shared_name) > 200 && TC__FSIZE(redis_key_prefix) > 200,
@@ -142,12 +145,35 @@ static const tc__var *tc__var_named(const char *name) {
     return NULL;
 }
 
+/* The variable called name, or having it as alias; NULL when there is none. */
+static const tc__var *tc__var_find(const char *name) {
+    for (size_t i = 0; i < TC__NVARS; i++)
+        if (strcmp(tc__vars[i].name, name) == 0 ||
+            (tc__vars[i].alias != NULL && strcmp(tc__vars[i].alias, name) == 0))
+            return &tc__vars[i];
+    return NULL;
+}
+
+static void tc__mark_explicit(tc__opts *o, const tc__var *v, int on) {
+    size_t i = (size_t)(v - tc__vars);
+    uint64_t bit = 1ull << (i % 64);
+    if (on) o->explicit_bits[i / 64] |= bit;
+    else o->explicit_bits[i / 64] &= ~bit;
+}
+
+int tc__opts_explicit(const tc__opts *o, const char *name) {
+    const tc__var *v = tc__var_named(name);
+    if (v == NULL) return 0;
+    size_t i = (size_t)(v - tc__vars);
+    return (o->explicit_bits[i / 64] >> (i % 64)) & 1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Field access                                                             */
 /* ------------------------------------------------------------------------ */
 
 /* Reads a numeric field. *neg is set for a negative int (only a hand-filled struct has one). */
-static uint64_t tc__num_get(const tc_options *o, const tc__var *v, int *neg) {
+static uint64_t tc__num_get(const tc__opts *o, const tc__var *v, int *neg) {
     const char *base = (const char *)o + v->off;
     *neg = 0;
     switch (v->ctype) {
@@ -190,7 +216,7 @@ static uint64_t tc__num_get(const tc_options *o, const tc__var *v, int *neg) {
 }
 
 /* Stores a value already checked against the variable's range (so it fits the field). */
-static void tc__num_set(tc_options *o, const tc__var *v, uint64_t n) {
+static void tc__num_set(tc__opts *o, const tc__var *v, uint64_t n) {
     char *base = (char *)o + v->off;
     switch (v->ctype) {
     case TC__C_INT: {
@@ -218,8 +244,8 @@ static void tc__num_set(tc_options *o, const tc__var *v, uint64_t n) {
     }
 }
 
-static char *tc__str_field(tc_options *o, const tc__var *v) { return (char *)o + v->off; }
-static const char *tc__str_cfield(const tc_options *o, const tc__var *v) {
+static char *tc__str_field(tc__opts *o, const tc__var *v) { return (char *)o + v->off; }
+static const char *tc__str_cfield(const tc__opts *o, const tc__var *v) {
     return (const char *)o + v->off;
 }
 
@@ -439,7 +465,7 @@ static int tc__parse_bool(const char *s, int *out) {
 static const char *const tc__tierings[] = {"L1", "L2", "L3", "L1L2", "L1L3", "L2L3", "L1L2L3"};
 
 /* Writes the tiering of o as text ("L1L2"); an id that is not a tier shows as "?". */
-static void tc__tiering_text(const tc_options *o, char *buf, size_t len) {
+static void tc__tiering_text(const tc__opts *o, char *buf, size_t len) {
     size_t at = 0;
     buf[0] = '\0';
     for (int i = 0; i < o->ntiers && i < TC_MAX_TIERS && at + 3 < len; i++) {
@@ -487,7 +513,7 @@ static int tc__pct_decode(const char *s, size_t n, char *out, size_t cap) {
 
 /* Parses redis://[user[:password]@]host[:port][/db] (rediss:// for TLS) into the REDIS_*
  * fields of o. Nothing is stored unless the whole URL is valid. An empty URL does nothing. */
-static int tc__apply_url(tc_options *o, const char *name, const char *url, char *errbuf,
+static int tc__apply_url(tc__opts *o, const char *name, const char *url, char *errbuf,
                          size_t errlen) {
     char red[TC__QUOTE_BUF], shown[TC__QUOTE_BUF], why[512], chk[400];
     char host[TC_STR_MAX], user[TC_STR_MAX], pass[TC_STR_MAX];
@@ -601,7 +627,7 @@ static int tc__apply_url(tc_options *o, const char *name, const char *url, char 
 
 /* Parses val, the value of the variable `name` (v's name or its alias), into o. Returns 0 or
  * TC_ECONFIG with the message in errbuf. */
-static int tc__apply(tc_options *o, const tc__var *v, const char *name, const char *val,
+static int tc__apply(tc__opts *o, const tc__var *v, const char *name, const char *val,
                      char *errbuf, size_t errlen) {
     char shown[TC__QUOTE_BUF], expect[512], why[512];
     uint64_t n = 0;
@@ -687,74 +713,213 @@ static int tc__apply(tc_options *o, const tc__var *v, const char *name, const ch
 }
 
 /* ------------------------------------------------------------------------ */
-/* Public: defaults and the environment                                     */
+/* Defaults                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* The defaults of docs/CONFIGURATION.md. Writes only *opt: thread-safe. */
-TC_EXPORT void tc_options_init(tc_options *opt) {
-    if (opt == NULL) return;
-    memset(opt, 0, sizeof *opt);
-    opt->ntiers = 1;
-    opt->tiers[0] = TC_TIER_L1;
-    opt->max_key_bytes = 1024;
-    opt->max_value_bytes = 1 * TC__MIB;
-
-    opt->mem_max_entries = 10000;
-    opt->mem_max_bytes = 256 * TC__MIB;
-    opt->mem_default_ttl_ms = 120000;
-    opt->mem_eviction = TC_POLICY_TINYLFU;
-    opt->mem_shards = 0;
-
-    snprintf(opt->shared_name, sizeof opt->shared_name, "distributed_cache");
-    opt->shared_max_entries = 1000000;
-    opt->shared_max_bytes = 256 * TC__MIB;
-    opt->shared_default_ttl_ms = 300000;
-    opt->shared_eviction = TC_POLICY_ALLKEYS_LRU;
-
-    opt->redis_port = 6379;
-    opt->redis_db = 0;
-    opt->redis_use_tls = 0;
-    opt->redis_max_retries = 3;
-    opt->redis_connect_timeout_ms = 5000;
-    opt->redis_command_timeout_ms = 1000;
-    snprintf(opt->redis_key_prefix, sizeof opt->redis_key_prefix, "tiercache:");
-    opt->redis_pool_size = 0;
-    opt->redis_tls_skip_verify = 0;
-
-    opt->metrics_enabled = 1;
-    opt->defensive_invalidation = 0;
-    opt->log_fn = NULL;
-    opt->log_userdata = NULL;
+/* Restores v's field in o to the table's default (zero or empty without one). */
+static void tc__reset(tc__opts *o, const tc__var *v) {
+    if (v->kind == TC__K_URL) return; /* no field of its own */
+    if (v->ctype == TC__C_STR) tc__str_field(o, v)[0] = '\0';
+    else if (v->ctype != TC__C_NONE) tc__num_set(o, v, 0);
+    if (v->def != NULL) {
+        int rc = tc__apply(o, v, v->name, v->def, NULL, 0);
+        (void)rc; /* a table default always parses: test_config checks every row */
+    }
+    tc__mark_explicit(o, v, 0);
 }
 
-/* Applies the table in order (REDIS_URL before the REDIS_* parts it may be overridden by),
- * stops at the first bad value, then validates the whole. On failure *opt holds the defaults
- * with the variables before the bad one applied: the caller must not use it. Work is linear
- * in the total length of the variables. Reads the environment with getenv(): not safe
- * against a concurrent setenv(). */
-TC_EXPORT int tc_options_from_env(tc_options *opt, char *errbuf, size_t errlen) {
+void tc__opts_init(tc__opts *o) {
+    memset(o, 0, sizeof *o);
+    for (size_t i = 0; i < TC__NVARS; i++) tc__reset(o, &tc__vars[i]);
+}
+
+int tc__opts_set(tc__opts *o, const char *name, const char *value, char *errbuf, size_t errlen) {
+    const tc__var *v = name != NULL ? tc__var_find(name) : NULL;
+    if (v == NULL) {
+        char shown[TC__QUOTE_BUF];
+        return tc__errf(errbuf, errlen, TC_ECONFIG, "%s is not a tiercache variable (docs/CONFIGURATION.md lists them)",
+                        tc__quote(shown, sizeof shown, name != NULL ? name : "(null)"));
+    }
+    if (value == NULL) {
+        tc__reset(o, v);
+        return 0;
+    }
+    int rc = tc__apply(o, v, name, value, errbuf, errlen);
+    if (rc == 0) tc__mark_explicit(o, v, 1);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The public configuration object                                          */
+/* ------------------------------------------------------------------------ */
+
+struct tc_config {
+    tc__opts o;
+    tc__strbuf warnings; /* one line per warning of tc_config_from_env() */
+    size_t nwarnings;
+};
+
+const tc__opts *tc__config_opts(const tc_config *cfg) { return &cfg->o; }
+
+TC_EXPORT int tc_config_new(tc_config **out) {
+    if (out == NULL) return TC_EINVAL;
+    tc_config *cfg = calloc(1, sizeof *cfg);
+    *out = cfg;
+    if (cfg == NULL) return TC_ENOMEM;
+    tc__opts_init(&cfg->o);
+    tc__sb_init(&cfg->warnings);
+    return 0;
+}
+
+TC_EXPORT void tc_config_free(tc_config *cfg) {
+    if (cfg == NULL) return;
+    tc__sb_free(&cfg->warnings);
+    free(cfg);
+}
+
+/* Applied to a copy first, so that a failure leaves cfg as it was. */
+TC_EXPORT int tc_config_set(tc_config *cfg, const char *name, const char *value, char *errbuf, size_t errlen) {
     if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
-    if (opt == NULL) return tc__errf(errbuf, errlen, TC_EINVAL, "tc_options_from_env: opt is NULL");
-    tc_options_init(opt);
+    if (cfg == NULL || name == NULL)
+        return tc__errf(errbuf, errlen, TC_EINVAL, "tc_config_set: %s is NULL", cfg == NULL ? "cfg" : "name");
+    tc__opts tmp = cfg->o;
+    int rc = tc__opts_set(&tmp, name, value, errbuf, errlen);
+    if (rc == 0) cfg->o = tmp;
+    return rc;
+}
+
+TC_EXPORT void tc_config_set_log(tc_config *cfg, tc_log_fn fn, void *userdata) {
+    if (cfg == NULL) return;
+    cfg->o.log_fn = fn;
+    cfg->o.log_userdata = userdata;
+}
+
+/* Edit distance of two short names, for "did you mean"; capped at 9 (longer names than 63
+ * bytes count as far). */
+static unsigned tc__distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 9;
+    unsigned row[64];
+    for (size_t j = 0; j <= lb; j++) row[j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        unsigned diag = row[0];
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned up = row[j];
+            unsigned best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb] > 9 ? 9 : row[lb];
+}
+
+static void tc__warn(tc_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tc__warn(tc_config *cfg, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    tc__sb_puts(&cfg->warnings, line);
+    tc__sb_putc(&cfg->warnings, '\n');
+    cfg->nwarnings++;
+}
+
+/* Families of names that are ours even when far from every variable. */
+static const char *const tc__our_prefixes[] = {"CACHE_MEMORY_", "CACHE_SHARED_", "CACHE_ENCORE_", "REDIS_TLS_"};
+
+/* Warns about environment variables that look like ours but are not: a name of the CACHE_ or
+ * REDIS_ family within two edits of a variable (CACHE_TEIRING), or any name in one of our own
+ * families (CACHE_MEMORY_...). Other CACHE_* and REDIS_* names belong to other software and
+ * are left alone. Work: the environment's size times the table's. */
+static void tc__warn_unknown(tc_config *cfg) {
+    extern char **environ;
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        char name[128];
+        size_t n = strcspn(*e, "=");
+        if (n == 0 || n >= sizeof name) continue;
+        memcpy(name, *e, n);
+        name[n] = '\0';
+        if (strncmp(name, "CACHE_", 6) != 0 && strncmp(name, "REDIS_", 6) != 0) continue;
+        if (tc__var_find(name) != NULL) continue;
+        const tc__var *near = NULL;
+        unsigned best = 3;
+        for (size_t i = 0; i < TC__NVARS; i++) {
+            unsigned d = tc__distance(name, tc__vars[i].name);
+            if (d < best) {
+                best = d;
+                near = &tc__vars[i];
+            }
+        }
+        int ours = near != NULL;
+        for (size_t k = 0; k < sizeof tc__our_prefixes / sizeof tc__our_prefixes[0]; k++)
+            ours |= strncmp(name, tc__our_prefixes[k], strlen(tc__our_prefixes[k])) == 0;
+        if (!ours) continue;
+        if (near != NULL)
+            tc__warn(cfg, "%s is set but is not a tiercache variable (did you mean %s?); it is ignored", name,
+                     near->name);
+        else
+            tc__warn(cfg, "%s is set but is not a tiercache variable (docs/CONFIGURATION.md lists them); it is ignored",
+                     name);
+    }
+}
+
+TC_EXPORT int tc_config_from_env(tc_config *cfg, char *errbuf, size_t errlen) {
+    if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
+    if (cfg == NULL) return tc__errf(errbuf, errlen, TC_EINVAL, "tc_config_from_env: cfg is NULL");
+    tc__sb_free(&cfg->warnings);
+    cfg->nwarnings = 0;
     for (size_t i = 0; i < TC__NVARS; i++) {
         const tc__var *v = &tc__vars[i];
         const char *name = v->name, *val = getenv(name);
-        if (val == NULL && v->alias != NULL) {
-            val = getenv(v->alias);
+        const char *aval = v->alias != NULL ? getenv(v->alias) : NULL;
+        if (val != NULL && aval != NULL)
+            tc__warn(cfg, "%s and its old name %s are both set: %s is used, %s is ignored", v->name, v->alias,
+                     v->name, v->alias);
+        if (val == NULL && aval != NULL) {
+            val = aval;
             name = v->alias;
         }
         if (val == NULL) continue;
-        int rc = tc__apply(opt, v, name, val, errbuf, errlen);
+        int rc = tc__apply(&cfg->o, v, name, val, errbuf, errlen);
         if (rc != 0) return rc;
+        tc__mark_explicit(&cfg->o, v, 1);
     }
-    return tc__options_validate(opt, errbuf, errlen);
+    tc__warn_unknown(cfg);
+    return tc__opts_validate(&cfg->o, errbuf, errlen);
+}
+
+int tc__opts_from_env(tc__opts *o, char *errbuf, size_t errlen) {
+    if (o == NULL) return tc__errf(errbuf, errlen, TC_EINVAL, "tc__opts_from_env: o is NULL");
+    tc_config tmp;
+    tc__opts_init(&tmp.o);
+    tc__sb_init(&tmp.warnings);
+    tmp.nwarnings = 0;
+    int rc = tc_config_from_env(&tmp, errbuf, errlen);
+    tc__sb_free(&tmp.warnings);
+    *o = tmp.o;
+    return rc;
+}
+
+TC_EXPORT int tc_config_warnings(const tc_config *cfg, char **out, size_t *count) {
+    if (out == NULL) return TC_EINVAL;
+    *out = NULL;
+    if (cfg == NULL) return TC_EINVAL;
+    if (cfg->warnings.oom) return TC_ENOMEM;
+    *out = strdup(cfg->warnings.data != NULL ? cfg->warnings.data : "");
+    if (*out == NULL) return TC_ENOMEM;
+    if (count != NULL) *count = cfg->nwarnings;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Validation                                                               */
 /* ------------------------------------------------------------------------ */
 
-static int tc__validate_tiering(const tc_options *o, char *errbuf, size_t errlen) {
+static int tc__validate_tiering(const tc__opts *o, char *errbuf, size_t errlen) {
     char text[32], shown[64];
     tc__tiering_text(o, text, sizeof text);
     tc__quote(shown, sizeof shown, text);
@@ -780,7 +945,7 @@ static int tc__validate_tiering(const tc_options *o, char *errbuf, size_t errlen
     return 0;
 }
 
-int tc__options_validate(const tc_options *opt, char *errbuf, size_t errlen) {
+int tc__opts_validate(const tc__opts *opt, char *errbuf, size_t errlen) {
     char shown[TC__QUOTE_BUF], expect[512], why[512], text[64];
     if (opt == NULL) return tc__errf(errbuf, errlen, TC_EINVAL, "options are NULL");
 
@@ -867,140 +1032,118 @@ int tc__options_validate(const tc_options *opt, char *errbuf, size_t errlen) {
 /* Describe                                                                 */
 /* ------------------------------------------------------------------------ */
 
-typedef struct tc__out {
-    char *p;
-    size_t len, cap;
-    int oom;
-} tc__out;
-
-static void tc__out_printf(tc__out *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tc__out_printf(tc__out *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t ncap = b->cap * 2 + (size_t)n;
-        char *np = realloc(b->p, ncap);
-        if (np == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
-    }
-}
-
-/* Appends the n bytes of s with control characters and '\' written as \xNN, so that a value
+/* Appends the n bytes of s with control characters and '\\' written as \\xNN, so that a value
  * never breaks the one-line-per-variable format. */
-static void tc__out_text(tc__out *b, const char *s, size_t n) {
+static void tc__out_text(tc__strbuf *b, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f || c == '\\')
-            tc__out_printf(b, "\\x%02x", c);
-        else
-            tc__out_printf(b, "%c", c);
+        if (c < 0x20 || c == 0x7f || c == '\\') tc__sb_printf(b, "\\x%02x", c);
+        else tc__sb_putc(b, (char)c);
     }
 }
 
 /* Appends s percent-encoded (everything but RFC 3986's unreserved characters). */
-static void tc__out_pct(tc__out *b, const char *s) {
+static void tc__out_pct(tc__strbuf *b, const char *s) {
     for (; *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            strchr("-._~", c) != NULL)
-            tc__out_printf(b, "%c", c);
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c) != NULL)
+            tc__sb_putc(b, (char)c);
         else
-            tc__out_printf(b, "%%%02X", c);
+            tc__sb_printf(b, "%%%02X", c);
     }
 }
 
-/* Builds the summary in a growing malloc'd buffer (the caller frees it with tc_free()).
- * Reads only *opt: thread-safe as long as nobody writes *opt meanwhile. Returns 0, TC_EINVAL
- * for NULL arguments, or TC_ENOMEM (nothing is returned then). */
-TC_EXPORT int tc_options_describe(const tc_options *opt, char **out) {
+/* Appends the value of v in opt as the summary shows it. */
+static void tc__describe_var(tc__strbuf *b, const tc__opts *opt, const tc__var *v) {
+    int neg;
+    switch (v->kind) {
+    case TC__K_TIERING: {
+        char text[32];
+        tc__tiering_text(opt, text, sizeof text);
+        tc__sb_puts(b, text);
+        break;
+    }
+    case TC__K_URL: {
+        /* The URL equivalent to the resolved fields; the password only as "***". */
+        size_t hl = strnlen(opt->redis_host, sizeof opt->redis_host);
+        if (hl == 0 || hl == sizeof opt->redis_host) break;
+        tc__sb_printf(b, "%s://", opt->redis_use_tls ? "rediss" : "redis");
+        int user = opt->redis_username[0] != '\0' && strnlen(opt->redis_username, TC_STR_MAX) < TC_STR_MAX;
+        int pass = opt->redis_password[0] != '\0';
+        if (user) tc__out_pct(b, opt->redis_username);
+        if (pass) tc__sb_puts(b, ":***");
+        if (user || pass) tc__sb_putc(b, '@');
+        int v6 = memchr(opt->redis_host, ':', hl) != NULL;
+        if (v6) tc__sb_putc(b, '[');
+        tc__out_text(b, opt->redis_host, hl);
+        if (v6) tc__sb_putc(b, ']');
+        tc__sb_printf(b, ":%d/%d", opt->redis_port, opt->redis_db);
+        break;
+    }
+    case TC__K_SIZE:
+    case TC__K_COUNT:
+    case TC__K_AUTO:
+    case TC__K_POW2: {
+        uint64_t n = tc__num_get(opt, v, &neg);
+        tc__sb_printf(b, "%s%llu", neg ? "-" : "", (unsigned long long)n);
+        break;
+    }
+    case TC__K_DURATION: tc__sb_printf(b, "%llums", (unsigned long long)tc__num_get(opt, v, &neg)); break;
+    case TC__K_POLICY: {
+        tc_policy p;
+        memcpy(&p, (const char *)opt + v->off, sizeof p);
+        tc__sb_puts(b, tc_policy_name(p));
+        break;
+    }
+    case TC__K_BOOL: {
+        int x;
+        memcpy(&x, (const char *)opt + v->off, sizeof x);
+        tc__sb_puts(b, x ? "true" : "false");
+        break;
+    }
+    case TC__K_SECRET:
+        if (tc__str_cfield(opt, v)[0] != '\0') tc__sb_puts(b, "***");
+        break;
+    default: {
+        const char *s = tc__str_cfield(opt, v);
+        tc__out_text(b, s, strnlen(s, v->fsize));
+        break;
+    }
+    }
+}
+
+int tc__opts_describe(const tc__opts *o, char **out) {
     if (out == NULL) return TC_EINVAL;
     *out = NULL;
-    if (opt == NULL) return TC_EINVAL;
-    tc__out b = {malloc(2048), 0, 2048, 0};
-    if (b.p == NULL) return TC_ENOMEM;
-    b.p[0] = '\0';
-
+    if (o == NULL) return TC_EINVAL;
+    tc__strbuf b = TC__STRBUF_INIT;
     for (size_t i = 0; i < TC__NVARS; i++) {
-        const tc__var *v = &tc__vars[i];
-        int neg;
-        tc__out_printf(&b, "%s=", v->name);
-        switch (v->kind) {
-        case TC__K_TIERING: {
-            char text[32];
-            tc__tiering_text(opt, text, sizeof text);
-            tc__out_printf(&b, "%s", text);
-            break;
-        }
-        case TC__K_URL: {
-            /* The URL equivalent to the resolved fields; the password only as "***". */
-            size_t hl = strnlen(opt->redis_host, sizeof opt->redis_host);
-            if (hl == 0 || hl == sizeof opt->redis_host) break;
-            tc__out_printf(&b, "%s://", opt->redis_use_tls ? "rediss" : "redis");
-            int user = opt->redis_username[0] != '\0' &&
-                       strnlen(opt->redis_username, TC_STR_MAX) < TC_STR_MAX;
-            int pass = opt->redis_password[0] != '\0';
-            if (user) tc__out_pct(&b, opt->redis_username);
-            if (pass) tc__out_printf(&b, ":***");
-            if (user || pass) tc__out_printf(&b, "@");
-            if (memchr(opt->redis_host, ':', hl) != NULL) tc__out_printf(&b, "[");
-            tc__out_text(&b, opt->redis_host, hl);
-            if (memchr(opt->redis_host, ':', hl) != NULL) tc__out_printf(&b, "]");
-            tc__out_printf(&b, ":%d/%d", opt->redis_port, opt->redis_db);
-            break;
-        }
-        case TC__K_SIZE:
-        case TC__K_COUNT:
-        case TC__K_AUTO:
-        case TC__K_POW2: {
-            uint64_t n = tc__num_get(opt, v, &neg);
-            tc__out_printf(&b, "%s%llu", neg ? "-" : "", (unsigned long long)n);
-            break;
-        }
-        case TC__K_DURATION:
-            tc__out_printf(&b, "%llums", (unsigned long long)tc__num_get(opt, v, &neg));
-            break;
-        case TC__K_POLICY: {
-            tc_policy p;
-            memcpy(&p, (const char *)opt + v->off, sizeof p);
-            tc__out_printf(&b, "%s", tc_policy_name(p));
-            break;
-        }
-        case TC__K_BOOL: {
-            int x;
-            memcpy(&x, (const char *)opt + v->off, sizeof x);
-            tc__out_printf(&b, "%s", x ? "true" : "false");
-            break;
-        }
-        case TC__K_SECRET:
-            if (tc__str_cfield(opt, v)[0] != '\0') tc__out_printf(&b, "***");
-            break;
-        default: {
-            const char *s = tc__str_cfield(opt, v);
-            tc__out_text(&b, s, strnlen(s, v->fsize));
-            break;
-        }
-        }
-        tc__out_printf(&b, "\n");
+        tc__sb_printf(&b, "%s=", tc__vars[i].name);
+        tc__describe_var(&b, o, &tc__vars[i]);
+        tc__sb_putc(&b, '\n');
     }
-    if (b.oom) {
-        free(b.p);
-        return TC_ENOMEM;
-    }
-    *out = b.p;
-    return 0;
+    return tc__sb_finish(&b, out);
+}
+
+/* Reads only *cfg: safe from several threads as long as nobody changes it meanwhile. */
+TC_EXPORT int tc_config_describe(const tc_config *cfg, char **out) {
+    if (out == NULL) return TC_EINVAL;
+    *out = NULL;
+    if (cfg == NULL) return TC_EINVAL;
+    return tc__opts_describe(&cfg->o, out);
+}
+
+TC_EXPORT int tc_config_get(const tc_config *cfg, const char *name, char *buf, size_t len) {
+    const tc__var *v = name != NULL ? tc__var_find(name) : NULL;
+    if (cfg == NULL || v == NULL || (buf == NULL && len > 0)) return TC_EINVAL;
+    tc__strbuf b = TC__STRBUF_INIT;
+    tc__sb_puts(&b, "");
+    tc__describe_var(&b, &cfg->o, v);
+    char *text;
+    int rc = tc__sb_finish(&b, &text);
+    if (rc != 0) return rc;
+    size_t n = strlen(text);
+    if (len > 0) snprintf(buf, len, "%s", text);
+    free(text);
+    return n < len ? 0 : TC_ENOBUFS;
 }

@@ -144,6 +144,7 @@ typedef struct l1_tier {
     tc__tier base;
     tc_policy policy;
     uint64_t default_ttl_ms;
+    uint64_t max_ttl_ms; /* CACHE_MEMORY_MAX_TTL: no entry lives longer (0: no cap) */
     uint64_t cap, max_bytes;
     unsigned nshards;
     uint64_t shard_mask;
@@ -569,6 +570,9 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
     uint64_t exp = 0;
     if (ttl_ms == TC__TTL_DEFAULT) exp = t->default_ttl_ms ? now + t->default_ttl_ms : 0;
     else if (ttl_ms > 0) exp = now + (uint64_t)ttl_ms;
+    /* the cap bounds every entry, back-fills of a lower tier's value included (HybridCache's
+     * LocalCacheExpiration): how long this process may keep a copy */
+    if (t->max_ttl_ms != 0 && (exp == 0 || exp > now + t->max_ttl_ms)) exp = now + t->max_ttl_ms;
     l1_lock_acquire(&sh->lock);
     if (!tc__fence_ok(fence)) {
         l1_lock_release(&sh->lock);
@@ -821,21 +825,15 @@ static int shard_init(l1_shard *sh, tc_policy policy, uint64_t cap, uint64_t max
     return 0;
 }
 
-int tc__l1_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen) {
-    *out = NULL;
-    if (opt->mem_max_entries == 0 || opt->mem_max_entries > UINT32_MAX)
-        return tc__errf(errbuf, errlen, TC_ECONFIG, "CACHE_MEMORY_MAX_ENTRIES=%llu: expected 1..4294967295",
-                        (unsigned long long)opt->mem_max_entries);
-    if (opt->mem_max_bytes == 0)
-        return tc__errf(errbuf, errlen, TC_ECONFIG, "CACHE_MEMORY_MAX_BYTES=0: expected a positive size");
-    if ((unsigned)opt->mem_eviction >= TC_POLICY__COUNT)
-        return tc__errf(errbuf, errlen, TC_ECONFIG, "CACHE_MEMORY_EVICTION: unknown policy %d", (int)opt->mem_eviction);
+int tc__l1_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen) {
+    *out = NULL; /* opt's ranges were checked by the configuration table (tc__opts_validate) */
     l1_tier *t = calloc(1, sizeof *t);
     if (t == NULL) return tc__errf(errbuf, errlen, TC_ENOMEM, "L1: out of memory");
     t->base.ops = &l1_ops;
     t->base.id = TC_TIER_L1;
     t->policy = opt->mem_eviction;
     t->default_ttl_ms = opt->mem_default_ttl_ms;
+    t->max_ttl_ms = opt->mem_max_ttl_ms;
     t->cap = opt->mem_max_entries;
     t->max_bytes = opt->mem_max_bytes;
     unsigned n = opt->mem_shards ? opt->mem_shards : auto_shards(t->cap);

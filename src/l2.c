@@ -515,7 +515,7 @@ static const tc__tier_ops l2_ops = {
     .close = l2_close,
 };
 
-int tc__l2_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen) {
+int tc__l2_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen) {
     *out = NULL;
     tc__l2_geom g = {.max_entries = opt->shared_max_entries,
                      .max_bytes = opt->shared_max_bytes,

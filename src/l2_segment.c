@@ -866,6 +866,7 @@ void tc__l2_fill_stats(const tc__l2_seg *s, tc_tier_stats *out) {
     out->tier = TC_TIER_L2;
     snprintf(out->type, sizeof out->type, "shared");
     out->available = 1;
+    out->host_wide = 1;
     uint64_t compactions = 0, repairs = 0;
     for (uint32_t i = 0; i < s->nshards; i++) {
         tc__l2_shard *sh = tc__l2_shard_at(s, i);
@@ -942,13 +943,17 @@ TC_EXPORT int tc_shared_list(char **out, size_t *count) {
 }
 
 TC_EXPORT int tc_shared_stats(const char *name, tc_tier_stats *out, char *errbuf, size_t errlen) {
-    if (out == NULL) return tc__errf(errbuf, errlen, TC_EINVAL, "out is NULL");
-    memset(out, 0, sizeof *out);
+    if (out == NULL || out->size < sizeof(size_t))
+        return tc__errf(errbuf, errlen, TC_EINVAL, "out is NULL or its size is not set (TC_TIER_STATS_INIT)");
+    tc_tier_stats full;
+    memset(&full, 0, sizeof full);
     tc__l2_seg seg;
     int rc = tc__l2_seg_open(name, NULL, 0, &seg, errbuf, errlen);
     if (rc) return rc;
-    tc__l2_fill_stats(&seg, out);
+    tc__l2_fill_stats(&seg, &full);
     tc__l2_seg_close(&seg);
+    full.size = sizeof full;
+    tc__put_sized(out, out->size, &full, sizeof full);
     return 0;
 }
 

@@ -262,30 +262,21 @@ static const char *ssl_reason(char *buf, size_t len, const char *fallback) {
 /* Configuration                                                            */
 /* ------------------------------------------------------------------------ */
 
-int tc__rconn_cfg_init(tc__rconn_cfg *cfg, const tc_options *opt, char *errbuf, size_t errlen) {
+int tc__rconn_cfg_init(tc__rconn_cfg *cfg, const tc__opts *opt, char *errbuf, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
     (void)tc__fork_gen();
-    if (opt->redis_host[0] == '\0')
-        return tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_HOST is not set: the L3 tier needs a server");
-    if (opt->redis_port < 1 || opt->redis_port > 65535)
-        return tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_PORT=%d: must be 1..65535", opt->redis_port);
-    if (opt->redis_db < 0)
-        return tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_DB=%d: must be 0 or more", opt->redis_db);
+    /* opt's ranges and relations were checked by the configuration (tc__opts_validate): a
+     * host is set, without brackets around an IPv6 address */
     memcpy(cfg->host, opt->redis_host, sizeof cfg->host);
     cfg->host[sizeof cfg->host - 1] = '\0';
-    size_t hl = strlen(cfg->host);
-    if (hl > 2 && cfg->host[0] == '[' && cfg->host[hl - 1] == ']') { /* "[::1]" -> "::1" */
-        memmove(cfg->host, cfg->host + 1, hl - 2);
-        cfg->host[hl - 2] = '\0';
-    }
     cfg->port = opt->redis_port;
     memcpy(cfg->username, opt->redis_username, sizeof cfg->username);
     cfg->username[sizeof cfg->username - 1] = '\0';
     memcpy(cfg->password, opt->redis_password, sizeof cfg->password);
     cfg->password[sizeof cfg->password - 1] = '\0';
     cfg->db = opt->redis_db;
-    cfg->connect_timeout_ms = opt->redis_connect_timeout_ms ? opt->redis_connect_timeout_ms : 5000;
-    cfg->command_timeout_ms = opt->redis_command_timeout_ms ? opt->redis_command_timeout_ms : 1000;
+    cfg->connect_timeout_ms = opt->redis_connect_timeout_ms;
+    cfg->command_timeout_ms = opt->redis_command_timeout_ms;
     cfg->use_tls = opt->redis_use_tls != 0;
     cfg->tls_skip_verify = opt->redis_tls_skip_verify != 0;
     snprintf(cfg->tls_server_name, sizeof cfg->tls_server_name, "%s",

@@ -27,10 +27,11 @@
 
 #include <openssl/ssl.h>
 
+#include "config.h"
 #include "l3_proto.h"
 #include "tiercache.h"
 
-/* Everything needed to open connections: copied from tc_options once, plus the TLS context
+/* Everything needed to open connections: copied from tc__opts once, plus the TLS context
  * built from the certificate files. Immutable after tc__rconn_cfg_init(); shared by every
  * connection of a tier. */
 typedef struct tc__rconn_cfg {
@@ -52,7 +53,7 @@ typedef struct tc__rconn_cfg {
 /* Copies the Redis fields of opt and builds the TLS context (loading the CA file, client
  * certificate and key). Returns 0, or TC_ECONFIG / TC_ETLS / TC_ENOMEM with a message naming
  * the variable and OpenSSL's reason in errbuf. */
-int tc__rconn_cfg_init(tc__rconn_cfg *cfg, const tc_options *opt, char *errbuf, size_t errlen);
+int tc__rconn_cfg_init(tc__rconn_cfg *cfg, const tc__opts *opt, char *errbuf, size_t errlen);
 
 /* Frees the TLS context and wipes the password from memory. */
 void tc__rconn_cfg_free(tc__rconn_cfg *cfg);

@@ -827,7 +827,8 @@ static void l3_stats(tc__tier *tt, tc_tier_stats *out) {
     out->misses = atomic_load(&t->misses);
     out->sets = atomic_load(&t->sets);
     out->deletes = atomic_load(&t->deletes);
-    out->entries = 0; /* unknown: counting the namespace would need a full SCAN */
+    /* unknown: counting the namespace would need a full SCAN, and the bytes are the server's */
+    out->entries = out->bytes = out->max_entries = out->max_bytes = TC_STAT_UNKNOWN;
     out->nextra = 0;
     tc__stat_extra(out, "connection", "%s", out->available && open > 0 ? "connected" : "disconnected");
     tc__stat_extra(out, "circuit", "%s", tc__breaker_state_name(state));
@@ -877,19 +878,8 @@ static const tc__tier_ops l3_ops = {
     .mset = l3_mset,
 };
 
-int tc__l3_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen) {
-    *out = NULL;
-    if (opt->redis_max_retries < 0 || opt->redis_max_retries > 100)
-        return tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_MAX_RETRIES=%d: must be 0..100",
-                        opt->redis_max_retries);
-    if (opt->redis_pool_size < 0 || opt->redis_pool_size > 1024)
-        return tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_POOL_SIZE=%d: must be 0..1024",
-                        opt->redis_pool_size);
-    if (opt->redis_connect_timeout_ms == 0 || opt->redis_command_timeout_ms == 0)
-        return tc__errf(errbuf, errlen, TC_ECONFIG,
-                        "REDIS_CONNECT_TIMEOUT and REDIS_COMMAND_TIMEOUT must be greater than 0");
-    if (strnlen(opt->redis_key_prefix, sizeof opt->redis_key_prefix) == sizeof opt->redis_key_prefix)
-        return tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_KEY_PREFIX: longer than %d bytes", TC_STR_MAX - 1);
+int tc__l3_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen) {
+    *out = NULL; /* opt's ranges were checked by the configuration table (tc__opts_validate) */
     l3 *t = calloc(1, sizeof *t);
     if (t == NULL) return TC_ENOMEM;
     int rc = tc__rconn_cfg_init(&t->cfg, opt, errbuf, errlen);
@@ -908,7 +898,7 @@ int tc__l3_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errl
     t->base.id = TC_TIER_L3;
     t->nslen = strlen(opt->redis_key_prefix);
     memcpy(t->ns, opt->redis_key_prefix, t->nslen);
-    t->default_ttl_ms = opt->mem_default_ttl_ms;
+    t->default_ttl_ms = opt->redis_default_ttl_ms;
     t->max_retries = opt->redis_max_retries;
     t->max_value = opt->max_value_bytes;
     if (t->nslen == 0)

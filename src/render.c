@@ -81,9 +81,9 @@ static const char *last_hit_name(int tier) {
                                                                           : NULL;
 }
 
-const char *tc__health_status(const tc_stats *st) {
-    int n = st ? clamp_ntiers(st) : 0, up = 0;
-    for (int i = 0; i < n; i++) up += st->tiers[i].available != 0;
+const char *tc__health_status(const tc__snapshot *snap) {
+    int n = snap ? clamp_ntiers(&snap->st) : 0, up = 0;
+    for (int i = 0; i < n; i++) up += snap->tiers[i].available != 0;
     if (n == 0 || up == 0) return "unhealthy";
     return up == n ? "healthy" : "degraded";
 }
@@ -116,6 +116,13 @@ static void j_key(jw *w, const char *k) {
 static void j_u64(jw *w, const char *k, uint64_t v) {
     j_key(w, k);
     tc__sb_printf(w->sb, "%llu", (unsigned long long)v);
+}
+
+/* A figure the tier may not know: null when it is TC_STAT_UNKNOWN. */
+static void j_gauge(jw *w, const char *k, uint64_t v) {
+    j_key(w, k);
+    if (v == TC_STAT_UNKNOWN) tc__sb_puts(w->sb, "null");
+    else tc__sb_printf(w->sb, "%llu", (unsigned long long)v);
 }
 
 static void j_bool(jw *w, const char *k, int v) {
@@ -185,10 +192,13 @@ static void health_tier(jw *arr, const tc_tier_stats *t) {
     j_str(&o, "tier", tc_tier_name(t->tier));
     j_strn(&o, "type", t->type, sizeof t->type);
     j_bool(&o, "available", t->available);
-    j_u64(&o, "entries", t->entries);
-    j_u64(&o, "bytes", t->bytes);
-    j_u64(&o, "maxEntries", t->max_entries);
-    j_u64(&o, "maxBytes", t->max_bytes);
+    j_gauge(&o, "entries", t->entries);
+    j_gauge(&o, "bytes", t->bytes);
+    j_gauge(&o, "maxEntries", t->max_entries);
+    j_gauge(&o, "maxBytes", t->max_bytes);
+    j_bool(&o, "hostWide", t->host_wide);
+    j_strn(&o, "lastError", t->last_error, sizeof t->last_error);
+    j_u64(&o, "lastErrorAt", t->last_error_ms > 0 ? (uint64_t)t->last_error_ms : 0);
     j_u64(&o, "hits", t->hits);
     j_u64(&o, "misses", t->misses);
     j_u64(&o, "sets", t->sets);
@@ -208,11 +218,12 @@ static void health_tier(jw *arr, const tc_tier_stats *t) {
     tc__sb_putc(o.sb, '}');
 }
 
-int tc__render_health(const tc_stats *st, const char *status, char **out) {
+int tc__render_health(const tc__snapshot *snap, const char *status, char **out) {
     if (out == NULL) return TC_EINVAL;
     *out = NULL;
-    if (st == NULL) return TC_EINVAL;
-    if (status == NULL) status = tc__health_status(st);
+    if (snap == NULL) return TC_EINVAL;
+    const tc_stats *st = &snap->st;
+    if (status == NULL) status = tc__health_status(snap);
     tc__strbuf sb = TC__STRBUF_INIT;
     jw doc, deps, dep, stats, tiers, tm;
     j_open(&doc, &sb, '{');
@@ -230,7 +241,7 @@ int tc__render_health(const tc_stats *st, const char *status, char **out) {
     j_open(&stats, &sb, '{');
     j_key(&stats, "tiers");
     j_open(&tiers, &sb, '[');
-    for (int i = 0; i < clamp_ntiers(st); i++) health_tier(&tiers, &st->tiers[i]);
+    for (int i = 0; i < clamp_ntiers(st); i++) health_tier(&tiers, &snap->tiers[i]);
     tc__sb_puts(&sb, "]}}]");
 
     j_timestamp(&doc, "timestamp");
@@ -268,10 +279,13 @@ static void stats_tier(jw *arr, const tc_tier_stats *t) {
     j_u64(&o, "evictions", t->evictions);
     j_u64(&o, "expirations", t->expirations);
     j_u64(&o, "errors", t->errors);
-    j_u64(&o, "entries", t->entries);
-    j_u64(&o, "bytes", t->bytes);
-    j_u64(&o, "max_entries", t->max_entries);
-    j_u64(&o, "max_bytes", t->max_bytes);
+    j_bool(&o, "host_wide", t->host_wide);
+    j_gauge(&o, "entries", t->entries);
+    j_gauge(&o, "bytes", t->bytes);
+    j_gauge(&o, "max_entries", t->max_entries);
+    j_gauge(&o, "max_bytes", t->max_bytes);
+    j_strn(&o, "last_error", t->last_error, sizeof t->last_error);
+    j_u64(&o, "last_error_ms", t->last_error_ms > 0 ? (uint64_t)t->last_error_ms : 0);
     j_u64(&o, "latency_samples", t->latency_samples);
     j_u64(&o, "p50_ns", t->p50_ns);
     j_u64(&o, "p95_ns", t->p95_ns);
@@ -281,14 +295,15 @@ static void stats_tier(jw *arr, const tc_tier_stats *t) {
     tc__sb_putc(o.sb, '}');
 }
 
-int tc__render_stats_json(const tc_stats *st, char **out) {
+int tc__render_stats_json(const tc__snapshot *snap, char **out) {
     if (out == NULL) return TC_EINVAL;
     *out = NULL;
-    if (st == NULL) return TC_EINVAL;
+    if (snap == NULL) return TC_EINVAL;
+    const tc_stats *st = &snap->st;
     tc__strbuf sb = TC__STRBUF_INIT;
     jw doc, tiers;
     j_open(&doc, &sb, '{');
-    j_str(&doc, "status", tc__health_status(st));
+    j_str(&doc, "status", tc__health_status(snap));
     j_u64(&doc, "hits", st->hits);
     j_u64(&doc, "misses", st->misses);
     j_u64(&doc, "errors", st->errors);
@@ -306,7 +321,7 @@ int tc__render_stats_json(const tc_stats *st, char **out) {
     j_u64(&doc, "ntiers", (uint64_t)clamp_ntiers(st));
     j_key(&doc, "tiers");
     j_open(&tiers, &sb, '[');
-    for (int i = 0; i < clamp_ntiers(st); i++) stats_tier(&tiers, &st->tiers[i]);
+    for (int i = 0; i < clamp_ntiers(st); i++) stats_tier(&tiers, &snap->tiers[i]);
     tc__sb_puts(&sb, "]}");
     return tc__sb_finish(&sb, out);
 }
@@ -399,9 +414,9 @@ static const prom_u64_field tier_fields[] = {
     {"tiercache_entries", "gauge", "Entries this tier holds now.", TC__TF(entries)},
     {"tiercache_bytes", "gauge", "Bytes this tier charges now (keys, values, overhead).",
      TC__TF(bytes)},
-    {"tiercache_max_entries", "gauge", "Entry capacity of this tier (0: unbounded or unknown).",
+    {"tiercache_max_entries", "gauge", "Entry capacity of this tier (0: unbounded).",
      TC__TF(max_entries)},
-    {"tiercache_max_bytes", "gauge", "Byte capacity of this tier (0: unbounded or unknown).",
+    {"tiercache_max_bytes", "gauge", "Byte capacity of this tier (0: unbounded).",
      TC__TF(max_bytes)},
 };
 
@@ -437,11 +452,12 @@ static void prom_tier_info(tc__strbuf *sb, const tc_tier_stats *t) {
     tc__sb_puts(sb, "1\n");
 }
 
-int tc__render_prometheus(const tc_stats *st, char **out) {
+int tc__render_prometheus(const tc__snapshot *snap, char **out) {
     static const char *const qname[3] = {"0.5", "0.95", "0.99"};
     if (out == NULL) return TC_EINVAL;
     *out = NULL;
-    if (st == NULL) return TC_EINVAL;
+    if (snap == NULL) return TC_EINVAL;
+    const tc_stats *st = &snap->st;
     tc__strbuf sb = TC__STRBUF_INIT;
     int nt = clamp_ntiers(st);
 
@@ -455,21 +471,23 @@ int tc__render_prometheus(const tc_stats *st, char **out) {
             const prom_u64_field *pf = &tier_fields[f];
             prom_family(&sb, pf->name, pf->type, pf->help);
             for (int i = 0; i < nt; i++) {
-                prom_tier_open(&sb, pf->name, &st->tiers[i]);
+                uint64_t v = field_u64(&snap->tiers[i], pf->off);
+                if (v == TC_STAT_UNKNOWN) continue; /* a gauge the tier cannot know has no sample */
+                prom_tier_open(&sb, pf->name, &snap->tiers[i]);
                 prom_close(&sb);
-                tc__sb_printf(&sb, "%llu\n", (unsigned long long)field_u64(&st->tiers[i], pf->off));
+                tc__sb_printf(&sb, "%llu\n", (unsigned long long)v);
             }
         }
         prom_family(&sb, "tiercache_tier_up", "gauge", "1 when the tier answers, else 0.");
         for (int i = 0; i < nt; i++) {
-            prom_tier_open(&sb, "tiercache_tier_up", &st->tiers[i]);
+            prom_tier_open(&sb, "tiercache_tier_up", &snap->tiers[i]);
             prom_close(&sb);
-            tc__sb_puts(&sb, st->tiers[i].available ? "1\n" : "0\n");
+            tc__sb_puts(&sb, snap->tiers[i].available ? "1\n" : "0\n");
         }
         prom_family(&sb, "tiercache_tier_latency_seconds", "summary",
                     "Latency of the tier's operations (log-linear histogram, error under 1/32).");
         for (int i = 0; i < nt; i++) {
-            const tc_tier_stats *t = &st->tiers[i];
+            const tc_tier_stats *t = &snap->tiers[i];
             const uint64_t q[3] = {t->p50_ns, t->p95_ns, t->p99_ns};
             for (int k = 0; k < 3; k++) {
                 prom_tier_open(&sb, "tiercache_tier_latency_seconds", t);
@@ -484,13 +502,13 @@ int tc__render_prometheus(const tc_stats *st, char **out) {
         prom_family(&sb, "tiercache_tier_latency_max_seconds", "gauge",
                     "Largest latency of the tier's operations (upper bound of its bucket).");
         for (int i = 0; i < nt; i++) {
-            prom_tier_open(&sb, "tiercache_tier_latency_max_seconds", &st->tiers[i]);
+            prom_tier_open(&sb, "tiercache_tier_latency_max_seconds", &snap->tiers[i]);
             prom_close(&sb);
-            prom_seconds(&sb, st->tiers[i].latency_samples, st->tiers[i].max_ns);
+            prom_seconds(&sb, snap->tiers[i].latency_samples, snap->tiers[i].max_ns);
         }
         prom_family(&sb, "tiercache_tier_info", "gauge",
                     "Always 1; the tier's type and facts (extras) as labels.");
-        for (int i = 0; i < nt; i++) prom_tier_info(&sb, &st->tiers[i]);
+        for (int i = 0; i < nt; i++) prom_tier_info(&sb, &snap->tiers[i]);
     }
 
     prom_family(&sb, "tiercache_requests_total", "counter",

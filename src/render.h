@@ -8,8 +8,14 @@
 
 #include "tiercache.h"
 
+/* A whole statistics snapshot: the overall figures and every tier's, taken together. */
+typedef struct tc__snapshot {
+    tc_stats st;
+    tc_tier_stats tiers[TC_MAX_TIERS];
+} tc__snapshot;
+
 /* Renderings of a snapshot. Each allocates *out (freed with free()/tc_free()) and returns 0;
- * TC_ENOMEM (nothing allocated) or TC_EINVAL when st or out is NULL; *out is NULL on failure.
+ * TC_ENOMEM (nothing allocated) or TC_EINVAL when snap or out is NULL; *out is NULL on failure.
  * No secret or host name is ever in a snapshot, so none can leak through a rendering.
  * ntiers and nextra are clamped to their arrays; type and extras are read up to their array
  * size even without a NUL, and escaped (invalid UTF-8 becomes U+FFFD); an extra whose name
@@ -24,12 +30,12 @@
  * tc__render_prometheus: text format 0.0.4, families tiercache_*; per-tier families carry
  *   tier="L1".., are left out when ntiers is 0; summary quantiles are NaN when a latency has
  *   no samples; extras become labels of tiercache_tier_info (names sanitised). */
-int tc__render_health(const tc_stats *st, const char *status, char **out);
-int tc__render_stats_json(const tc_stats *st, char **out);
-int tc__render_prometheus(const tc_stats *st, char **out);
+int tc__render_health(const tc__snapshot *snap, const char *status, char **out);
+int tc__render_stats_json(const tc__snapshot *snap, char **out);
+int tc__render_prometheus(const tc__snapshot *snap, char **out);
 
 /* The health status of a snapshot: "healthy" when every tier is available, "unhealthy" when
- * none is (or there is no tier, or st is NULL), "degraded" otherwise. Static string. */
-const char *tc__health_status(const tc_stats *st);
+ * none is (or there is no tier, or snap is NULL), "degraded" otherwise. Static string. */
+const char *tc__health_status(const tc__snapshot *snap);
 
 #endif /* TC_RENDER_H */

@@ -2,7 +2,7 @@
  * tier.h -- the internal interface every tier implements, and the small types it uses.
  *
  * The orchestrator (cache.c) knows tiers only through tc__tier_ops. A tier is opened from
- * tc_options by its own constructor (tc__l1_open, ...) and from then on used through the
+ * tc__opts by its own constructor (tc__l1_open, ...) and from then on used through the
  * ops table. Each op is called concurrently from many threads: a tier is thread-safe.
  *
  * Values leave a tier through a tc__sink, so that an L1 hit copies straight into the
@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "tiercache.h"
 
 /* ------------------------------------------------------------------------ */
@@ -132,7 +133,7 @@ struct tc__tier {
 
 /* Tier constructors. Each returns 0 and the tier in *out, or a negative code and a message in
  * errbuf. They copy what they need from opt. */
-int tc__l1_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
+int tc__l1_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen);
 
 /* The bytes L1 charges an entry against CACHE_MEMORY_MAX_BYTES: the memory it takes (slab chunk
  * of header + key + value) plus its share of the slot table and sketch. */
@@ -140,15 +141,15 @@ uint64_t tc__l1_charge(size_t klen, size_t vlen);
 /* L2: attaches to (or atomically creates) the segment opt->shared_name. TC_EVERSION when it
  * exists with another layout or geometry, TC_ECORRUPT when its header is damaged, TC_ECONFIG
  * for settings it cannot hold (tinylfu is refused: use allkeys-lfu). */
-int tc__l2_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
+int tc__l2_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen);
 /* The Redis tier (l3_redis.c). Succeeds when the server is down (the tier then reports
  * unavailable and recovers by itself); fails only on configuration it cannot use. */
-int tc__l3_open(const tc_options *opt, tc__tier **out, char *errbuf, size_t errlen);
+int tc__l3_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen);
 
 /* Opens a cache over tiers the caller opened, top-down, taking them over (they are closed with
  * the cache, or at once on failure). The seam the tests use to stack tiers of their choosing;
  * tc_open() is this after opening the tiers CACHE_TIERING names. */
-int tc__open_tiers(const tc_options *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen);
+int tc__open_tiers(const tc__opts *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen);
 
 /* Appends a tier-specific fact to a statistics snapshot (ignored when the extras are full). */
 void tc__stat_extra(tc_tier_stats *out, const char *name, const char *fmt, ...)

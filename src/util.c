@@ -44,6 +44,13 @@ TC_EXPORT const char *tc_err_name(int err) {
 
 TC_EXPORT int tc_is_error(int err) { return err < 0 && err != TC_EMISS; }
 
+TC_EXPORT int tc_version(void) { return TC_VERSION_NUMBER; }
+
+void tc__put_sized(void *dst, size_t dsize, const void *src, size_t ssize) {
+    size_t n = dsize < ssize ? dsize : ssize;
+    if (n > sizeof(size_t)) memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t), n - sizeof(size_t));
+}
+
 TC_EXPORT void tc_free(void *p) { free(p); }
 
 /* ------------------------------------------------------------------------ */

@@ -31,4 +31,9 @@ int tc__errf(char *errbuf, size_t errlen, int code, const char *fmt, ...)
 void tc__log(tc_log_fn fn, void *ud, tc_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Copies into a caller's struct of dsize bytes what it holds of the library's full struct src
+ * (ssize bytes), leaving its leading size field alone: a caller's older, smaller layout is
+ * never written past (include/tiercache.h, Stability). Both begin with `size_t size`. */
+void tc__put_sized(void *dst, size_t dsize, const void *src, size_t ssize);
+
 #endif /* TC_UTIL_H */

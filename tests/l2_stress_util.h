@@ -31,7 +31,7 @@ static inline l2s_shared *l2s_shared_new(void) {
     return p == MAP_FAILED ? NULL : (l2s_shared *)p;
 }
 
-static inline void l2s_opts(tc_options *o, const char *name) {
+static inline void l2s_opts(tc__opts *o, const char *name) {
     l2t_opts(o, name, 2000, 512 << 10, TC_POLICY_ALLKEYS_LRU);
     o->max_value_bytes = 1024;
 }
@@ -82,7 +82,7 @@ static inline void *l2s_run(void *arg) {
 /* A worker process: opens the tier, runs nthreads workers, exits 0 (or 1 if it cannot open). */
 static inline void l2s_process(const char *name, l2s_shared *sh, int nthreads, uint64_t seed,
                                uint64_t max_ops) {
-    tc_options o;
+    tc__opts o;
     l2s_opts(&o, name);
     tc__tier *t = NULL;
     char err[512];
@@ -103,7 +103,7 @@ static inline void l2s_process(const char *name, l2s_shared *sh, int nthreads, u
 
 /* Reads every key of the test's key space: each is intact or missing. Returns torn count. */
 static inline int l2s_verify_all(const char *name) {
-    tc_options o;
+    tc__opts o;
     l2s_opts(&o, name);
     tc__tier *t = NULL;
     char err[512];

@@ -22,7 +22,7 @@ static inline void l2t_name(char *out, size_t n, const char *tag) {
 }
 
 /* Options for an L2 tier only; everything L2 does not read is zero. */
-static inline void l2t_opts(tc_options *o, const char *name, uint64_t entries, uint64_t bytes,
+static inline void l2t_opts(tc__opts *o, const char *name, uint64_t entries, uint64_t bytes,
                             tc_policy policy) {
     memset(o, 0, sizeof *o);
     o->ntiers = 1;

@@ -19,9 +19,10 @@ cat > "$prefix/app.c" <<'C'
 #include <string.h>
 #include <tiercache.h>
 int main(void) {
-    tc_options o; tc_options_init(&o);
-    tc_cache *c; char err[256];
-    if (tc_open(&o, &c, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 1; }
+    tc_config *cfg; tc_cache *c; char err[TC_ERRBUF_SIZE];
+    if (tc_config_new(&cfg) != 0) return 1;
+    if (tc_open(cfg, &c, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 1; }
+    tc_config_free(cfg);
     if (tc_set(c, "k", 1, "v", 1, 0) != 0) return 1;
     char buf[8]; size_t len = sizeof buf;
     if (tc_get(c, "k", 1, buf, &len, NULL) != 0 || len != 1 || buf[0] != 'v') return 1;

@@ -22,6 +22,7 @@
 #include "helpers/faulty_tier.h"
 #include "tier.h"
 #include "util.h"
+#include "helpers/snapshot.h"
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -29,11 +30,11 @@ static void sleep_ms(int ms) {
 }
 
 static tc_cache *open_default(void) {
-    tc_options o;
-    tc_options_init(&o);
+    tc__opts o;
+    tc__opts_init(&o);
     tc_cache *c = NULL;
     char err[256];
-    if (tc_open(&o, &c, err, sizeof err) != 0) fail_msg("tc_open: %s", err);
+    if (tc__open_opts(&o, &c, err, sizeof err) != 0) fail_msg("tc_open: %s", err);
     return c;
 }
 
@@ -44,8 +45,8 @@ typedef struct two_tiers {
 
 /* upper: L1 with upper_ttl default; lower: an L1 presented as L2, default TTL none */
 static two_tiers open_two(uint64_t upper_ttl_ms) {
-    tc_options o;
-    tc_options_init(&o);
+    tc__opts o;
+    tc__opts_init(&o);
     o.mem_default_ttl_ms = upper_ttl_ms;
     o.mem_shards = 1;
     two_tiers t;
@@ -73,7 +74,7 @@ static void test_basic_roundtrip_binary_and_empty(void **state) {
     assert_int_equal(tc_set(c, key, 3, val, 4, 0), 0);
     char buf[16];
     size_t len = sizeof buf;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get(c, key, 3, buf, &len, &info), 0);
     assert_int_equal(len, 4);
     assert_memory_equal(buf, val, 4);
@@ -125,12 +126,12 @@ static void test_size_negotiation(void **state) {
 
 static void test_limits_reject_and_store_nothing(void **state) {
     (void)state;
-    tc_options o;
-    tc_options_init(&o);
+    tc__opts o;
+    tc__opts_init(&o);
     o.max_key_bytes = 8;
     o.max_value_bytes = 16;
     tc_cache *c;
-    assert_int_equal(tc_open(&o, &c, NULL, 0), 0);
+    assert_int_equal(tc__open_opts(&o, &c, NULL, 0), 0);
     assert_int_equal(tc_set(c, "123456789", 9, "v", 1, 0), TC_EKEYTOOBIG);
     char val[17] = "0123456789abcdef";
     assert_int_equal(tc_set(c, "k", 1, val, 17, 0), TC_EVALTOOBIG);
@@ -145,9 +146,9 @@ static void test_limits_reject_and_store_nothing(void **state) {
     assert_int_equal(tc_del(c, "123456789", 9), TC_EKEYTOOBIG);
     assert_string_equal(tc_err_name(TC_EKEYTOOBIG), "TC_EKEYTOOBIG");
     assert_string_equal(tc_strerror(TC_EVALTOOBIG), "value is longer than the configured maximum");
-    tc_tier_stats st;
-    tc_stats s;
-    assert_int_equal(tc_stats_get(c, &s), 0);
+    tc_tier_stats st = TC_TIER_STATS_INIT;
+    tc__snapshot s;
+    assert_int_equal(snap_get(c, &s), 0);
     st = s.tiers[0];
     assert_int_equal(st.entries, 1);
     tc_close(c);
@@ -170,8 +171,8 @@ static void test_ttl_lookup(void **state) {
  * this test's own: the default name would leave the application's segment behind. */
 static void test_open_refuses_missing_tiers(void **state) {
     (void)state;
-    tc_options o;
-    tc_options_init(&o);
+    tc__opts o;
+    tc__opts_init(&o);
     o.ntiers = 2;
     o.tiers[0] = TC_TIER_L1;
     o.tiers[1] = TC_TIER_L2;
@@ -180,7 +181,7 @@ static void test_open_refuses_missing_tiers(void **state) {
     o.shared_max_bytes = 8 << 20;
     tc_cache *c = (tc_cache *)1;
     char err[256] = "";
-    int rc = tc_open(&o, &c, err, sizeof err);
+    int rc = tc__open_opts(&o, &c, err, sizeof err);
     if (rc == TC_ENOTIER) { /* this build has no L2 */
         assert_null(c);
         assert_non_null(strstr(err, "not available in this build"));
@@ -204,7 +205,7 @@ static void test_backfill_keeps_remaining_ttl(void **state) {
     sleep_ms(300);
     char buf[16];
     size_t len = sizeof buf;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get(t.c, "k", 1, buf, &len, &info), 0);
     assert_int_equal(info.tier, TC_TIER_L2);
     assert_true(info.ttl_ms <= 700 && info.ttl_ms > 500);
@@ -228,7 +229,7 @@ static void test_backfill_of_no_expiry_uses_upper_default(void **state) {
     assert_int_equal(tier_put(t.down, "k", "v", TC_TTL_NONE), 0);
     void *v;
     size_t len;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get_alloc(t.c, "k", 1, &v, &len, &info), 0);
     tc_free(v);
     assert_int_equal(info.ttl_ms, TC_TTL_NONE);
@@ -259,7 +260,7 @@ static void test_read_order_upper_wins(void **state) {
     tier_put(t.down, "k", "lower", 60000);
     char buf[16];
     size_t len = sizeof buf;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get(t.c, "k", 1, buf, &len, &info), 0);
     assert_memory_equal(buf, "upper", 5);
     assert_int_equal(info.tier, TC_TIER_L1);
@@ -296,17 +297,17 @@ static void test_failing_read_tier_is_skipped(void **state) {
     t.up->fail_get = TC_EIO;
     char buf[16];
     size_t len = sizeof buf;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get(t.c, "k", 1, buf, &len, &info), 0);
     assert_int_equal(info.tier, TC_TIER_L2);
     len = sizeof buf;
     assert_int_equal(tc_get(t.c, "nope", 4, buf, &len, &info), TC_EMISS);
-    tc_stats st;
-    assert_int_equal(tc_stats_get(t.c, &st), 0);
+    tc__snapshot st;
+    assert_int_equal(snap_get(t.c, &st), 0);
     assert_int_equal(st.tiers[0].errors, 2);
-    assert_int_equal(st.errors, 2);
-    assert_int_equal(st.hits, 1);
-    assert_int_equal(st.misses, 1);
+    assert_int_equal(st.st.errors, 2);
+    assert_int_equal(st.st.hits, 1);
+    assert_int_equal(st.st.misses, 1);
     assert_int_equal(st.tiers[0].available, 0);
     char *doc;
     assert_int_equal(tc_health_json(t.c, &doc), 0);
@@ -331,8 +332,8 @@ static void log_cb(void *ud, tc_log_level level, const char *msg) {
 static void test_tier_failures_are_logged_rate_limited(void **state) {
     (void)state;
     log_seen seen = {0, ""};
-    tc_options o;
-    tc_options_init(&o);
+    tc__opts o;
+    tc__opts_init(&o);
     o.log_fn = log_cb;
     o.log_userdata = &seen;
     faulty_tier *up, *down;
@@ -352,8 +353,8 @@ static void test_tier_failures_are_logged_rate_limited(void **state) {
     tc_get(c, "k", 1, buf, &len, NULL);
     assert_int_equal(seen.n, 2);
     assert_non_null(strstr(seen.last, "1000 failure(s)")); /* the 999 suppressed + this one */
-    tc_stats st;
-    tc_stats_get(c, &st);
+    tc__snapshot st;
+    snap_get(c, &st);
     assert_int_equal(st.tiers[1].errors, 1001);
     tc_close(c);
 }
@@ -551,15 +552,17 @@ static void test_single_flight_one_load_for_all(void **state) {
         assert_memory_equal(w[i].val, "loaded:hot", 10);
         tc_free(w[i].val);
     }
-    tc_stats st;
-    tc_stats_get(c, &st);
-    assert_int_equal(st.loads, 1);
-    assert_int_equal(st.load_waits, 7);
-    assert_int_equal(st.hits + st.misses, 8); /* one lookup per caller: the leader's re-check is not counted */
+    tc__snapshot st;
+    snap_get(c, &st);
+    assert_int_equal(st.st.loads, 1);
+    /* every caller that missed but the leader waited for its load (a thread the scheduler
+     * started after the load ended hits instead: on a loaded machine some do) */
+    assert_int_equal(st.st.load_waits, st.st.misses - 1);
+    assert_int_equal(st.st.hits + st.st.misses, 8); /* one lookup per caller: the leader's re-check is not counted */
     /* cached now: no further load */
     void *v;
     size_t len;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get_or_load(c, "hot", 3, 0, slow_loader, &l, &v, &len, &info, NULL), 0);
     assert_int_equal(info.tier, TC_TIER_L1);
     tc_free(v);
@@ -582,9 +585,9 @@ static void test_single_flight_error_reaches_all_and_caches_nothing(void **state
     char buf[16];
     size_t len = sizeof buf;
     assert_int_equal(tc_get(c, "hot", 3, buf, &len, NULL), TC_EMISS);
-    tc_stats st;
-    tc_stats_get(c, &st);
-    assert_int_equal(st.load_errors, 1);
+    tc__snapshot st;
+    snap_get(c, &st);
+    assert_int_equal(st.st.load_errors, 1);
     tc_close(c);
 }
 
@@ -638,19 +641,19 @@ static void test_stats_and_renderings(void **state) {
     }
     size_t len = sizeof buf;
     assert_int_equal(tc_get(t.c, "low", 3, buf, &len, NULL), 0);
-    tc_stats st;
-    assert_int_equal(tc_stats_get(t.c, &st), 0);
-    assert_int_equal(st.hits, 101);
-    assert_int_equal(st.misses, 100);
-    assert_int_equal(st.last_hit_tier, TC_TIER_L2);
-    assert_int_equal(st.ntiers, 2);
+    tc__snapshot st;
+    assert_int_equal(snap_get(t.c, &st), 0);
+    assert_int_equal(st.st.hits, 101);
+    assert_int_equal(st.st.misses, 100);
+    assert_int_equal(st.st.last_hit_tier, TC_TIER_L2);
+    assert_int_equal(st.st.ntiers, 2);
     assert_int_equal(st.tiers[0].tier, TC_TIER_L1);
     assert_int_equal(st.tiers[1].tier, TC_TIER_L2);
     assert_int_equal(st.tiers[0].hits, 100);
     assert_int_equal(st.tiers[1].hits, 1);
     assert_int_equal(st.tiers[1].misses, 100);
-    assert_true(st.latency_samples > 0);
-    assert_true(st.p50_ns > 0 && st.p50_ns <= st.p95_ns && st.p95_ns <= st.p99_ns && st.p99_ns <= st.max_ns);
+    assert_true(st.st.latency_samples > 0);
+    assert_true(st.st.p50_ns > 0 && st.st.p50_ns <= st.st.p95_ns && st.st.p95_ns <= st.st.p99_ns && st.st.p99_ns <= st.st.max_ns);
     assert_true(st.tiers[0].latency_samples > 0);
     char *doc;
     assert_int_equal(tc_health_json(t.c, &doc), 0);
@@ -677,8 +680,8 @@ static const char *extra_of(const tc_tier_stats *t, const char *name) {
 
 static void test_tier_counts_are_per_handle(void **state) {
     (void)state;
-    tc_options o;
-    tc_options_init(&o);
+    tc__opts o;
+    tc__opts_init(&o);
     o.ntiers = 2;
     o.tiers[0] = TC_TIER_L1;
     o.tiers[1] = TC_TIER_L2;
@@ -687,18 +690,18 @@ static void test_tier_counts_are_per_handle(void **state) {
     o.shared_max_bytes = 8 << 20;
     tc_cache *a, *b;
     char err[256];
-    if (tc_open(&o, &a, err, sizeof err) != 0) fail_msg("%s", err);
-    if (tc_open(&o, &b, err, sizeof err) != 0) fail_msg("%s", err);
+    if (tc__open_opts(&o, &a, err, sizeof err) != 0) fail_msg("%s", err);
+    if (tc__open_opts(&o, &b, err, sizeof err) != 0) fail_msg("%s", err);
     assert_int_equal(tc_set(a, "k", 1, "v", 1, 0), 0);
     char buf[4];
     size_t len = sizeof buf;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get(b, "k", 1, buf, &len, &info), 0); /* b: L1 miss, L2 hit */
     assert_int_equal(info.tier, TC_TIER_L2);
     len = sizeof buf;
     assert_int_equal(tc_get(a, "absent", 6, buf, &len, NULL), TC_EMISS); /* a: misses in both */
-    tc_stats sb;
-    assert_int_equal(tc_stats_get(b, &sb), 0);
+    tc__snapshot sb;
+    assert_int_equal(snap_get(b, &sb), 0);
     assert_int_equal(sb.tiers[1].hits, 1);
     assert_int_equal(sb.tiers[1].misses, 0);
     assert_int_equal(sb.tiers[0].misses, 1);
@@ -712,26 +715,99 @@ static void test_tier_counts_are_per_handle(void **state) {
 
 static void test_metrics_disabled_records_no_latency(void **state) {
     (void)state;
-    tc_options o;
-    tc_options_init(&o);
+    tc__opts o;
+    tc__opts_init(&o);
     o.metrics_enabled = 0;
     tc_cache *c;
-    assert_int_equal(tc_open(&o, &c, NULL, 0), 0);
+    assert_int_equal(tc__open_opts(&o, &c, NULL, 0), 0);
     char buf[4];
     for (int i = 0; i < 100; i++) {
         size_t len = sizeof buf;
         tc_get(c, "k", 1, buf, &len, NULL);
     }
-    tc_stats st;
-    tc_stats_get(c, &st);
-    assert_int_equal(st.latency_samples, 0);
-    assert_int_equal(st.misses, 100);
+    tc__snapshot st;
+    snap_get(c, &st);
+    assert_int_equal(st.st.latency_samples, 0);
+    assert_int_equal(st.st.misses, 100);
+    tc_close(c);
+}
+
+/* Issue 7, item 8: CACHE_MEMORY_MAX_TTL bounds how long L1 keeps any copy -- a back-fill of a
+ * lower tier's long-lived value, a write with a long TTL and one with no expiry alike -- while
+ * the lower tier keeps the TTL it was given. */
+static void test_memory_max_ttl_caps_every_l1_entry(void **state) {
+    (void)state;
+    tc__opts o;
+    tc__opts_init(&o);
+    o.mem_default_ttl_ms = 0;
+    o.mem_max_ttl_ms = 2000;
+    o.mem_shards = 1;
+    two_tiers t;
+    t.c = faulty_pair(&o, &t.up, &t.down);
+    assert_non_null(t.c);
+    int64_t ttl;
+    assert_int_equal(tier_put(t.down, "k", "lower", TC_TTL_NONE), 0);
+    char buf[16];
+    size_t len = sizeof buf;
+    assert_int_equal(tc_get(t.c, "k", 1, buf, &len, NULL), 0); /* back-fills L1 */
+    assert_int_equal(tier_get_ttl(t.up, "k", &ttl), 0);
+    assert_true(ttl > 0 && ttl <= 2000);
+    assert_int_equal(tc_set(t.c, "long", 4, "v", 1, 3600000), 0);
+    assert_int_equal(tier_get_ttl(t.up, "long", &ttl), 0);
+    assert_true(ttl > 0 && ttl <= 2000);
+    assert_int_equal(tier_get_ttl(t.down, "long", &ttl), 0);
+    assert_true(ttl > 3500000);
+    assert_int_equal(tc_set(t.c, "forever", 7, "v", 1, 0), 0);
+    assert_int_equal(tier_get_ttl(t.up, "forever", &ttl), 0);
+    assert_true(ttl > 0 && ttl <= 2000);
+    assert_int_equal(tier_get_ttl(t.down, "forever", &ttl), 0);
+    assert_int_equal(ttl, TC_TTL_NONE);
+    tc_close(t.c);
+}
+
+static int load_30s(void *ud, const void *key, size_t klen, void **val, size_t *vlen, uint64_t *ttl_ms) {
+    (void)ud, (void)key, (void)klen;
+    *val = malloc(1);
+    *vlen = 1;
+    memcpy(*val, "x", 1);
+    *ttl_ms = 30000;
+    return 0;
+}
+
+static int load_default(void *ud, const void *key, size_t klen, void **val, size_t *vlen, uint64_t *ttl_ms) {
+    (void)ud, (void)key, (void)klen, (void)ttl_ms;
+    *val = malloc(1);
+    *vlen = 1;
+    memcpy(*val, "y", 1);
+    return 0;
+}
+
+/* Issue 7, item 10: a loaded value reports the TTL it was stored with, not "no expiry". */
+static void test_get_or_load_reports_stored_ttl(void **state) {
+    (void)state;
+    tc_cache *c = open_default(); /* L1, default TTL 120 s */
+    void *v;
+    size_t len;
+    tc_get_info info = TC_GET_INFO_INIT;
+    assert_int_equal(tc_get_or_load(c, "a", 1, 0, load_30s, NULL, &v, &len, &info, NULL), 0);
+    tc_free(v);
+    assert_int_equal(info.tier, TC_TIER_NONE);
+    assert_true(info.ttl_ms > 29000 && info.ttl_ms <= 30000);
+    assert_int_equal(tc_get_or_load(c, "b", 1, 0, load_default, NULL, &v, &len, &info, NULL), 0);
+    tc_free(v);
+    assert_true(info.ttl_ms > 110000 && info.ttl_ms <= 120000);
+    assert_int_equal(tc_get_or_load(c, "a", 1, 0, load_30s, NULL, &v, &len, &info, NULL), 0); /* cached */
+    tc_free(v);
+    assert_int_equal(info.tier, TC_TIER_L1);
+    assert_true(info.ttl_ms > 29000 && info.ttl_ms <= 30000);
     tc_close(c);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_roundtrip_binary_and_empty),
+        cmocka_unit_test(test_memory_max_ttl_caps_every_l1_entry),
+        cmocka_unit_test(test_get_or_load_reports_stored_ttl),
         cmocka_unit_test(test_size_negotiation),
         cmocka_unit_test(test_limits_reject_and_store_nothing),
         cmocka_unit_test(test_ttl_lookup),

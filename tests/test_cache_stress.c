@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "tier.h"
+#include "helpers/snapshot.h"
 
 #define THREADS 8
 #define KEYS 3000
@@ -124,8 +125,8 @@ static void hammer(tc_cache *c) {
     }
     /* a reader of statistics alongside */
     for (int i = 0; i < 20; i++) {
-        tc_stats st;
-        assert_int_equal(tc_stats_get(c, &st), 0);
+        tc__snapshot st;
+        assert_int_equal(snap_get(c, &st), 0);
         char *doc;
         assert_int_equal(tc_health_json(c, &doc), 0);
         tc_free(doc);
@@ -137,15 +138,15 @@ static void hammer(tc_cache *c) {
 
 static void test_stress_one_tier(void **state) {
     (void)state;
-    tc_options o;
-    tc_options_init(&o);
+    tc__opts o;
+    tc__opts_init(&o);
     o.mem_max_entries = 1000;
     o.mem_max_bytes = 200000;
     tc_cache *c;
-    assert_int_equal(tc_open(&o, &c, NULL, 0), 0);
+    assert_int_equal(tc__open_opts(&o, &c, NULL, 0), 0);
     hammer(c);
-    tc_stats st;
-    tc_stats_get(c, &st);
+    tc__snapshot st;
+    snap_get(c, &st);
     assert_true(st.tiers[0].entries <= 1000);
     assert_true(st.tiers[0].bytes <= 200000);
     assert_true(st.tiers[0].evictions > 0);
@@ -154,8 +155,8 @@ static void test_stress_one_tier(void **state) {
 
 static void test_stress_two_tiers(void **state) {
     (void)state;
-    tc_options o;
-    tc_options_init(&o);
+    tc__opts o;
+    tc__opts_init(&o);
     o.mem_max_entries = 300;
     char err[256];
     tc__tier *a, *b;
@@ -168,8 +169,8 @@ static void test_stress_two_tiers(void **state) {
     tc_cache *c;
     assert_int_equal(tc__open_tiers(&o, tiers, 2, &c, err, sizeof err), 0);
     hammer(c);
-    tc_stats st;
-    tc_stats_get(c, &st);
+    tc__snapshot st;
+    snap_get(c, &st);
     assert_true(st.tiers[0].entries <= 300);
     assert_true(st.tiers[1].entries <= 2000);
     assert_true(st.tiers[1].hits > 0); /* back-fills happened under contention */

@@ -62,11 +62,16 @@ static tc_test_run run_cli_in(const char *const *env, const void *in, size_t in_
 
 static const char *const env_l1[] = {"CACHE_TIERING=L1", NULL};
 
-/* Asserts a usage error: exit 2, nothing on stdout, the usage text and `why` on stderr. */
+/* Asserts a usage error: exit 2, nothing on stdout, and on stderr two lines: `why`, then the
+ * hint to use --help (not the whole help). */
 static void assert_usage_error(tc_test_run *r, const char *why) {
     assert_int_equal(r->status, 2);
     assert_int_equal(r->out_len, 0);
-    assert_true(tc_test_contains(r->err, "usage: tiercache"));
+    assert_true(tc_test_contains(r->err, "Try 'tiercache --help' for more information.\n"));
+    assert_false(tc_test_contains(r->err, "usage: tiercache"));
+    int lines = 0;
+    for (const char *p = r->err; *p != '\0'; p++) lines += *p == '\n';
+    assert_int_equal(lines, 2);
     if (why && !tc_test_contains(r->err, why)) fail_msg("stderr lacks '%s':\n%s", why, r->err);
 }
 

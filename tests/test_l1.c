@@ -19,8 +19,8 @@
 #define CHARGE(k, v) tc__l1_charge((k), (v)) /* the documented per-entry charge */
 
 static tc__tier *open_l1(uint64_t entries, uint64_t bytes, tc_policy p, unsigned shards, uint64_t ttl_ms) {
-    tc_options o;
-    tc_options_init(&o);
+    tc__opts o;
+    tc__opts_init(&o);
     o.mem_max_entries = entries;
     o.mem_max_bytes = bytes;
     o.mem_eviction = p;
@@ -52,7 +52,7 @@ static int present(tc__tier *t, const char *k) {
 }
 
 static tc_tier_stats stats(tc__tier *t) {
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     t->ops->stats(t, &st);
     return st;
 }
@@ -497,14 +497,15 @@ static void test_fence_blocks_stale_write(void **state) {
 
 static void test_open_rejects_bad_options(void **state) {
     (void)state;
-    tc_options o;
-    tc_options_init(&o);
+    tc__opts o;
+    tc__opts_init(&o);
     o.mem_max_entries = 0;
-    tc__tier *t = (tc__tier *)1;
-    char err[256] = "";
-    assert_int_equal(tc__l1_open(&o, &t, err, sizeof err), TC_ECONFIG);
-    assert_null(t);
-    assert_non_null(strstr(err, "CACHE_MEMORY_MAX_ENTRIES"));
+    /* the range is the configuration table's: checked when a cache opens, not again by L1 */
+    tc_cache *c = (tc_cache *)1;
+    char err[TC_ERRBUF_SIZE] = "";
+    assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), TC_ECONFIG);
+    assert_null(c);
+    assert_non_null(strstr(err, "CACHE_MEMORY_MAX_ENTRIES=\"0\": expected a positive integer"));
 }
 
 int main(void) {

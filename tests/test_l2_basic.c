@@ -20,7 +20,7 @@ static void sleep_ms(unsigned ms) {
     nanosleep(&ts, NULL);
 }
 
-static tc__tier *open_l2(const tc_options *o) {
+static tc__tier *open_l2(const tc__opts *o) {
     tc__tier *t = NULL;
     char err[512] = "";
     int rc = tc__l2_open(o, &t, err, sizeof err);
@@ -34,7 +34,7 @@ static void test_set_get_del(void **state) {
     (void)state;
     char name[64];
     l2t_name(name, sizeof name, "sgd");
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, name, 1000, 1 << 20, TC_POLICY_ALLKEYS_LRU);
     tc__tier *t = open_l2(&o);
     char buf[64];
@@ -65,7 +65,7 @@ static void test_set_get_del(void **state) {
     assert_int_equal(l2t_get(t, "a", 1, buf, sizeof buf, &len, NULL), TC_EMISS);
     assert_int_equal(t->ops->del(t, &TC__KEY("a", 1)), 0);
 
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
     assert_int_equal(st.tier, TC_TIER_L2);
@@ -84,7 +84,7 @@ static void test_ttl(void **state) {
     (void)state;
     char name[64];
     l2t_name(name, sizeof name, "ttl");
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, name, 1000, 1 << 20, TC_POLICY_ALLKEYS_LRU);
     o.shared_default_ttl_ms = 150;
     tc__tier *t = open_l2(&o);
@@ -105,7 +105,7 @@ static void test_ttl(void **state) {
     assert_int_equal(l2t_get(t, "dflt", 4, buf, sizeof buf, &len, NULL), TC_EMISS);
     assert_int_equal(l2t_get(t, "never", 5, buf, sizeof buf, &len, &ttl), 0);
     assert_int_equal(ttl, TC_TTL_NONE);
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
     assert_int_equal(st.expirations, 2);
@@ -119,7 +119,7 @@ static void test_expired_reclaimed_without_reads(void **state) {
     (void)state;
     char name[64];
     l2t_name(name, sizeof name, "sweep");
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, name, 100, 64 << 10, TC_POLICY_ALLKEYS_LRU); /* one shard */
     tc__tier *t = open_l2(&o);
     char k[32];
@@ -130,7 +130,7 @@ static void test_expired_reclaimed_without_reads(void **state) {
      * (256 + 50) / 4 < 80 sets sweep the whole index. */
     for (int i = 0; i < 80; i++)
         assert_int_equal(t->ops->set(t, &TC__KEY("other", 5), "y", 1, TC_TTL_NONE, NULL), 0);
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
     assert_int_equal(st.entries, 1);
@@ -143,7 +143,7 @@ static void test_clear_and_prefix(void **state) {
     (void)state;
     char name[64];
     l2t_name(name, sizeof name, "clear");
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, name, 10000, 4 << 20, TC_POLICY_ALLKEYS_LRU);
     tc__tier *t = open_l2(&o);
     char k[32], buf[16];
@@ -157,7 +157,7 @@ static void test_clear_and_prefix(void **state) {
         int n = snprintf(k, sizeof k, "%s:%d", i % 3 == 0 ? "user" : (i % 3 == 1 ? "us" : "item"), i);
         assert_int_equal(l2t_get(t, k, (size_t)n, buf, sizeof buf, &len, NULL), i % 3 == 0 ? TC_EMISS : 0);
     }
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
     assert_int_equal(st.entries, 200);
@@ -181,13 +181,13 @@ static void test_limits_and_compaction(void **state) {
     (void)state;
     char name[64];
     l2t_name(name, sizeof name, "limits");
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, name, 500, 256 << 10, TC_POLICY_ALLKEYS_LRU);
     tc__tier *t = open_l2(&o);
     uint8_t v[4096], buf[4096];
     char k[32];
     size_t len;
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     uint64_t seed = 1;
     for (int round = 0; round < 4000; round++) {
         uint64_t id = l2t_mix(seed++) % 700;
@@ -239,7 +239,7 @@ static void test_limits_and_compaction(void **state) {
     assert_int_equal(tc_shared_destroy(name), 0);
 }
 
-static void expect_open_error(const tc_options *o, int code, const char *needle) {
+static void expect_open_error(const tc__opts *o, int code, const char *needle) {
     tc__tier *t = (tc__tier *)1;
     char err[1024] = "";
     int rc = tc__l2_open(o, &t, err, sizeof err);
@@ -255,7 +255,7 @@ static void test_config_errors(void **state) {
     (void)state;
     char name[64];
     l2t_name(name, sizeof name, "cfg");
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, name, 1000, 1 << 20, TC_POLICY_TINYLFU);
     expect_open_error(&o, TC_ECONFIG, "allkeys-lfu");
     l2t_opts(&o, name, 1000, 1000, TC_POLICY_ALLKEYS_LRU);
@@ -269,7 +269,7 @@ static void test_config_errors(void **state) {
     l2t_opts(&o, "", 1000, 1 << 20, TC_POLICY_ALLKEYS_LRU);
     expect_open_error(&o, TC_EINVAL, "empty");
     /* Nothing was created by the failed opens. */
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     char err[256];
     assert_int_equal(tc_shared_stats(name, &st, err, sizeof err), TC_ENOENT);
     assert_non_null(strstr(err, "does not exist"));
@@ -281,11 +281,11 @@ static void test_geometry_and_version(void **state) {
     (void)state;
     char name[64];
     l2t_name(name, sizeof name, "geom");
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, name, 1000, 1 << 20, TC_POLICY_ALLKEYS_LRU);
     tc__tier *t = open_l2(&o);
     assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "v", 1, TC_TTL_NONE, NULL), 0);
-    tc_options o2 = o;
+    tc__opts o2 = o;
     o2.shared_max_entries = 2000;
     expect_open_error(&o2, TC_EVERSION, "CACHE_SHARED_MAX_ENTRIES=1000 in the segment, 2000 asked");
     expect_open_error(&o2, TC_EVERSION, "tiercache shared destroy");
@@ -311,7 +311,7 @@ static void test_geometry_and_version(void **state) {
     uint32_t *ver = (uint32_t *)(seg.base + offsetof(tc__l2_hdr, layout_version));
     *ver = TC__L2_LAYOUT_VERSION + 1;
     expect_open_error(&o, TC_EVERSION, "layout version 2");
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     assert_int_equal(tc_shared_stats(name, &st, err, sizeof err), TC_EVERSION);
     *ver = TC__L2_LAYOUT_VERSION;
     tc__l2_seg_close(&seg);
@@ -323,7 +323,7 @@ static void test_admin(void **state) {
     (void)state;
     char name[64];
     l2t_name(name, sizeof name, "admin");
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, name, 1000, 1 << 20, TC_POLICY_VOLATILE_LRU);
     tc__tier *t = open_l2(&o);
     /* Owner-only permissions. */
@@ -344,7 +344,7 @@ static void test_admin(void **state) {
     char buf[8];
     size_t len;
     assert_int_equal(l2t_get(t, "k", 1, buf, sizeof buf, &len, NULL), 0);
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     char err[256];
     assert_int_equal(tc_shared_stats(name, &st, err, sizeof err), 0);
     assert_int_equal(st.entries, 1);

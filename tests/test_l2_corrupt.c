@@ -27,7 +27,7 @@ typedef struct fixture {
 
 static void fill(fixture *f, const char *tag) {
     l2t_name(f->name, sizeof f->name, tag);
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, f->name, 2000, 1 << 20, TC_POLICY_ALLKEYS_LRU);
     char err[512];
     assert_int_equal(tc__l2_open(&o, &f->t, err, sizeof err), 0);
@@ -96,7 +96,7 @@ static void test_header_scribble(void **state) {
     (void)state;
     fixture f;
     fill(&f, "hdr");
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, f.name, 2000, 1 << 20, TC_POLICY_ALLKEYS_LRU);
     tc__tier *t2 = NULL;
     char err[512];
@@ -107,7 +107,7 @@ static void test_header_scribble(void **state) {
     assert_non_null(strstr(err, "header checksum"));
     assert_non_null(strstr(err, "tiercache shared destroy"));
     check_is(f.name, TC_ECORRUPT, "header checksum");
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     assert_int_equal(tc_shared_stats(f.name, &st, err, sizeof err), TC_ECORRUPT);
     p[1] ^= 0x40;
     /* The magic number. */
@@ -127,7 +127,7 @@ static void test_truncated_file(void **state) {
     snprintf(path, sizeof path, "/dev/shm/tiercache.%s", f.name);
     tc__l2_seg_close(&f.seg);
     assert_int_equal(truncate(path, 8192), 0);
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, f.name, 2000, 1 << 20, TC_POLICY_ALLKEYS_LRU);
     tc__tier *t2 = NULL;
     assert_int_equal(tc__l2_open(&o, &t2, err, sizeof err), TC_ECORRUPT);

@@ -47,7 +47,7 @@ static void test_racing_creation(void **state) {
             assert_true(pids[i] >= 0);
             if (pids[i] == 0) {
                 l2t_gate_wait(&gate);
-                tc_options o;
+                tc__opts o;
                 l2t_opts(&o, name, 10000, 8 << 20, TC_POLICY_ALLKEYS_LRU);
                 tc__tier *t = NULL;
                 char err[512];
@@ -81,7 +81,7 @@ static void test_racing_creation(void **state) {
         assert_int_equal(count_files_containing(name), 1); /* no temporary file left */
         char rep[1024];
         assert_int_equal(tc_shared_check(name, rep, sizeof rep), 0);
-        tc_tier_stats st;
+        tc_tier_stats st = TC_TIER_STATS_INIT;
         assert_int_equal(tc_shared_stats(name, &st, NULL, 0), 0);
         assert_int_equal(st.entries, NPROC);
         assert_int_equal(st.sets, NPROC);
@@ -90,7 +90,7 @@ static void test_racing_creation(void **state) {
 }
 
 static tc__tier *open_named(const char *name) {
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, name, 10000, 8 << 20, TC_POLICY_ALLKEYS_LRU);
     tc__tier *t = NULL;
     char err[512];
@@ -138,7 +138,7 @@ static void test_prefix_clear_seen_by_others(void **state) {
         _exit(0);
     }
     assert_int_equal(l2t_wait(p), 0);
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st); /* ... is seen by the parent */
     assert_int_equal(st.entries, 0);
@@ -203,7 +203,7 @@ static void test_warm_restart_and_stats(void **state) {
         }
         assert_int_equal(l2t_wait(p), 0);
     }
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     assert_int_equal(tc_shared_stats(name, &st, NULL, 0), 0);
     assert_int_equal(st.sets, 300);
     assert_int_equal(st.hits, 300); /* generation 1 read 100, generation 2 read 200 */

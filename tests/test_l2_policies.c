@@ -27,7 +27,7 @@ static void sleep_ms(unsigned ms) {
 
 static tc__tier *open_policy(char *name, size_t nl, const char *tag, tc_policy p) {
     l2t_name(name, nl, tag);
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, name, CAP, 120 << 10, p);
     tc__tier *t = NULL;
     char err[512];
@@ -68,7 +68,7 @@ static void test_one_shard(void **state) {
     (void)state;
     char name[64];
     tc__tier *t = open_policy(name, sizeof name, "shards", TC_POLICY_ALLKEYS_LRU);
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     stats(t, &st);
     for (int i = 0; i < st.nextra; i++)
         if (strcmp(st.extra[i].name, "shards") == 0) assert_string_equal(st.extra[i].value, "1");
@@ -85,7 +85,7 @@ static void test_noeviction(void **state) {
     /* Replacing an existing key does not need room for a new entry. */
     assert_int_equal(put(t, 7, TC_TTL_NONE), 0);
     for (uint64_t i = 0; i < CAP; i++) assert_true(has(t, i));
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     stats(t, &st);
     assert_int_equal(st.evictions, 0);
     assert_int_equal(st.entries, CAP);
@@ -108,7 +108,7 @@ static void test_noeviction_bytes(void **state) {
     int rc;
     while ((rc = t->ops->set(t, &TC__KEY(k, l2t_key(k, sizeof k, i)), v, sizeof v, TC_TTL_NONE, NULL)) == 0) i++;
     assert_int_equal(rc, TC_EFULL);
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     stats(t, &st);
     assert_true(st.entries < CAP);
     assert_true(st.bytes <= (120 << 10));
@@ -127,7 +127,7 @@ static void hot_keys_survive(tc_policy p, const char *tag, int touches) {
     sleep_ms(10);
     for (uint64_t i = CAP; i < CAP + 40; i++) assert_int_equal(put(t, i, TC_TTL_NONE), 0);
     for (uint64_t h = 0; h < 5; h++) assert_true(has(t, h * 61));
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     stats(t, &st);
     assert_int_equal(st.entries, CAP);
     assert_int_equal(st.evictions, 40);
@@ -197,7 +197,7 @@ static void volatile_keeps_persistent(tc_policy p, const char *tag) {
     for (uint64_t i = 0; i < CAP + 100; i++)
         if (i >= CAP || i % 4 != 0) assert_true(has(t, i));
     assert_int_equal(put(t, CAP + 100, TC_TTL_NONE), TC_EFULL);
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     stats(t, &st);
     assert_int_equal(st.evictions, 100);
     assert_int_equal(st.entries, CAP);
@@ -255,7 +255,7 @@ static void test_expired_before_evicted(void **state) {
     for (uint64_t i = CAP; i < CAP + 100; i++) assert_int_equal(put(t, i, TC_TTL_NONE), 0);
     int live_left = 0;
     for (uint64_t i = 0; i < CAP; i += 2) live_left += has(t, i);
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     stats(t, &st);
     assert_true(st.expirations + st.evictions >= 100);
     assert_true(st.evictions <= 12); /* expected about 4 */

@@ -19,7 +19,7 @@
 #define CAP 400
 
 static tc__tier *open_named(const char *name, tc_policy p) {
-    tc_options o;
+    tc__opts o;
     l2t_opts(&o, name, CAP, 120 << 10, p);
     tc__tier *t = NULL;
     char err[512];

@@ -35,7 +35,7 @@ static void test_concurrent_readers_writers(void **state) {
     if (rc) fprintf(stderr, "%s", rep);
     assert_int_equal(rc, 0);
     assert_int_equal(l2s_verify_all(name), 0);
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     assert_int_equal(tc_shared_stats(name, &st, NULL, 0), 0);
     assert_true(st.evictions > 0);
     assert_true(st.entries <= 2000);

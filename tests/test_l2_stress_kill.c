@@ -50,7 +50,7 @@ static void test_each_crash_point(void **state) {
         assert_int_equal(l2t_wait(p), 0);
         p = fork();
         if (p == 0) {
-            tc_options o;
+            tc__opts o;
             l2s_opts(&o, name);
             tc__tier *t = NULL;
             if (tc__l2_open(&o, &t, NULL, 0) != 0) _exit(1);
@@ -85,7 +85,7 @@ static void test_each_crash_point(void **state) {
         assert_int_equal(atomic_load(&sh->torn), 0);
         assert_int_equal(atomic_load(&sh->errors), 0);
         expect_consistent(name);
-        tc_tier_stats ts;
+        tc_tier_stats ts = TC_TIER_STATS_INIT;
         assert_int_equal(tc_shared_stats(name, &ts, NULL, 0), 0);
         uint64_t repairs = 0;
         for (int i = 0; i < ts.nextra; i++)
@@ -105,7 +105,7 @@ static void test_compaction_crash_loses_at_most_one(void **state) {
     for (size_t c = 0; c < sizeof cps / sizeof cps[0]; c++) {
         char name[64];
         l2t_name(name, sizeof name, "compact-crash");
-        tc_options o;
+        tc__opts o;
         l2t_opts(&o, name, 100, 64 << 10, TC_POLICY_ALLKEYS_LRU); /* one shard */
         tc__tier *t = NULL;
         assert_int_equal(tc__l2_open(&o, &t, NULL, 0), 0);

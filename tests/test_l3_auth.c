@@ -53,7 +53,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void opts(tc_options *o, const char *user, const char *pw) {
+static void opts(tc__opts *o, const char *user, const char *pw) {
     tc_test_l3_options(o, srv.port);
     if (user) snprintf(o->redis_username, sizeof o->redis_username, "%s", user);
     if (pw) snprintf(o->redis_password, sizeof o->redis_password, "%s", pw);
@@ -63,7 +63,7 @@ static void opts(tc_options *o, const char *user, const char *pw) {
 
 /* Stats extras as one string, to search for leaks. */
 static void stats_text(tc__tier *t, char *out, size_t cap) {
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
     size_t len = 0;
@@ -80,7 +80,7 @@ static void assert_no_secret(const char *text) {
     assert_null(strstr(text, WRONG_PW));
 }
 
-static tc__tier *open_ok(tc_options *o, char *err, size_t errlen) {
+static tc__tier *open_ok(tc__opts *o, char *err, size_t errlen) {
     tc__tier *t = NULL;
     int rc = tc__l3_open(o, &t, err, errlen);
     assert_int_equal(rc, 0);
@@ -90,7 +90,7 @@ static tc__tier *open_ok(tc_options *o, char *err, size_t errlen) {
 
 static void test_requirepass_right(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     opts(&o, NULL, PW);
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);
@@ -110,7 +110,7 @@ static void test_requirepass_wrong(void **state) {
     (void)state;
     lb.len = 0;
     lb.text[0] = '\0';
-    tc_options o;
+    tc__opts o;
     opts(&o, NULL, WRONG_PW);
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);
@@ -138,7 +138,7 @@ static void test_no_password_when_required(void **state) {
     (void)state;
     lb.len = 0;
     lb.text[0] = '\0';
-    tc_options o;
+    tc__opts o;
     opts(&o, NULL, NULL);
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);
@@ -149,7 +149,7 @@ static void test_no_password_when_required(void **state) {
 
 static void test_acl_user_right(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     opts(&o, "alice", ALICE_PW);
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);
@@ -172,7 +172,7 @@ static void test_acl_user_wrong(void **state) {
     (void)state;
     lb.len = 0;
     lb.text[0] = '\0';
-    tc_options o;
+    tc__opts o;
     opts(&o, "alice", WRONG_PW);
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);
@@ -193,7 +193,7 @@ static void test_acl_user_wrong(void **state) {
 /* bob may only touch bob:*; our keys are tctest:* -> the server says NOPERM. */
 static void test_acl_forbidden_keys(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     opts(&o, "bob", "bob-pw");
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);
@@ -217,7 +217,7 @@ static void test_acl_forbidden_keys(void **state) {
 static void test_recovers_when_password_accepted(void **state) {
     (void)state;
     lb.len = 0;
-    tc_options o;
+    tc__opts o;
     opts(&o, NULL, WRONG_PW);
     char err[256] = "";
     tc__tier *t = open_ok(&o, err, sizeof err);

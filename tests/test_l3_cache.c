@@ -21,6 +21,7 @@
 #include "helpers/redis_server.h"
 #include "l2_segment.h"
 #include "tiercache.h"
+#include "helpers/snapshot.h"
 
 #define PW "cache-Secret-pw"
 
@@ -44,16 +45,17 @@ static void msleep(int ms) {
 }
 
 static tc_cache *open_cache(const char *tiering) {
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     snprintf(o.redis_password, sizeof o.redis_password, "%s", PW);
     o.mem_default_ttl_ms = 120000;
+    o.redis_default_ttl_ms = 300000; /* the default of REDIS_DEFAULT_TTL */
     o.ntiers = 0;
     for (const char *p = tiering; *p; p++)
         if (*p >= '1' && *p <= '3') o.tiers[o.ntiers++] = (tc_tier_id)(*p - '0');
     tc_cache *c = NULL;
     char err[256] = "";
-    int rc = tc_open(&o, &c, err, sizeof err);
+    int rc = tc__open_opts(&o, &c, err, sizeof err);
     if (rc) fprintf(stderr, "tc_open: %s\n", err);
     assert_int_equal(rc, 0);
     return c;
@@ -65,13 +67,13 @@ static void test_l3_alone(void **state) {
     assert_int_equal(tc_set(c, "a", 1, "alpha", 5, 0), 0);
     char buf[16];
     size_t len = sizeof buf;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get(c, "a", 1, buf, &len, &info), 0);
     assert_int_equal(len, 5);
     assert_memory_equal(buf, "alpha", 5);
     assert_int_equal(info.tier, TC_TIER_L3);
-    /* ttl 0: the tier default, which for L3 is CACHE_MEMORY_DEFAULT_TTL (120 s here) */
-    assert_true(info.ttl_ms > 110000 && info.ttl_ms <= 120000);
+    /* ttl 0: the tier default, which for L3 is REDIS_DEFAULT_TTL (5 min), not L1's (120 s here) */
+    assert_true(info.ttl_ms > 290000 && info.ttl_ms <= 300000);
     len = 2;
     assert_int_equal(tc_get(c, "a", 1, buf, &len, NULL), TC_ENOBUFS);
     assert_int_equal(len, 5);
@@ -83,6 +85,39 @@ static void test_l3_alone(void **state) {
 }
 
 /* Defect 1 of the original: a back-filled entry must keep its remaining TTL. */
+/* Issue 7, item 8: L3's default TTL is REDIS_DEFAULT_TTL. A short L1 default must not shorten
+ * the Redis entry, and an L1 default of 0 (no expiry) must not make it immortal. */
+static long long raw_pttl(const char *key) {
+    redisReply *r = tc_test_raw(srv.port, PW, "PTTL", key, NULL, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static void test_l3_default_ttl_is_its_own(void **state) {
+    (void)state;
+    static const uint64_t l1_defaults[] = {1000, 0};
+    for (size_t i = 0; i < 2; i++) {
+        tc__opts o;
+        tc_test_l3_options(&o, srv.port);
+        snprintf(o.redis_password, sizeof o.redis_password, "%s", PW);
+        o.ntiers = 2;
+        o.tiers[0] = TC_TIER_L1;
+        o.tiers[1] = TC_TIER_L3;
+        o.mem_default_ttl_ms = l1_defaults[i];
+        o.redis_default_ttl_ms = 45000;
+        tc_cache *c = NULL;
+        char err[TC_ERRBUF_SIZE];
+        assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), 0);
+        assert_int_equal(tc_set(c, "dflt", 4, "v", 1, 0), 0);
+        long long pttl = raw_pttl("tctest:dflt");
+        assert_true(pttl > 40000 && pttl <= 45000);
+        tc_close(c);
+    }
+}
+
 static void test_backfill_keeps_remaining_ttl(void **state) {
     (void)state;
     tc_cache *l3 = open_cache("L3");
@@ -91,7 +126,7 @@ static void test_backfill_keeps_remaining_ttl(void **state) {
     msleep(100);
     char buf[16];
     size_t len = sizeof buf;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get(both, "bf", 2, buf, &len, &info), 0);
     assert_int_equal(info.tier, TC_TIER_L3);
     assert_true(info.ttl_ms <= 2900 && info.ttl_ms > 2000);
@@ -121,7 +156,7 @@ static void test_mget_mset_public(void **state) {
     }
     int rcs[N];
     /* written through the L3-only handle, so the L1L3 handle finds them in L3 first */
-    assert_int_equal(tc_mset(l3, N - 50, items, rcs), 0);
+    assert_int_equal(tc_mset(l3, N - 50, items, sizeof(tc_mset_item), rcs), 0);
     for (int i = 0; i < N - 50; i++) assert_int_equal(rcs[i], 0);
     static char bigkey[8192];
     memset(bigkey, 'k', sizeof bigkey);
@@ -129,7 +164,7 @@ static void test_mget_mset_public(void **state) {
     kl[N] = sizeof bigkey;
     tc_mget_result res[N + 1];
     for (int round = 0; round < 2; round++) {
-        assert_int_equal(tc_mget(both, N + 1, kp, kl, res), 0);
+        assert_int_equal(tc_mget(both, N + 1, kp, kl, res, sizeof(tc_mget_result)), 0);
         for (int i = 0; i < N; i++) {
             if (i >= N - 50) {
                 assert_int_equal(res[i].rc, TC_EMISS);
@@ -139,8 +174,8 @@ static void test_mget_mset_public(void **state) {
             assert_int_equal(res[i].rc, 0);
             assert_int_equal(res[i].len, items[i].vlen);
             assert_memory_equal(res[i].val, vals[i], items[i].vlen);
-            assert_int_equal(res[i].info.tier, round == 0 ? TC_TIER_L3 : TC_TIER_L1);
-            if (i % 2) assert_true(res[i].info.ttl_ms > 50000 && res[i].info.ttl_ms <= 60000);
+            assert_int_equal(res[i].tier, round == 0 ? TC_TIER_L3 : TC_TIER_L1);
+            if (i % 2) assert_true(res[i].ttl_ms > 50000 && res[i].ttl_ms <= 60000);
             tc_free(res[i].val);
         }
         assert_int_equal(res[N].rc, TC_EKEYTOOBIG);
@@ -148,32 +183,32 @@ static void test_mget_mset_public(void **state) {
     /* mset through both tiers, with one bad entry */
     static char big[9 << 20];
     tc_mset_item two[2] = {{"ok", 2, "v", 1, 0}, {"big", 3, big, sizeof big, 0}};
-    assert_int_equal(tc_mset(both, 2, two, rcs), TC_EPARTIAL);
+    assert_int_equal(tc_mset(both, 2, two, sizeof(tc_mset_item), rcs), TC_EPARTIAL);
     assert_int_equal(rcs[0], 0);
     assert_int_equal(rcs[1], TC_EVALTOOBIG);
-    assert_int_equal(tc_mset(both, 2, two, NULL), TC_EPARTIAL);
+    assert_int_equal(tc_mset(both, 2, two, sizeof(tc_mset_item), NULL), TC_EPARTIAL);
     char buf[4];
     size_t len = sizeof buf;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get(l3, "ok", 2, buf, &len, &info), 0);
     /* an empty value is a value */
     tc_mset_item empty = {"e", 1, "", 0, 0};
-    assert_int_equal(tc_mset(both, 1, &empty, rcs), 0);
+    assert_int_equal(tc_mset(both, 1, &empty, sizeof(tc_mset_item), rcs), 0);
     const void *ek = "e";
     size_t ekl = 1;
-    assert_int_equal(tc_mget(l3, 1, &ek, &ekl, res), 0);
+    assert_int_equal(tc_mget(l3, 1, &ek, &ekl, res, sizeof(tc_mget_result)), 0);
     assert_int_equal(res[0].rc, 0);
     assert_non_null(res[0].val);
     assert_int_equal(res[0].len, 0);
     tc_free(res[0].val);
     /* bad arguments */
-    assert_int_equal(tc_mget(both, 1, NULL, kl, res), TC_EINVAL);
-    assert_int_equal(tc_mset(both, 1, NULL, rcs), TC_EINVAL);
-    assert_int_equal(tc_mget(both, 0, NULL, NULL, NULL), 0);
-    assert_int_equal(tc_mset(both, 0, NULL, NULL), 0);
-    tc_stats st;
-    assert_int_equal(tc_stats_get(both, &st), 0);
-    assert_true(st.hits >= 2 * (N - 50));
+    assert_int_equal(tc_mget(both, 1, NULL, kl, res, sizeof(tc_mget_result)), TC_EINVAL);
+    assert_int_equal(tc_mset(both, 1, NULL, sizeof(tc_mset_item), rcs), TC_EINVAL);
+    assert_int_equal(tc_mget(both, 0, NULL, NULL, NULL, sizeof(tc_mget_result)), 0);
+    assert_int_equal(tc_mset(both, 0, NULL, sizeof(tc_mset_item), NULL), 0);
+    tc__snapshot st;
+    assert_int_equal(snap_get(both, &st), 0);
+    assert_true(st.st.hits >= 2 * (N - 50));
     tc_close(both);
     tc_close(l3);
 }
@@ -182,7 +217,7 @@ static void test_mget_mset_public(void **state) {
 static void test_three_tiers(void **state) {
     (void)state;
     tc_cache *l3 = open_cache("L3");
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     snprintf(o.redis_password, sizeof o.redis_password, "%s", PW);
     snprintf(o.shared_name, sizeof o.shared_name, "test-%ld-l3", (long)getpid());
@@ -195,7 +230,7 @@ static void test_three_tiers(void **state) {
     o.tiers[2] = TC_TIER_L3;
     tc_cache *all = NULL;
     char err[256] = "";
-    int rc = tc_open(&o, &all, err, sizeof err);
+    int rc = tc__open_opts(&o, &all, err, sizeof err);
     if (rc) fprintf(stderr, "tc_open: %s\n", err);
     assert_int_equal(rc, 0);
     assert_int_equal(tc_set(l3, "deep", 4, "down", 4, 4000), 0);
@@ -204,20 +239,20 @@ static void test_three_tiers(void **state) {
     tc_mget_result r;
     int want[3] = {TC_TIER_L3, TC_TIER_L1, TC_TIER_L1};
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(tc_mget(all, 1, &k, &kl, &r), 0);
+        assert_int_equal(tc_mget(all, 1, &k, &kl, &r, sizeof(tc_mget_result)), 0);
         assert_int_equal(r.rc, 0);
-        assert_int_equal(r.info.tier, want[i]);
-        assert_true(r.info.ttl_ms > 3000 && r.info.ttl_ms <= 4000);
+        assert_int_equal(r.tier, want[i]);
+        assert_true(r.ttl_ms > 3000 && r.ttl_ms <= 4000);
         tc_free(r.val);
     }
     /* and the shared tier got its copy too */
     tc_cache *l2 = NULL;
     o.ntiers = 1;
     o.tiers[0] = TC_TIER_L2;
-    assert_int_equal(tc_open(&o, &l2, err, sizeof err), 0);
+    assert_int_equal(tc__open_opts(&o, &l2, err, sizeof err), 0);
     char buf[8];
     size_t len = sizeof buf;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get(l2, "deep", 4, buf, &len, &info), 0);
     assert_true(info.ttl_ms > 3000 && info.ttl_ms <= 4000);
     /* a clear through all tiers leaves nothing anywhere */
@@ -265,10 +300,10 @@ static void test_env_and_documents(void **state) {
     assert_int_equal(tc_stats_prometheus(c, &doc), 0);
     assert_no_secret(doc);
     tc_free(doc);
-    tc_options o;
-    assert_int_equal(tc_options_from_env(&o, err, sizeof err), 0);
+    tc__opts o;
+    assert_int_equal(tc__opts_from_env(&o, err, sizeof err), 0);
     assert_int_equal(o.redis_db, 2);
-    assert_int_equal(tc_options_describe(&o, &doc), 0);
+    assert_int_equal(tc__opts_describe(&o, &doc), 0);
     assert_null(strstr(doc, PW));
     tc_free(doc);
     tc_close(c);
@@ -292,7 +327,7 @@ static void test_env_and_documents(void **state) {
 
 static void test_l3_down_under_l1(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     snprintf(o.redis_password, sizeof o.redis_password, "%s", PW);
     o.ntiers = 2;
@@ -302,7 +337,7 @@ static void test_l3_down_under_l1(void **state) {
     o.redis_connect_timeout_ms = 300;
     tc_cache *c = NULL;
     char err[256];
-    assert_int_equal(tc_open(&o, &c, err, sizeof err), 0);
+    assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), 0);
     assert_int_equal(tc_set(c, "d", 1, "v", 1, 0), 0);
     tc_test_redis_signal(&srv, SIGSTOP);
     double t0 = tc_test_now_ms();
@@ -311,7 +346,7 @@ static void test_l3_down_under_l1(void **state) {
     assert_int_equal(rc, TC_EPARTIAL);
     char buf[4];
     size_t len = sizeof buf;
-    tc_get_info info;
+    tc_get_info info = TC_GET_INFO_INIT;
     assert_int_equal(tc_get(c, "d", 1, buf, &len, &info), 0);
     assert_int_equal(info.tier, TC_TIER_L1);
     /* after a few failures the circuit opens: the health says degraded, quickly */
@@ -330,6 +365,7 @@ static void test_l3_down_under_l1(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_l3_alone),
+        cmocka_unit_test(test_l3_default_ttl_is_its_own),
         cmocka_unit_test(test_backfill_keeps_remaining_ttl),
         cmocka_unit_test(test_mget_mset_public),
         cmocka_unit_test(test_three_tiers),

@@ -38,7 +38,7 @@ static void msleep(int ms) {
     }
 }
 
-static tc__tier *open_tier(tc_options *o) {
+static tc__tier *open_tier(tc__opts *o) {
     tc__tier *t = NULL;
     char err[256] = "";
     int rc = tc__l3_open(o, &t, err, sizeof err);
@@ -48,7 +48,7 @@ static tc__tier *open_tier(tc_options *o) {
 }
 
 static long long extra_num(tc__tier *t, const char *name) {
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
     for (int i = 0; i < st.nextra; i++)
@@ -57,7 +57,7 @@ static long long extra_num(tc__tier *t, const char *name) {
 }
 
 static int available(tc__tier *t) {
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
     return st.available;
@@ -151,7 +151,7 @@ static void test_sigkill_during_load(void **state) {
     (void)state;
     tc_test_redis srv;
     assert_int_equal(tc_test_redis_start(&srv, NULL), 0);
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     load_shared sh = {.t = open_tier(&o)};
     load_thread lt[NLOAD];
@@ -184,7 +184,7 @@ static void test_sigstop_bounded(void **state) {
     (void)state;
     tc_test_redis srv;
     assert_int_equal(tc_test_redis_start(&srv, NULL), 0);
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     o.redis_command_timeout_ms = 300;
     o.redis_connect_timeout_ms = 300;
@@ -238,7 +238,7 @@ static int fake_get(const char *first, size_t flen, const char *next, size_t nle
                     double *ms) {
     tc_test_fake f;
     assert_int_equal(tc_test_fake_server_start(&f, first, flen, next, nlen), 0);
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, f.port);
     o.redis_command_timeout_ms = 300;
     o.redis_connect_timeout_ms = 300;
@@ -329,7 +329,7 @@ static void test_garbage_at_handshake(void **state) {
 static void test_down_at_start(void **state) {
     (void)state;
     int port = tc_test_free_port();
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, port);
     double t0 = tc_test_now_ms();
     tc__tier *t = open_tier(&o);
@@ -365,7 +365,7 @@ static void test_retry_after_restart(void **state) {
     (void)state;
     tc_test_redis srv;
     assert_int_equal(tc_test_redis_start(&srv, NULL), 0);
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     o.redis_pool_size = 1;
     tc__tier *t = open_tier(&o);
@@ -393,7 +393,7 @@ static void test_fork_never_shares_connection(void **state) {
     (void)state;
     tc_test_redis srv;
     assert_int_equal(tc_test_redis_start(&srv, NULL), 0);
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     o.redis_pool_size = 1;
     tc__tier *t = open_tier(&o);

@@ -49,7 +49,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static tc__tier *open_tier(tc_options *o) {
+static tc__tier *open_tier(tc__opts *o) {
     tc__tier *t = NULL;
     char err[256] = "";
     int rc = tc__l3_open(o, &t, err, sizeof err);
@@ -61,7 +61,7 @@ static tc__tier *open_tier(tc_options *o) {
 }
 
 static tc__tier *open_default(void) {
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     return open_tier(&o);
 }
@@ -138,7 +138,7 @@ static void test_set_get_del(void **state) {
     assert_int_equal(t->ops->del(t, &TC__KEY("k1", 2)), 0);
     assert_int_equal(tget(t, "never", 5, buf, sizeof buf, &len, &ttl), TC_EMISS);
 
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
     assert_int_equal(st.hits, 2);
@@ -238,15 +238,16 @@ static void test_remaining_ttl(void **state) {
 
 static void test_default_ttl(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
-    /* TC__TTL_DEFAULT with no L1 default: no expiry */
+    /* TC__TTL_DEFAULT with REDIS_DEFAULT_TTL 0: no expiry */
     tc__tier *t = open_tier(&o);
     assert_int_equal(t->ops->set(t, &TC__KEY("d0", 2), "v", 1, TC__TTL_DEFAULT, NULL), 0);
     assert_int_equal(raw_int("PTTL", "tctest:d0"), -1);
     t->ops->close(t);
-    /* with CACHE_MEMORY_DEFAULT_TTL = 5 s */
-    o.mem_default_ttl_ms = 5000;
+    /* with REDIS_DEFAULT_TTL = 5 s; L1's default is not L3's */
+    o.redis_default_ttl_ms = 5000;
+    o.mem_default_ttl_ms = 777;
     t = open_tier(&o);
     assert_int_equal(t->ops->set(t, &TC__KEY("d5", 2), "v", 1, TC__TTL_DEFAULT, NULL), 0);
     long long p = raw_int("PTTL", "tctest:d5");
@@ -349,7 +350,7 @@ static void test_clear_prefix_glob_chars(void **state) {
 static void test_namespace_with_glob_chars(void **state) {
     (void)state;
     raw_flush();
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     snprintf(o.redis_key_prefix, sizeof o.redis_key_prefix, "n[s]*?:");
     tc__tier *t = open_tier(&o);
@@ -365,7 +366,7 @@ static void test_namespace_with_glob_chars(void **state) {
 
 static void test_empty_namespace_warns(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     o.redis_key_prefix[0] = '\0';
     logbuf lb = {.len = 0};
@@ -464,7 +465,7 @@ static void test_stats(void **state) {
     tc__tier *t = open_default();
     raw_set("foreign", "x");
     assert_int_equal(t->ops->set(t, &TC__KEY("s", 1), "v", 1, TC_TTL_NONE, NULL), 0);
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
     assert_int_equal(st.tier, TC_TIER_L3);
@@ -493,34 +494,37 @@ static void test_stats(void **state) {
     t->ops->close(t);
 }
 
+/* Ranges are the configuration table's: a hand-filled struct out of range is refused when a
+ * cache opens, with the variable's name, before the tier sees it. */
 static void test_bad_options(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tc__tier *t = NULL;
-    char err[256];
+    tc_cache *c = NULL;
+    char err[TC_ERRBUF_SIZE];
     tc_test_l3_options(&o, srv.port);
     o.redis_host[0] = '\0';
-    assert_int_equal(tc__l3_open(&o, &t, err, sizeof err), TC_ECONFIG);
+    assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), TC_ECONFIG);
     assert_non_null(strstr(err, "REDIS_HOST"));
-    assert_null(t);
+    assert_null(c);
     tc_test_l3_options(&o, 0);
-    assert_int_equal(tc__l3_open(&o, &t, err, sizeof err), TC_ECONFIG);
+    assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), TC_ECONFIG);
     assert_non_null(strstr(err, "REDIS_PORT"));
     tc_test_l3_options(&o, srv.port);
     o.redis_max_retries = -1;
-    assert_int_equal(tc__l3_open(&o, &t, err, sizeof err), TC_ECONFIG);
+    assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), TC_ECONFIG);
     assert_non_null(strstr(err, "REDIS_MAX_RETRIES"));
     tc_test_l3_options(&o, srv.port);
     o.redis_command_timeout_ms = 0;
-    assert_int_equal(tc__l3_open(&o, &t, err, sizeof err), TC_ECONFIG);
+    assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), TC_ECONFIG);
     assert_non_null(strstr(err, "REDIS_COMMAND_TIMEOUT"));
     tc_test_l3_options(&o, srv.port);
     o.redis_pool_size = -3;
-    assert_int_equal(tc__l3_open(&o, &t, err, sizeof err), TC_ECONFIG);
+    assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), TC_ECONFIG);
     assert_non_null(strstr(err, "REDIS_POOL_SIZE"));
     tc_test_l3_options(&o, srv.port);
     o.redis_db = -1;
-    assert_int_equal(tc__l3_open(&o, &t, err, sizeof err), TC_ECONFIG);
+    assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), TC_ECONFIG);
     assert_non_null(strstr(err, "REDIS_DB"));
     /* a database the server does not have: the tier opens, reports why, and refuses calls */
     tc_test_l3_options(&o, srv.port);
@@ -541,7 +545,7 @@ static void test_bad_options(void **state) {
  * the tier starts unavailable. */
 static void test_unresolvable_host(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, 6379);
     snprintf(o.redis_host, sizeof o.redis_host, "no-such-host.invalid");
     o.redis_connect_timeout_ms = 500;
@@ -560,7 +564,7 @@ static void test_unresolvable_host(void **state) {
 static void test_db_select(void **state) {
     (void)state;
     raw_flush();
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     o.redis_db = 3;
     tc__tier *t = open_tier(&o);

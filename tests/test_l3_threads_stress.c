@@ -146,7 +146,7 @@ static void test_many_threads(void **state) {
     (void)state;
     tc_test_redis srv;
     assert_int_equal(tc_test_redis_start(&srv, NULL), 0);
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     o.redis_pool_size = 4; /* fewer connections than threads: callers wait for each other */
     o.redis_command_timeout_ms = 5000; /* slow sanitizer builds on a shared 2-core machine */
@@ -174,7 +174,7 @@ static void test_many_threads(void **state) {
     assert_int_equal(bad, 0);
     assert_int_equal(errors, 0);
     assert_true(hits > 0);
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
     for (int i = 0; i < st.nextra; i++)

@@ -70,7 +70,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void tls_opts(tc_options *o, const tc_test_redis *r, const char *ca, const char *name) {
+static void tls_opts(tc__opts *o, const tc_test_redis *r, const char *ca, const char *name) {
     tc_test_l3_options(o, r->port);
     o->redis_use_tls = 1;
     if (ca) snprintf(o->redis_tls_ca_file, sizeof o->redis_tls_ca_file, "%s", ca);
@@ -83,7 +83,7 @@ static void tls_opts(tc_options *o, const tc_test_redis *r, const char *ca, cons
 }
 
 /* Opens, does a set and a get, returns the first failure (or 0). */
-static int roundtrip(tc_options *o) {
+static int roundtrip(tc__opts *o) {
     tc__tier *t = NULL;
     char err[512] = "";
     int rc = tc__l3_open(o, &t, err, sizeof err);
@@ -105,7 +105,7 @@ static int roundtrip(tc_options *o) {
 
 static void test_verified_by_dns_name(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tls_opts(&o, &srv, certs.ca, "localhost");
     assert_int_equal(roundtrip(&o), 0);
     assert_null(strstr(lb.text, PW));
@@ -113,14 +113,14 @@ static void test_verified_by_dns_name(void **state) {
 
 static void test_verified_by_ip_san(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tls_opts(&o, &srv, certs.ca, NULL); /* the host, 127.0.0.1, is checked against IP SANs */
     assert_int_equal(roundtrip(&o), 0);
 }
 
 static void test_host_by_name(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tls_opts(&o, &srv, certs.ca, NULL);
     snprintf(o.redis_host, sizeof o.redis_host, "localhost"); /* resolved, then SNI + name check */
     assert_int_equal(roundtrip(&o), 0);
@@ -128,7 +128,7 @@ static void test_host_by_name(void **state) {
 
 static void test_wrong_ca(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tls_opts(&o, &srv, certs.other_ca, "localhost");
     assert_int_equal(roundtrip(&o), TC_ETLS);
     assert_non_null(strstr(lb.text, "certificate verification failed"));
@@ -140,7 +140,7 @@ static void test_wrong_ca(void **state) {
 
 static void test_wrong_server_name(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tls_opts(&o, &srv, certs.ca, "wrong.example.com");
     assert_int_equal(roundtrip(&o), TC_ETLS);
     assert_non_null(strstr(lb.text, "certificate verification failed"));
@@ -153,7 +153,7 @@ static void test_wrong_server_name(void **state) {
 
 static void test_skip_verify(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tls_opts(&o, &srv, certs.other_ca, "wrong.example.com");
     o.redis_tls_skip_verify = 1;
     assert_int_equal(roundtrip(&o), 0);
@@ -161,7 +161,7 @@ static void test_skip_verify(void **state) {
 
 static void test_mutual_tls(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tls_opts(&o, &mtls, certs.ca, "localhost");
     int rc = roundtrip(&o);
     /* With TLS 1.3 the server checks the client certificate after the client's handshake
@@ -177,7 +177,7 @@ static void test_mutual_tls(void **state) {
 
 static void test_unloadable_files(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tc__tier *t = NULL;
     char err[512];
     tls_opts(&o, &srv, "/nonexistent/ca.pem", "localhost");
@@ -201,7 +201,7 @@ static void test_unloadable_files(void **state) {
  * with a message that suggests the port is not a TLS port. */
 static void test_tls_to_plain_server(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tls_opts(&o, &plain, certs.ca, "localhost");
     o.redis_password[0] = '\0';
     o.redis_connect_timeout_ms = 300;
@@ -214,7 +214,7 @@ static void test_tls_to_plain_server(void **state) {
 
 static void test_plain_to_tls_server(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tc_test_l3_options(&o, srv.port);
     o.log_fn = capture_log;
     o.log_userdata = &lb;
@@ -223,7 +223,7 @@ static void test_plain_to_tls_server(void **state) {
 }
 
 static long long extra_num(tc__tier *t, const char *name) {
-    tc_tier_stats st;
+    tc_tier_stats st = TC_TIER_STATS_INIT;
     memset(&st, 0, sizeof st);
     t->ops->stats(t, &st);
     for (int i = 0; i < st.nextra; i++)
@@ -235,7 +235,7 @@ static long long extra_num(tc__tier *t, const char *name) {
  * a close_notify (or any record) sent there would end or corrupt the parent's session. */
 static void test_fork_leaves_parent_session_alone(void **state) {
     (void)state;
-    tc_options o;
+    tc__opts o;
     tls_opts(&o, &srv, certs.ca, "localhost");
     o.redis_pool_size = 1;
     tc__tier *t = NULL;

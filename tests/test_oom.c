@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "tiercache.h"
+#include "helpers/snapshot.h"
 
 static long fail_at = -1; /* the allocation number that fails; -1: none */
 static long count;
@@ -69,15 +70,21 @@ static int loader(void *ud, const void *key, size_t klen, void **val, size_t *vl
 
 /* One run of the scenario. */
 static void scenario(void) {
-    tc_options o;
-    tc_options_init(&o);
-    o.mem_max_entries = 50;
+    tc_config *cfg = NULL;
+    int rc = tc_config_new(&cfg);
+    if (rc != 0) {
+        assert_int_equal(rc, TC_ENOMEM);
+        assert_null(cfg);
+        return;
+    }
+    char err[TC_ERRBUF_SIZE];
+    assert_int_equal(tc_config_set(cfg, "CACHE_MEMORY_MAX_ENTRIES", "50", err, sizeof err), 0);
     tc_cache *c = NULL;
-    char err[128];
-    int rc = tc_open(&o, &c, err, sizeof err);
+    rc = tc_open(cfg, &c, err, sizeof err);
     if (rc != 0) {
         assert_int_equal(rc, TC_ENOMEM);
         assert_null(c);
+        tc_config_free(cfg);
         return;
     }
     char key[16], buf[64];
@@ -99,8 +106,8 @@ static void scenario(void) {
     rc = tc_get_or_load(c, "new", 3, 0, loader, NULL, &v, &len, NULL, NULL);
     if (rc != 0 && rc != TC_ENOMEM) fail_msg("tc_get_or_load -> %s", tc_err_name(rc));
     tc_free(v);
-    tc_stats st;
-    OK_OR_NOMEM(tc_stats_get(c, &st));
+    tc__snapshot st;
+    OK_OR_NOMEM(snap_get(c, &st));
     char *doc = NULL;
     OK_OR_NOMEM(tc_health_json(c, &doc));
     tc_free(doc);
@@ -108,8 +115,9 @@ static void scenario(void) {
     OK_OR_NOMEM(tc_stats_prometheus(c, &doc));
     tc_free(doc);
     doc = NULL;
-    OK_OR_NOMEM(tc_options_describe(&o, &doc));
+    OK_OR_NOMEM(tc_config_describe(cfg, &doc));
     tc_free(doc);
+    tc_config_free(cfg);
     OK_OR_NOMEM(tc_clear(c));
     tc_close(c);
 }

@@ -620,23 +620,23 @@ static void fill_tier(tc_tier_stats *t, int tier, int available, uint64_t base) 
 
 /* A snapshot with ntiers tiers (L1, L2, L3 order); tier `down` (or -1) is unavailable. The
  * last tier carries the hostile extras, the first one a plain extra. */
-static tc_stats make_stats(int ntiers, int down) {
-    tc_stats st;
+static tc__snapshot make_stats(int ntiers, int down) {
+    tc__snapshot st;
     memset(&st, 0, sizeof st);
-    st.hits = 900;
-    st.misses = 100;
-    st.errors = 3;
-    st.loads = 40;
-    st.load_errors = 2;
-    st.load_waits = 17;
-    st.last_hit_tier = TC_TIER_L2;
-    st.latency_samples = 1000;
-    st.p50_ns = 42100;
-    st.p95_ns = 950000;
-    st.p99_ns = 12345678;
-    st.max_ns = 99999999999;
-    st.uptime_s = 3723.5;
-    st.ntiers = ntiers;
+    st.st.hits = 900;
+    st.st.misses = 100;
+    st.st.errors = 3;
+    st.st.loads = 40;
+    st.st.load_errors = 2;
+    st.st.load_waits = 17;
+    st.st.last_hit_tier = TC_TIER_L2;
+    st.st.latency_samples = 1000;
+    st.st.p50_ns = 42100;
+    st.st.p95_ns = 950000;
+    st.st.p99_ns = 12345678;
+    st.st.max_ns = 99999999999;
+    st.st.uptime_s = 3723.5;
+    st.st.ntiers = ntiers;
     for (int i = 0; i < ntiers; i++) fill_tier(&st.tiers[i], i + 1, i != down, (uint64_t)(i + 1) * 1000);
     tc_tier_stats *first = &st.tiers[0];
     strcpy(first->extra[0].name, "shards");
@@ -783,7 +783,7 @@ static void *failing_realloc(void *p, size_t n) {
 
 static void test_render_out_of_memory(void **state) {
     (void)state;
-    tc_stats st = make_stats(3, 1);
+    tc__snapshot st = make_stats(3, 1);
     for (int which = 0; which < 3; which++) {
         int ok = 0;
         for (int k = 0; k < 64 && !ok; k++) {
@@ -815,7 +815,7 @@ static void test_render_out_of_memory(void **state) {
 
 static void test_health_status(void **state) {
     (void)state;
-    tc_stats st = make_stats(0, -1);
+    tc__snapshot st = make_stats(0, -1);
     assert_string_equal(tc__health_status(&st), "unhealthy"); /* no tier at all */
     assert_string_equal(tc__health_status(NULL), "unhealthy");
     st = make_stats(1, -1);
@@ -835,7 +835,7 @@ static void test_health_status(void **state) {
 
 static void test_render_bad_arguments(void **state) {
     (void)state;
-    tc_stats st = make_stats(1, -1);
+    tc__snapshot st = make_stats(1, -1);
     char *out = (char *)1;
     assert_int_equal(tc__render_health(NULL, "healthy", &out), TC_EINVAL);
     assert_null(out);
@@ -855,12 +855,12 @@ static void test_render_bad_arguments(void **state) {
  * array (no NUL) are read only up to the array's end. */
 static void test_render_clamps_counts_and_unterminated_strings(void **state) {
     (void)state;
-    tc_stats st = make_stats(3, -1);
+    tc__snapshot st = make_stats(3, -1);
     memset(st.tiers[2].type, 'T', sizeof st.tiers[2].type);
     memset(st.tiers[2].extra[0].name, 'n', sizeof st.tiers[2].extra[0].name);
     memset(st.tiers[2].extra[0].value, 'v', sizeof st.tiers[2].extra[0].value);
     st.tiers[2].nextra = 1000;
-    st.ntiers = 99;
+    st.st.ntiers = 99;
     char *out;
     assert_int_equal(tc__render_stats_json(&st, &out), 0);
     jv v = json_parse(out);
@@ -881,8 +881,8 @@ static void test_render_clamps_counts_and_unterminated_strings(void **state) {
     check_prom_python(out);
     free(out);
 
-    st.ntiers = -5;
-    st.uptime_s = NAN;
+    st.st.ntiers = -5;
+    st.st.uptime_s = NAN;
     assert_int_equal(tc__render_health(&st, NULL, &out), 0);
     v = json_parse(out);
     assert_string_equal(jreq(&v, "status", J_STR)->s, "unhealthy");
@@ -920,7 +920,7 @@ static void check_extras_json(jv *obj, const tc_tier_stats *t) {
 }
 
 static void check_health(int ntiers, int down, const char *want_status) {
-    tc_stats st = make_stats(ntiers, down);
+    tc__snapshot st = make_stats(ntiers, down);
     const char *status = tc__health_status(&st);
     assert_string_equal(status, want_status);
     char *out;
@@ -1019,10 +1019,10 @@ static void test_health_three_tiers_one_down_is_degraded(void **state) {
 
 static void test_health_no_lookups_yet(void **state) {
     (void)state;
-    tc_stats st = make_stats(1, -1);
-    st.hits = st.misses = 0;
-    st.last_hit_tier = TC_TIER_NONE;
-    st.p50_ns = st.p95_ns = st.p99_ns = 0;
+    tc__snapshot st = make_stats(1, -1);
+    st.st.hits = st.st.misses = 0;
+    st.st.last_hit_tier = TC_TIER_NONE;
+    st.st.p50_ns = st.st.p95_ns = st.st.p99_ns = 0;
     char *out;
     assert_int_equal(tc__render_health(&st, "healthy", &out), 0);
     check_json_python(out);
@@ -1034,7 +1034,7 @@ static void test_health_no_lookups_yet(void **state) {
     jv_free(&doc);
     free(out);
     /* all hits: exactly 1 */
-    st.hits = 5;
+    st.st.hits = 5;
     assert_int_equal(tc__render_health(&st, "healthy", &out), 0);
     doc = json_parse(out);
     assert_string_equal(jreq(jreq(&doc, "tierMetrics", J_OBJ), "hitRate", J_NUM)->raw, "1");
@@ -1047,24 +1047,24 @@ static void test_health_no_lookups_yet(void **state) {
 /* ======================================================================== */
 
 static void check_stats_json(int ntiers, int down) {
-    tc_stats st = make_stats(ntiers, down);
+    tc__snapshot st = make_stats(ntiers, down);
     char *out;
     assert_int_equal(tc__render_stats_json(&st, &out), 0);
     check_json_python(out);
     jv doc = json_parse(out);
     assert_string_equal(jreq(&doc, "status", J_STR)->s, tc__health_status(&st));
-    assert_int_equal(jreq_u64(&doc, "hits"), st.hits);
-    assert_int_equal(jreq_u64(&doc, "misses"), st.misses);
-    assert_int_equal(jreq_u64(&doc, "errors"), st.errors);
-    assert_int_equal(jreq_u64(&doc, "loads"), st.loads);
-    assert_int_equal(jreq_u64(&doc, "load_errors"), st.load_errors);
-    assert_int_equal(jreq_u64(&doc, "load_waits"), st.load_waits);
+    assert_int_equal(jreq_u64(&doc, "hits"), st.st.hits);
+    assert_int_equal(jreq_u64(&doc, "misses"), st.st.misses);
+    assert_int_equal(jreq_u64(&doc, "errors"), st.st.errors);
+    assert_int_equal(jreq_u64(&doc, "loads"), st.st.loads);
+    assert_int_equal(jreq_u64(&doc, "load_errors"), st.st.load_errors);
+    assert_int_equal(jreq_u64(&doc, "load_waits"), st.st.load_waits);
     assert_string_equal(jreq(&doc, "last_hit_tier", J_STR)->s, "L2");
-    assert_int_equal(jreq_u64(&doc, "latency_samples"), st.latency_samples);
-    assert_int_equal(jreq_u64(&doc, "p50_ns"), st.p50_ns);
-    assert_int_equal(jreq_u64(&doc, "p95_ns"), st.p95_ns);
-    assert_int_equal(jreq_u64(&doc, "p99_ns"), st.p99_ns);
-    assert_int_equal(jreq_u64(&doc, "max_ns"), st.max_ns);
+    assert_int_equal(jreq_u64(&doc, "latency_samples"), st.st.latency_samples);
+    assert_int_equal(jreq_u64(&doc, "p50_ns"), st.st.p50_ns);
+    assert_int_equal(jreq_u64(&doc, "p95_ns"), st.st.p95_ns);
+    assert_int_equal(jreq_u64(&doc, "p99_ns"), st.st.p99_ns);
+    assert_int_equal(jreq_u64(&doc, "max_ns"), st.st.max_ns);
     assert_string_equal(jreq(&doc, "uptime_s", J_NUM)->raw, "3723.5");
     assert_string_equal(jreq(&doc, "hit_rate", J_NUM)->raw, "0.9");
     assert_int_equal(jreq_u64(&doc, "ntiers"), ntiers);
@@ -1107,11 +1107,12 @@ static void test_stats_json_tiers(void **state) {
 
 static void test_stats_json_extreme_counters(void **state) {
     (void)state;
-    tc_stats st = make_stats(1, -1);
-    st.hits = UINT64_MAX;
-    st.misses = UINT64_MAX;
-    st.tiers[0].bytes = UINT64_MAX;
-    st.last_hit_tier = 12345; /* not a tier: null */
+    tc__snapshot st = make_stats(1, -1);
+    st.st.hits = UINT64_MAX;
+    st.st.misses = UINT64_MAX;
+    st.tiers[0].bytes = UINT64_MAX - 1;
+    st.tiers[0].entries = TC_STAT_UNKNOWN; /* a gauge the tier cannot know: null */
+    st.st.last_hit_tier = 12345; /* not a tier: null */
     char *out;
     assert_int_equal(tc__render_stats_json(&st, &out), 0);
     check_json_python(out);
@@ -1120,7 +1121,8 @@ static void test_stats_json_extreme_counters(void **state) {
     assert_string_equal(jreq(&doc, "hit_rate", J_NUM)->raw, "0.5");
     assert_non_null(jreq(&doc, "last_hit_tier", J_NULL));
     assert_string_equal(jreq(&jreq(&doc, "tiers", J_ARR)->items[0], "bytes", J_NUM)->raw,
-                        "18446744073709551615");
+                        "18446744073709551614");
+    assert_non_null(jreq(&jreq(&doc, "tiers", J_ARR)->items[0], "entries", J_NULL));
     jv_free(&doc);
     free(out);
 }
@@ -1374,7 +1376,7 @@ static const psample *pget(const pdoc *d, const char *name, const char *l1, cons
 }
 
 static void check_prometheus(int ntiers, int down) {
-    tc_stats st = make_stats(ntiers, down);
+    tc__snapshot st = make_stats(ntiers, down);
     char *out;
     assert_int_equal(tc__render_prometheus(&st, &out), 0);
     check_prom_python(out);
@@ -1495,7 +1497,7 @@ static void test_prometheus_three_tiers(void **state) {
  * quantiles are NaN, as Prometheus clients report an empty summary. */
 static void test_prometheus_empty(void **state) {
     (void)state;
-    tc_stats st;
+    tc__snapshot st;
     memset(&st, 0, sizeof st);
     char *out;
     assert_int_equal(tc__render_prometheus(&st, &out), 0);

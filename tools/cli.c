@@ -1,16 +1,18 @@
 /*
- * tiercache.c -- the command-line tool: one cache operation per invocation, the statistics,
+ * cli.c -- the `tiercache` command-line tool: one cache operation per invocation, the statistics,
  * health and configuration views, administration of L2 segments by name, and a trace-replay
  * benchmark.
  *
  * Every command but help/--version and shared (which works on segments by name) first
- * resolves the configuration from the environment (tc_options_from_env): an invalid variable
- * stops the command with the library's message and exit status 2. Commands that touch data then open a cache with it, do one thing, print
- * and close. Because each invocation is its own process, an L1-only cache starts empty every
+ * resolves the configuration from the environment (tc_config_from_env): an invalid variable
+ * stops the command with the library's message and exit status 2. Commands that touch data
+ * then open a cache with it, do one thing, print and close. The library's log messages (a
+ * tier's failure and its cause, configuration warnings) go to stderr, unless -q. Because each invocation is its own process, an L1-only cache starts empty every
  * time: a set followed by a get in another invocation meets only what persists (L2, L3).
  *
- * Exit status: 0 done (a hit for get/ttl), 1 a miss (get, ttl) or an unhealthy tier (health),
- * 2 usage error, invalid configuration or a failed operation (message on stderr).
+ * Exit status: 0 done (a hit for get/ttl), 1 a miss (get, ttl: every tier answered "miss") or an
+ * unhealthy tier (health), 2 usage error, invalid configuration or a failed operation (message
+ * on stderr), and for get/ttl a miss while some tier failed (it may hold the key).
  *
  * bench replays a trace of little-endian uint32 key ids (as /work/shared/bench/gentrace.c
  * writes) the way the peer caches do: key "key:" + 12 zero-padded digits (16 bytes), get into
@@ -40,10 +42,11 @@
 #define EXIT_ERR 2
 
 static const char usage_text[] =
-    "usage: tiercache COMMAND [ARGS]\n"
+    "usage: tiercache [-q] COMMAND [ARGS]\n"
     "\n"
     "Data (each invocation is its own process: an L1-only cache starts empty every time)\n"
-    "  get KEY                        print the raw value (no newline added); exit 1 on a miss\n"
+    "  get KEY                        print the raw value (no newline added); exit 1 on a miss,\n"
+    "                                 2 when nothing hit and a tier failed\n"
     "  set KEY VALUE [--ttl DURATION] store VALUE; VALUE '-' reads stdin (binary-safe, up to\n"
     "                                 CACHE_MAX_VALUE_BYTES); no --ttl or 0: the tiers' default TTL\n"
     "  del KEY                        delete KEY from every tier\n"
@@ -74,13 +77,17 @@ static const char usage_text[] =
     "      clears what it uses. --no-clear replays over the cache as other processes left it\n"
     "      (a warm start; needs CACHE_SHARED_NAME or REDIS_KEY_PREFIX).\n"
     "\n"
+    "  -q, --quiet                    do not print the library's warnings (a tier's failure)\n"
     "  help, --help, -h               this text\n"
     "  version, --version             the version\n"
     "\n"
     "Configuration comes from the environment (CACHE_TIERING, CACHE_MEMORY_MAX_ENTRIES, ...;\n"
     "see 'tiercache config'). Durations: 250ms, 90s, 5m, 1h30m, 2d or bare milliseconds.\n"
     "Exit status: 0 success, 1 miss (get, ttl) or unhealthy (health), 2 usage error, invalid\n"
-    "configuration or failed operation.\n";
+    "configuration, failed operation, or a miss while a tier failed.\n";
+
+/* -q: the library's warnings are not printed. */
+static int quiet;
 
 /* ======================================================================== */
 /* Small helpers                                                            */
@@ -96,15 +103,15 @@ static void errmsg(const char *fmt, ...) {
     va_end(ap);
 }
 
-/* Reports a usage error: the reason, then the usage text, both on stderr. Returns EXIT_ERR. */
+/* Reports a usage error: the reason and where to read more, one line each on stderr.
+ * Returns EXIT_ERR. */
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("tiercache: ", stderr);
     vfprintf(stderr, fmt, ap);
-    fputs("\n\n", stderr);
-    fputs(usage_text, stderr);
+    fputs("\nTry 'tiercache --help' for more information.\n", stderr);
     va_end(ap);
     return EXIT_ERR;
 }
@@ -149,15 +156,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The tiering as CACHE_TIERING spells it ("L1L2"). buf holds at least 8 bytes. */
-static const char *tiering_name(const tc_options *opt, char *buf, size_t cap) {
-    size_t o = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < opt->ntiers && i < TC_MAX_TIERS; i++)
-        o += (size_t)snprintf(buf + o, cap - o, "%s", tc_tier_name(opt->tiers[i]));
-    return buf;
-}
-
 /* ======================================================================== */
 /* Argument parsing                                                         */
 /* ======================================================================== */
@@ -181,6 +179,10 @@ static int parse_args(const char *cmd, int argc, char **argv, cli_opt *opts, siz
         const char *a = argv[i];
         if (!only_pos && strcmp(a, "--") == 0) {
             only_pos = 1;
+            continue;
+        }
+        if (!only_pos && (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)) {
+            quiet = 1; /* accepted by every command */
             continue;
         }
         if (!only_pos && a[0] == '-' && a[1] != '\0') {
@@ -232,23 +234,52 @@ static int want_args(const char *cmd, int argc, char **argv, cli_opt *opts, size
 /* Configuration and opening                                                */
 /* ======================================================================== */
 
-/* Resolves the configuration from the environment. Returns 0, or EXIT_ERR after printing the
- * library's message (which names the variable). */
-static int load_options(tc_options *opt) {
-    char err[512] = "";
-    int rc = tc_options_from_env(opt, err, sizeof err);
+/* The library's log messages, on stderr: warnings and errors, unless -q. */
+static void log_to_stderr(void *ud, tc_log_level level, const char *msg) {
+    (void)ud;
+    if (quiet || level > TC_LOG_WARN) return;
+    fprintf(stderr, "tiercache: %s: %s\n", level == TC_LOG_ERROR ? "error" : "warning", msg);
+}
+
+/* The configuration from the environment, in *cfg (freed by the caller). Returns 0, or
+ * EXIT_ERR after printing the library's message (which names the variable). */
+static int load_config(tc_config **cfg) {
+    char err[TC_ERRBUF_SIZE] = "";
+    int rc = tc_config_new(cfg);
+    if (rc == 0) rc = tc_config_from_env(*cfg, err, sizeof err);
     if (rc != 0) {
         errmsg("%s (%s)", err[0] ? err : tc_strerror(rc), tc_err_name(rc));
+        tc_config_free(*cfg);
+        *cfg = NULL;
         return EXIT_ERR;
     }
+    tc_config_set_log(*cfg, log_to_stderr, NULL);
     return 0;
 }
 
-/* Opens a cache with opt. Returns 0 or EXIT_ERR after printing why it failed, followed by
+/* The value of a configuration variable as text (the library's own rendering). */
+static const char *cfg_text(const tc_config *cfg, const char *name, char *buf, size_t cap) {
+    if (tc_config_get(cfg, name, buf, cap) != 0) buf[0] = '\0';
+    return buf;
+}
+
+/* The value of a numeric configuration variable (a size or a count). */
+static uint64_t cfg_u64(const tc_config *cfg, const char *name) {
+    char buf[32];
+    return strtoull(cfg_text(cfg, name, buf, sizeof buf), NULL, 10);
+}
+
+/* 1 when the configured tiering uses tier ("L2"). */
+static int cfg_has_tier(const tc_config *cfg, const char *tier) {
+    char buf[16];
+    return strstr(cfg_text(cfg, "CACHE_TIERING", buf, sizeof buf), tier) != NULL;
+}
+
+/* Opens a cache with cfg. Returns 0 or EXIT_ERR after printing why it failed, followed by
  * hint (when not NULL) on a line of its own. */
-static int open_cache(const tc_options *opt, tc_cache **c, const char *hint) {
-    char err[512] = "";
-    int rc = tc_open(opt, c, err, sizeof err);
+static int open_cache(const tc_config *cfg, tc_cache **c, const char *hint) {
+    char err[TC_ERRBUF_SIZE] = "";
+    int rc = tc_open(cfg, c, err, sizeof err);
     if (rc != 0) {
         errmsg("cannot open the cache: %s (%s)", err[0] ? err : tc_strerror(rc), tc_err_name(rc));
         if (hint) errmsg("%s", hint);
@@ -257,10 +288,36 @@ static int open_cache(const tc_options *opt, tc_cache **c, const char *hint) {
     return 0;
 }
 
-/* load_options() then open_cache(). */
-static int open_from_env(tc_options *opt, tc_cache **c) {
-    int rc = load_options(opt);
-    return rc ? rc : open_cache(opt, c, NULL);
+/* load_config() then open_cache(); *cfg is freed by the caller (NULL on failure to load). */
+static int open_from_env(tc_config **cfg, tc_cache **c) {
+    int rc = load_config(cfg);
+    return rc ? rc : open_cache(*cfg, c, NULL);
+}
+
+/* Reports a failed operation on key: a key over the limit names the limit and its variable. */
+static int key_op_error(const char *what, int rc, const tc_config *cfg, size_t klen) {
+    if (rc == TC_EKEYTOOBIG) {
+        errmsg("%s: the key is %zu bytes, longer than CACHE_MAX_KEY_BYTES=%llu (TC_EKEYTOOBIG)", what, klen,
+               (unsigned long long)cfg_u64(cfg, "CACHE_MAX_KEY_BYTES"));
+        return EXIT_ERR;
+    }
+    if (rc == TC_EVALTOOBIG) {
+        errmsg("%s: the value is longer than CACHE_MAX_VALUE_BYTES=%llu (TC_EVALTOOBIG)", what,
+               (unsigned long long)cfg_u64(cfg, "CACHE_MAX_VALUE_BYTES"));
+        return EXIT_ERR;
+    }
+    return op_error(what, rc);
+}
+
+/* The exit status of a read that missed: EXIT_MISS when every tier answered, EXIT_ERR when a
+ * tier failed (it may hold the key; its failure and cause were logged). */
+static int miss_status(tc_cache *c) {
+    tc_stats st = TC_STATS_INIT;
+    if (tc_stats_get(c, &st) == 0 && st.errors > 0) {
+        errmsg("no tier had the key, and some tier failed (see above): the key may exist there");
+        return EXIT_ERR;
+    }
+    return EXIT_MISS;
 }
 
 /* ======================================================================== */
@@ -271,17 +328,21 @@ static int cmd_get(int argc, char **argv) {
     const char *pos[1];
     int rc = want_args("get", argc, argv, NULL, 0, pos, 1, "KEY");
     if (rc) return rc;
-    tc_options opt;
+    tc_config *cfg;
     tc_cache *c;
-    if ((rc = open_from_env(&opt, &c))) return rc;
+    if ((rc = open_from_env(&cfg, &c))) {
+        tc_config_free(cfg);
+        return rc;
+    }
     void *val = NULL;
     size_t len = 0;
     int r = tc_get_alloc(c, pos[0], strlen(pos[0]), &val, &len, NULL);
     if (r == 0) rc = write_stdout(val, len);
-    else if (r == TC_EMISS) rc = EXIT_MISS;
-    else rc = op_error("get", r);
+    else if (r == TC_EMISS) rc = miss_status(c);
+    else rc = key_op_error("get", r, cfg, strlen(pos[0]));
     tc_free(val);
     tc_close(c);
+    tc_config_free(cfg);
     return rc;
 }
 
@@ -339,22 +400,24 @@ static int cmd_set(int argc, char **argv) {
         errmsg("set: --ttl: %s", err[0] ? err : "invalid duration");
         return EXIT_ERR;
     }
-    tc_options opt;
-    if ((rc = load_options(&opt))) return rc;
+    tc_config *cfg;
+    if ((rc = load_config(&cfg))) return rc;
     const void *val = pos[1];
     size_t vlen = strlen(pos[1]);
     unsigned char *in = NULL;
-    if (strcmp(pos[1], "-") == 0) {
-        if ((rc = read_stdin(opt.max_value_bytes, &in, &vlen))) return rc;
-        val = in;
+    if (strcmp(pos[1], "-") == 0 && (rc = read_stdin((size_t)cfg_u64(cfg, "CACHE_MAX_VALUE_BYTES"), &in, &vlen))) {
+        tc_config_free(cfg);
+        return rc;
     }
+    if (in != NULL) val = in;
     tc_cache *c;
-    if ((rc = open_cache(&opt, &c, NULL)) == 0) {
+    if ((rc = open_cache(cfg, &c, NULL)) == 0) {
         int r = tc_set(c, pos[0], strlen(pos[0]), val, vlen, ttl);
-        if (r != 0) rc = op_error("set", r);
+        if (r != 0) rc = key_op_error("set", r, cfg, strlen(pos[0]));
         tc_close(c);
     }
     free(in);
+    tc_config_free(cfg);
     return rc;
 }
 
@@ -362,12 +425,16 @@ static int cmd_del(int argc, char **argv) {
     const char *pos[1];
     int rc = want_args("del", argc, argv, NULL, 0, pos, 1, "KEY");
     if (rc) return rc;
-    tc_options opt;
+    tc_config *cfg;
     tc_cache *c;
-    if ((rc = open_from_env(&opt, &c))) return rc;
+    if ((rc = open_from_env(&cfg, &c))) {
+        tc_config_free(cfg);
+        return rc;
+    }
     int r = tc_del(c, pos[0], strlen(pos[0]));
-    if (r != 0) rc = op_error("del", r);
+    if (r != 0) rc = key_op_error("del", r, cfg, strlen(pos[0]));
     tc_close(c);
+    tc_config_free(cfg);
     return rc;
 }
 
@@ -375,9 +442,12 @@ static int cmd_ttl(int argc, char **argv) {
     const char *pos[1];
     int rc = want_args("ttl", argc, argv, NULL, 0, pos, 1, "KEY");
     if (rc) return rc;
-    tc_options opt;
+    tc_config *cfg;
     tc_cache *c;
-    if ((rc = open_from_env(&opt, &c))) return rc;
+    if ((rc = open_from_env(&cfg, &c))) {
+        tc_config_free(cfg);
+        return rc;
+    }
     int64_t ttl = 0;
     int r = tc_ttl(c, pos[0], strlen(pos[0]), &ttl);
     if (r == 0) {
@@ -385,11 +455,12 @@ static int cmd_ttl(int argc, char **argv) {
         int n = snprintf(line, sizeof line, "%" PRId64 "\n", ttl);
         rc = write_stdout(line, (size_t)n);
     } else if (r == TC_EMISS) {
-        rc = EXIT_MISS;
+        rc = miss_status(c);
     } else {
-        rc = op_error("ttl", r);
+        rc = key_op_error("ttl", r, cfg, strlen(pos[0]));
     }
     tc_close(c);
+    tc_config_free(cfg);
     return rc;
 }
 
@@ -398,13 +469,19 @@ static int cmd_clear(int argc, char **argv) {
     const char *pos[1];
     int rc = want_args("clear", argc, argv, opts, 1, pos, 0, "");
     if (rc) return rc;
-    tc_options opt;
-    tc_cache *c;
-    if ((rc = open_from_env(&opt, &c))) return rc;
     const char *p = opts[0].value;
+    if (p != NULL && p[0] == '\0')
+        return usage_error("clear: --prefix \"\" would clear everything; run 'tiercache clear' for that");
+    tc_config *cfg;
+    tc_cache *c;
+    if ((rc = open_from_env(&cfg, &c))) {
+        tc_config_free(cfg);
+        return rc;
+    }
     int r = p ? tc_clear_prefix(c, p, strlen(p)) : tc_clear(c);
     if (r != 0) rc = op_error("clear", r);
     tc_close(c);
+    tc_config_free(cfg);
     return rc;
 }
 
@@ -467,38 +544,82 @@ static void print_tier_table(const tc_tier_stats *tiers, int ntiers) {
         printf("\n");                                                                         \
     } while (0)
 #define COUNT(label, field) ROW(label, snprintf(line, sizeof line, "%" PRIu64, t->field))
+/* a counter of every process attached to a shared tier is marked "(host)" */
+#define SHARED(label, field)                                                                              \
+    ROW(label, snprintf(line, sizeof line, "%" PRIu64 "%s", t->field, t->host_wide ? " (host)" : ""))
     ROW("available", snprintf(line, sizeof line, "%s", t->available ? "yes" : "NO"));
     ROW("hit ratio", snprintf(line, sizeof line, "%s", fmt_ratio(t->hits, t->misses, a, sizeof a)));
     COUNT("hits", hits);
     COUNT("misses", misses);
-    COUNT("sets", sets);
-    COUNT("deletes", deletes);
-    COUNT("evictions", evictions);
-    COUNT("expirations", expirations);
+    SHARED("sets", sets);
+    SHARED("deletes", deletes);
+    SHARED("evictions", evictions);
+    SHARED("expirations", expirations);
     COUNT("errors", errors);
-    ROW("entries", t->max_entries
-                       ? snprintf(line, sizeof line, "%" PRIu64 " / %" PRIu64, t->entries, t->max_entries)
+    ROW("entries", t->entries == TC_STAT_UNKNOWN ? snprintf(line, sizeof line, "unknown")
+                   : t->max_entries && t->max_entries != TC_STAT_UNKNOWN
+                       ? snprintf(line, sizeof line, "%" PRIu64 " / %" PRIu64 "%s", t->entries, t->max_entries,
+                                  t->host_wide ? " (host)" : "")
                        : snprintf(line, sizeof line, "%" PRIu64, t->entries));
-    ROW("bytes", t->max_bytes ? snprintf(line, sizeof line, "%s / %s", fmt_bytes(t->bytes, a, sizeof a),
-                                         fmt_bytes(t->max_bytes, b, sizeof b))
-                              : snprintf(line, sizeof line, "%s", fmt_bytes(t->bytes, a, sizeof a)));
+    ROW("bytes", t->bytes == TC_STAT_UNKNOWN ? snprintf(line, sizeof line, "unknown")
+                 : t->max_bytes && t->max_bytes != TC_STAT_UNKNOWN
+                     ? snprintf(line, sizeof line, "%s / %s", fmt_bytes(t->bytes, a, sizeof a),
+                                fmt_bytes(t->max_bytes, b, sizeof b))
+                     : snprintf(line, sizeof line, "%s", fmt_bytes(t->bytes, a, sizeof a)));
     ROW("latency p50", snprintf(line, sizeof line, "%s", fmt_ns(t->p50_ns, a, sizeof a)));
     ROW("latency p95", snprintf(line, sizeof line, "%s", fmt_ns(t->p95_ns, a, sizeof a)));
     ROW("latency p99", snprintf(line, sizeof line, "%s", fmt_ns(t->p99_ns, a, sizeof a)));
     COUNT("samples", latency_samples);
+#undef SHARED
 #undef COUNT
 #undef ROW
+    for (int i = 0; i < ntiers; i++)
+        if (tiers[i].last_error[0] != '\0') {
+            time_t at = (time_t)(tiers[i].last_error_ms / 1000);
+            struct tm tm;
+            char when[32] = "";
+            if (gmtime_r(&at, &tm) != NULL) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            printf("%-14s %s, at %s\n", i == 0 ? "last error" : "", tiers[i].last_error, when);
+        }
+    for (int i = 0; i < ntiers; i++)
+        if (tiers[i].host_wide) {
+            printf("(host): counted for every process attached to %s; hits, misses and errors are this "
+                   "process's\n", tc_tier_name(tiers[i].tier));
+            break;
+        }
     for (int i = 0; i < ntiers; i++)
         for (int k = 0; k < tiers[i].nextra && k < TC_STATS_EXTRA_MAX; k++)
             printf("%-14s %s: %s\n", k == 0 ? tc_tier_name(tiers[i].tier) : "", tiers[i].extra[k].name,
                    tiers[i].extra[k].value);
 }
 
+/* Every tier's statistics, in tiers[0..st->ntiers-1]. Returns 0 or the library's error. */
+static int get_tier_stats(tc_cache *c, const tc_stats *st, tc_tier_stats *tiers) {
+    for (int i = 0; i < st->ntiers && i < TC_MAX_TIERS; i++) {
+        tiers[i] = (tc_tier_stats)TC_TIER_STATS_INIT;
+        int r = tc_tier_stats_get(c, i, &tiers[i]);
+        if (r != 0) return r;
+    }
+    return 0;
+}
+
+/* The whole statistics of a cache: the overall figures and every tier's. */
+typedef struct cli_stats {
+    tc_stats st;
+    tc_tier_stats tiers[TC_MAX_TIERS];
+} cli_stats;
+
+static int get_all_stats(tc_cache *c, cli_stats *cs) {
+    cs->st = (tc_stats)TC_STATS_INIT;
+    int r = tc_stats_get(c, &cs->st);
+    return r ? r : get_tier_stats(c, &cs->st, cs->tiers);
+}
+
 /* Prints a cache's statistics: the tier table, then the overall figures. */
-static void print_stats_table(const tc_stats *st, const char *tiering) {
+static void print_stats_table(const tc_stats *st, const tc_tier_stats *tiers, const char *tiering) {
     char a[40];
     printf("tiercache %s  tiering %s  uptime %.1f s\n\n", TC_VERSION_STRING, tiering, st->uptime_s);
-    print_tier_table(st->tiers, st->ntiers);
+    print_tier_table(tiers, st->ntiers);
     printf("\noverall        hits %" PRIu64 ", misses %" PRIu64 ", errors %" PRIu64
            ", hit ratio %s, last hit tier %s\n",
            st->hits, st->misses, st->errors, fmt_ratio(st->hits, st->misses, a, sizeof a),
@@ -518,26 +639,32 @@ static int cmd_stats(int argc, char **argv) {
     int rc = want_args("stats", argc, argv, opts, 2, pos, 0, "");
     if (rc) return rc;
     if (opts[0].value && opts[1].value) return usage_error("stats: --json and --prometheus exclude each other");
-    tc_options opt;
+    tc_config *cfg;
     tc_cache *c;
-    if ((rc = open_from_env(&opt, &c))) return rc;
+    if ((rc = open_from_env(&cfg, &c))) {
+        tc_config_free(cfg);
+        return rc;
+    }
     char *doc = NULL;
     if (opts[0].value || opts[1].value) {
         int r = opts[0].value ? tc_stats_json(c, &doc) : tc_stats_prometheus(c, &doc);
         rc = r ? op_error("stats", r) : write_doc(doc);
         tc_free(doc);
     } else {
-        tc_stats st;
+        tc_stats st = TC_STATS_INIT;
+        tc_tier_stats tiers[TC_MAX_TIERS];
         int r = tc_stats_get(c, &st);
+        if (r == 0) r = get_tier_stats(c, &st, tiers);
         if (r != 0) {
             rc = op_error("stats", r);
         } else {
             char tiering[16];
-            print_stats_table(&st, tiering_name(&opt, tiering, sizeof tiering));
+            print_stats_table(&st, tiers, cfg_text(cfg, "CACHE_TIERING", tiering, sizeof tiering));
             rc = write_stdout(NULL, 0);
         }
     }
     tc_close(c);
+    tc_config_free(cfg);
     return rc;
 }
 
@@ -545,23 +672,29 @@ static int cmd_health(int argc, char **argv) {
     const char *pos[1];
     int rc = want_args("health", argc, argv, NULL, 0, pos, 0, "");
     if (rc) return rc;
-    tc_options opt;
+    tc_config *cfg;
     tc_cache *c;
-    if ((rc = open_from_env(&opt, &c))) return rc;
+    if ((rc = open_from_env(&cfg, &c))) {
+        tc_config_free(cfg);
+        return rc;
+    }
     char *doc = NULL;
-    tc_stats st;
+    tc_stats st = TC_STATS_INIT;
+    tc_tier_stats tiers[TC_MAX_TIERS];
     int r = tc_health_json(c, &doc);
     if (r != 0) {
         rc = op_error("health", r);
     } else if ((rc = write_doc(doc)) == 0) {
         /* The exit status says whether every tier answers, so scripts need not parse JSON. */
         r = tc_stats_get(c, &st);
+        if (r == 0) r = get_tier_stats(c, &st, tiers);
         if (r != 0) rc = op_error("health", r);
         for (int i = 0; r == 0 && i < st.ntiers; i++)
-            if (!st.tiers[i].available) rc = EXIT_MISS;
+            if (!tiers[i].available) rc = EXIT_MISS;
     }
     tc_free(doc);
     tc_close(c);
+    tc_config_free(cfg);
     return rc;
 }
 
@@ -569,12 +702,22 @@ static int cmd_config(int argc, char **argv) {
     const char *pos[1];
     int rc = want_args("config", argc, argv, NULL, 0, pos, 0, "");
     if (rc) return rc;
-    tc_options opt;
-    if ((rc = load_options(&opt))) return rc;
-    char *doc = NULL;
-    int r = tc_options_describe(&opt, &doc);
+    tc_config *cfg;
+    if ((rc = load_config(&cfg))) return rc;
+    char *doc = NULL, *warn = NULL;
+    int r = tc_config_describe(cfg, &doc);
+    if (r == 0) r = tc_config_warnings(cfg, &warn, NULL);
     rc = r ? op_error("config", r) : write_doc(doc);
+    /* the warnings follow the summary, on stderr, as '# warning: ...' so that stdout stays
+     * NAME=value lines; -q does not hide them: showing them is what this command is for */
+    for (char *line = warn, *nl; rc == 0 && line != NULL && *line != '\0'; line = nl + 1) {
+        nl = strchr(line, '\n');
+        *nl = '\0';
+        fprintf(stderr, "tiercache: warning: %s\n", line);
+    }
     tc_free(doc);
+    tc_free(warn);
+    tc_config_free(cfg);
     return rc;
 }
 
@@ -777,11 +920,12 @@ typedef struct bench_result {
 
 /* One pass: opens a fresh cache, clears it, replays the trace with 'threads' workers and
  * takes the statistics. Returns 0 or EXIT_ERR after a message. */
-static int bench_pass(const tc_options *opt, const char *hint, int own_segment, int clear, bench_run *run,
-                      int threads, int pass, int passes, bench_result *res, tc_stats *st) {
+static int bench_pass(const tc_config *cfg, const char *hint, int own_segment, int clear, bench_run *run,
+                      int threads, int pass, int passes, bench_result *res, cli_stats *cs) {
     /* a segment of the bench's own is made anew, with the geometry this run asks for */
-    if (own_segment) (void)tc_shared_destroy(opt->shared_name);
-    int rc = open_cache(opt, &run->c, hint);
+    char name[256];
+    if (own_segment) (void)tc_shared_destroy(cfg_text(cfg, "CACHE_SHARED_NAME", name, sizeof name));
+    int rc = open_cache(cfg, &run->c, hint);
     if (rc) return rc;
     int r = clear ? tc_clear(run->c) : 0;
     if (r != 0) {
@@ -843,7 +987,7 @@ static int bench_pass(const tc_options *opt, const char *hint, int own_segment, 
         oom |= w[t].oom;
     }
     free(w);
-    r = tc_stats_get(run->c, st);
+    r = get_all_stats(run->c, cs);
     tc_close(run->c);
     run->c = NULL;
     if (oom) {
@@ -855,7 +999,8 @@ static int bench_pass(const tc_options *opt, const char *hint, int own_segment, 
 
 static void bench_print(const char *trace, const char *tiering, uint64_t capacity, int cap_applies,
                         int threads, int passes, size_t vsize, const bench_result *res,
-                        const tc_stats *st, int json) {
+                        const cli_stats *cs, int json) {
+    const tc_stats *st = &cs->st;
     double hit_ratio = res->requests ? (double)res->hits / (double)res->requests : 0;
     double ns_per_op = res->requests ? res->wall_s * 1e9 / (double)res->requests : 0;
     double mops = res->wall_s > 0 ? (double)res->requests / res->wall_s / 1e6 : 0;
@@ -865,7 +1010,7 @@ static void bench_print(const char *trace, const char *tiering, uint64_t capacit
                TC_VERSION_STRING, tiering, capacity, threads, res->requests, hit_ratio, mops,
                ns_per_op, st->p50_ns, st->p99_ns);
         for (int i = 0; i < st->ntiers; i++)
-            printf(" hits_%s=%" PRIu64, tc_tier_name(st->tiers[i].tier), st->tiers[i].hits);
+            printf(" hits_%s=%" PRIu64, tc_tier_name(cs->tiers[i].tier), cs->tiers[i].hits);
         if (res->get_errors || res->set_errors)
             printf(" get_errors=%" PRIu64 " set_errors=%" PRIu64, res->get_errors, res->set_errors);
         printf("\n");
@@ -885,13 +1030,13 @@ static void bench_print(const char *trace, const char *tiering, uint64_t capacit
     if (res->get_errors) printf(",\"first_get_error\":\"%s\"", tc_err_name(res->first_get_error));
     if (res->set_errors) printf(",\"first_set_error\":\"%s\"", tc_err_name(res->first_set_error));
     for (int i = 0; i < st->ntiers; i++)
-        printf(",\"hits_%s\":%" PRIu64, tc_tier_name(st->tiers[i].tier), st->tiers[i].hits);
+        printf(",\"hits_%s\":%" PRIu64, tc_tier_name(cs->tiers[i].tier), cs->tiers[i].hits);
     printf(",\"tier_hits\":{");
     for (int i = 0; i < st->ntiers; i++)
-        printf("%s\"%s\":%" PRIu64, i ? "," : "", tc_tier_name(st->tiers[i].tier), st->tiers[i].hits);
+        printf("%s\"%s\":%" PRIu64, i ? "," : "", tc_tier_name(cs->tiers[i].tier), cs->tiers[i].hits);
     printf("},\"tiers\":[");
     for (int i = 0; i < st->ntiers; i++) {
-        const tc_tier_stats *t = &st->tiers[i];
+        const tc_tier_stats *t = &cs->tiers[i];
         printf("%s{\"tier\":\"%s\",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 ",\"sets\":%" PRIu64
                ",\"evictions\":%" PRIu64 ",\"expirations\":%" PRIu64 ",\"errors\":%" PRIu64
                ",\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"max_entries\":%" PRIu64
@@ -930,22 +1075,29 @@ static int cmd_bench(int argc, char **argv) {
         return usage_error("bench: --no-clear replays over what other processes left: it needs "
                            "CACHE_SHARED_NAME (L2) or REDIS_KEY_PREFIX (L3) to name that cache");
 
-    tc_options opt;
-    if ((rc = load_options(&opt))) return rc;
-    if (vsize > opt.max_value_bytes) {
-        errmsg("bench: --value-size %" PRIu64 " is larger than the configured maximum of %zu bytes "
-               "(CACHE_MAX_VALUE_BYTES)", vsize, opt.max_value_bytes);
+    tc_config *cfg;
+    if ((rc = load_config(&cfg))) return rc;
+    uint64_t max_value = cfg_u64(cfg, "CACHE_MAX_VALUE_BYTES");
+    if (vsize > max_value) {
+        errmsg("bench: --value-size %" PRIu64 " is larger than CACHE_MAX_VALUE_BYTES=%" PRIu64, vsize, max_value);
+        tc_config_free(cfg);
         return EXIT_ERR;
     }
     /* N is the capacity of the first tier; L3's bound is the Redis server's own. */
     int cap_applies = 1;
-    char hint[128] = "";
-    if (opt.ntiers > 0 && opt.tiers[0] == TC_TIER_L1) {
-        opt.mem_max_entries = capacity;
-        snprintf(hint, sizeof hint, "bench: --capacity %" PRIu64 " sets CACHE_MEMORY_MAX_ENTRIES", capacity);
-    } else if (opt.ntiers > 0 && opt.tiers[0] == TC_TIER_L2) {
-        opt.shared_max_entries = capacity;
-        snprintf(hint, sizeof hint, "bench: --capacity %" PRIu64 " sets CACHE_SHARED_MAX_ENTRIES", capacity);
+    char hint[128] = "", tiering[16], num[24], err[TC_ERRBUF_SIZE];
+    cfg_text(cfg, "CACHE_TIERING", tiering, sizeof tiering);
+    const char *cap_var = strncmp(tiering, "L1", 2) == 0 ? "CACHE_MEMORY_MAX_ENTRIES"
+                          : strncmp(tiering, "L2", 2) == 0 ? "CACHE_SHARED_MAX_ENTRIES"
+                                                           : NULL;
+    if (cap_var != NULL) {
+        snprintf(num, sizeof num, "%" PRIu64, capacity);
+        if (tc_config_set(cfg, cap_var, num, err, sizeof err) != 0) {
+            errmsg("bench: --capacity %" PRIu64 " sets %s: %s", capacity, cap_var, err);
+            tc_config_free(cfg);
+            return EXIT_ERR;
+        }
+        snprintf(hint, sizeof hint, "bench: --capacity %" PRIu64 " sets %s", capacity, cap_var);
     } else {
         cap_applies = 0;
         fprintf(stderr, "tiercache: bench: note: the first tier is L3 (Redis): --capacity has no "
@@ -956,16 +1108,19 @@ static int cmd_bench(int argc, char **argv) {
      * geometry) or at the same time never meet, and it is removed at the end. */
     int own_segment = 0;
     if (getenv("CACHE_SHARED_NAME") == NULL) {
-        snprintf(opt.shared_name, sizeof opt.shared_name, "tiercache_bench.%d", (int)getpid());
-        for (int i = 0; i < opt.ntiers; i++) own_segment |= opt.tiers[i] == TC_TIER_L2;
+        snprintf(num, sizeof num, "tiercache_bench.%d", (int)getpid());
+        (void)tc_config_set(cfg, "CACHE_SHARED_NAME", num, NULL, 0);
+        own_segment = cfg_has_tier(cfg, "L2");
     }
-    if (getenv("REDIS_KEY_PREFIX") == NULL)
-        snprintf(opt.redis_key_prefix, sizeof opt.redis_key_prefix, "tiercache-bench:");
+    if (getenv("REDIS_KEY_PREFIX") == NULL) (void)tc_config_set(cfg, "REDIS_KEY_PREFIX", "tiercache-bench:", NULL, 0);
 
     bench_run run;
     memset(&run, 0, sizeof run);
     uint32_t *trace = NULL;
-    if ((rc = bench_load_trace(opts[O_TRACE].value, requests, &trace, &run.n))) return rc;
+    if ((rc = bench_load_trace(opts[O_TRACE].value, requests, &trace, &run.n))) {
+        tc_config_free(cfg);
+        return rc;
+    }
     char(*keys)[BENCH_KEY_LEN] = bench_build_keys(trace, run.n);
     unsigned char *value = malloc(vsize ? (size_t)vsize : 1);
     if (keys == NULL || value == NULL) {
@@ -973,6 +1128,7 @@ static int cmd_bench(int argc, char **argv) {
         free(trace);
         free(keys);
         free(value);
+        tc_config_free(cfg);
         return EXIT_ERR;
     }
     memset(value, 'v', (size_t)vsize);
@@ -984,15 +1140,14 @@ static int cmd_bench(int argc, char **argv) {
     pthread_cond_init(&run.go_cv, NULL);
 
     bench_result res;
-    tc_stats st;
+    cli_stats cs;
     for (int p = 1; p <= (int)passes && rc == 0; p++)
-        rc = bench_pass(&opt, hint[0] ? hint : NULL, own_segment, !no_clear, &run, (int)threads, p, (int)passes,
-                        &res, &st);
-    if (own_segment) (void)tc_shared_destroy(opt.shared_name);
+        rc = bench_pass(cfg, hint[0] ? hint : NULL, own_segment, !no_clear, &run, (int)threads, p, (int)passes,
+                        &res, &cs);
+    if (own_segment) (void)tc_shared_destroy(num);
     if (rc == 0) {
-        char tiering[16];
-        bench_print(opts[O_TRACE].value, tiering_name(&opt, tiering, sizeof tiering), capacity,
-                    cap_applies, (int)threads, (int)passes, (size_t)vsize, &res, &st, json);
+        bench_print(opts[O_TRACE].value, tiering, capacity, cap_applies, (int)threads, (int)passes,
+                    (size_t)vsize, &res, &cs, json);
         rc = write_stdout(NULL, 0);
         if (res.get_errors)
             fprintf(stderr, "tiercache: bench: warning: %" PRIu64 " gets failed (first: %s)\n",
@@ -1000,7 +1155,7 @@ static int cmd_bench(int argc, char **argv) {
         if (res.set_errors)
             fprintf(stderr, "tiercache: bench: warning: %" PRIu64 " sets failed (first: %s)\n",
                     res.set_errors, tc_strerror(res.first_set_error));
-        const tc_tier_stats *t0 = st.ntiers > 0 ? &st.tiers[0] : NULL;
+        const tc_tier_stats *t0 = cs.st.ntiers > 0 ? &cs.tiers[0] : NULL;
         if (cap_applies && t0 && t0->max_bytes && t0->bytes >= t0->max_bytes / 10 * 9 &&
             t0->entries < capacity)
             fprintf(stderr, "tiercache: bench: warning: %s held %" PRIu64 " of %" PRIu64
@@ -1012,6 +1167,7 @@ static int cmd_bench(int argc, char **argv) {
     free(value);
     pthread_cond_destroy(&run.go_cv);
     pthread_mutex_destroy(&run.lock);
+    tc_config_free(cfg);
     return rc;
 }
 
@@ -1040,8 +1196,8 @@ static int cmd_shared(int argc, char **argv) {
         return usage_error("shared: unknown subcommand '%s'", sub);
     if (n != 2) return usage_error("shared %s: missing NAME", sub);
     if (strcmp(sub, "stats") == 0) {
-        tc_tier_stats st;
-        char err[512] = "";
+        tc_tier_stats st = TC_TIER_STATS_INIT;
+        char err[TC_ERRBUF_SIZE] = "";
         int r = tc_shared_stats(name, &st, err, sizeof err);
         if (r != 0) {
             errmsg("shared stats %s: %s (%s)", name, err[0] ? err : tc_strerror(r), tc_err_name(r));
@@ -1082,6 +1238,11 @@ static const command commands[] = {
 };
 
 int main(int argc, char **argv) {
+    while (argc > 1 && (!strcmp(argv[1], "-q") || !strcmp(argv[1], "--quiet"))) {
+        quiet = 1;
+        argv++;
+        argc--;
+    }
     if (argc < 2) return usage_error("missing command");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {

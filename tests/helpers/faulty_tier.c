@@ -74,8 +74,8 @@ faulty_tier *faulty_wrap(tc__tier *inner, tc_tier_id id) {
     return f;
 }
 
-tc_cache *faulty_pair(const tc_options *opt, faulty_tier **up, faulty_tier **down) {
-    tc_options o = *opt;
+tc_cache *faulty_pair(const tc__opts *opt, faulty_tier **up, faulty_tier **down) {
+    tc__opts o = *opt;
     char err[256];
     tc__tier *a, *b;
     if (tc__l1_open(&o, &a, err, sizeof err) != 0) {
@@ -83,6 +83,7 @@ tc_cache *faulty_pair(const tc_options *opt, faulty_tier **up, faulty_tier **dow
         return NULL;
     }
     o.mem_default_ttl_ms = 0;
+    o.mem_max_ttl_ms = 0; /* the lower tier keeps what it is given */
     if (tc__l1_open(&o, &b, err, sizeof err) != 0) {
         fprintf(stderr, "faulty_pair: %s\n", err);
         a->ops->close(a);

@@ -26,6 +26,6 @@ faulty_tier *faulty_wrap(tc__tier *inner, tc_tier_id id);
  * opt's settings, the lower as L2 with the same settings but no default TTL (entries put there
  * directly keep the TTL they are given). opt->ntiers and opt->tiers are ignored. Returns the
  * cache, or NULL with the reason on stderr. */
-tc_cache *faulty_pair(const tc_options *opt, faulty_tier **up, faulty_tier **down);
+tc_cache *faulty_pair(const tc__opts *opt, faulty_tier **up, faulty_tier **down);
 
 #endif

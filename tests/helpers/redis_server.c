@@ -349,8 +349,8 @@ int tc_test_make_certs(const char *d, tc_test_certs *c) {
 /* Options                                                                  */
 /* ------------------------------------------------------------------------ */
 
-void tc_test_l3_options(tc_options *o, int port) {
-    tc_options_init(o);
+void tc_test_l3_options(tc__opts *o, int port) {
+    tc__opts_init(o);
     o->ntiers = 1;
     o->tiers[0] = TC_TIER_L3;
     o->max_key_bytes = 4096;
@@ -363,6 +363,7 @@ void tc_test_l3_options(tc_options *o, int port) {
     snprintf(o->redis_key_prefix, sizeof o->redis_key_prefix, "tctest:");
     o->redis_pool_size = 0;
     o->mem_default_ttl_ms = 0;
+    o->redis_default_ttl_ms = 0;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -31,7 +31,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "tiercache.h"
+#include "config.h"
 
 typedef struct tc_test_redis {
     pid_t pid;            /* 0 when not running */
@@ -78,9 +78,9 @@ void tc_test_redis_stop(tc_test_redis *r);
 /* Generates certificates into dir (which must exist). Returns 0 or -1. */
 int tc_test_make_certs(const char *dir, tc_test_certs *out);
 
-/* Fills opt (tc_options_init, then) for a cache whose only tier is L3 on 127.0.0.1:port.
+/* Fills opt (tc__opts_init, then) for a cache whose only tier is L3 on 127.0.0.1:port.
  * Timeouts are 1 s, key prefix "tctest:", no default TTL, values up to 8 MiB. */
-void tc_test_l3_options(tc_options *opt, int port);
+void tc_test_l3_options(tc__opts *opt, int port);
 
 /* Runs one command on a new plain connection to port and returns the reply (free with
  * freeReplyObject), or NULL on failure. password may be NULL. */
