@@ -306,7 +306,7 @@ static void tc__expect(const tc__var *v, char *buf, size_t len) {
     case TC__K_POLICY: snprintf(buf, len, TC__POLICY_EXPECT); break;
     case TC__K_BOOL: snprintf(buf, len, TC__BOOL_EXPECT); break;
     case TC__K_NAME:
-        snprintf(buf, len, "expected 1..%zu characters of A-Z a-z 0-9 . _ -", v->cap);
+        snprintf(buf, len, "expected 1..%zu characters of A-Z a-z 0-9 . _ -, not starting with .", v->cap);
         break;
     case TC__K_HOST:
         snprintf(
@@ -355,6 +355,8 @@ static int tc__str_check(const tc__var *v, const char *s, size_t n, char *why, s
         problem = tmp;
     } else if (v->kind == TC__K_NAME && n == 0) {
         problem = "empty";
+    } else if (v->kind == TC__K_NAME && s[0] == '.') {
+        problem = "starts with \".\" (a hidden file)";
     } else {
         int colons = 0;
         for (size_t i = 0; i < n && problem == NULL; i++) {

@@ -803,11 +803,42 @@ static void test_get_or_load_reports_stored_ttl(void **state) {
     tc_close(c);
 }
 
+/* Issue 7, item 7: each tier's last failure (what, and when) is in its statistics and in the
+ * health document, and clears nothing else. */
+static void test_tier_last_error_in_stats_and_health(void **state) {
+    (void)state;
+    two_tiers t = open_two(60000);
+    tc__snapshot st;
+    assert_int_equal(snap_get(t.c, &st), 0);
+    assert_string_equal(st.tiers[0].last_error, "");
+    assert_int_equal(st.tiers[0].last_error_ms, 0);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t before = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    t.down->fail_get = TC_EIO;
+    char buf[8];
+    size_t len = sizeof buf;
+    assert_int_equal(tc_get(t.c, "k", 1, buf, &len, NULL), TC_EMISS);
+    assert_int_equal(snap_get(t.c, &st), 0);
+    assert_string_equal(st.tiers[1].last_error, "get: input/output error (TC_EIO)");
+    assert_true(st.tiers[1].last_error_ms >= before && st.tiers[1].last_error_ms < before + 60000);
+    assert_string_equal(st.tiers[0].last_error, "");
+    char *doc;
+    assert_int_equal(tc_health_json(t.c, &doc), 0);
+    assert_non_null(strstr(doc, "\"lastError\":\"get: input/output error (TC_EIO)\""));
+    tc_free(doc);
+    assert_int_equal(tc_stats_json(t.c, &doc), 0);
+    assert_non_null(strstr(doc, "\"last_error\":\"get: input/output error (TC_EIO)\""));
+    tc_free(doc);
+    tc_close(t.c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_roundtrip_binary_and_empty),
         cmocka_unit_test(test_memory_max_ttl_caps_every_l1_entry),
         cmocka_unit_test(test_get_or_load_reports_stored_ttl),
+        cmocka_unit_test(test_tier_last_error_in_stats_and_health),
         cmocka_unit_test(test_size_negotiation),
         cmocka_unit_test(test_limits_reject_and_store_nothing),
         cmocka_unit_test(test_ttl_lookup),

@@ -419,6 +419,8 @@ static const bad_case bad[] = {
     {"CACHE_SHARED_NAME", "", "empty; expected 1..200 characters of A-Z a-z 0-9 . _ -", {NULL}, NULL},
     {"CACHE_SHARED_NAME", "a/b", "character \"/\" is not allowed; expected 1..200 characters", {NULL}, NULL},
     {"CACHE_SHARED_NAME", "has space", "expected 1..200 characters", {NULL}, NULL},
+    /* issue 8, item 13: it passed the configuration, then failed at open */
+    {"CACHE_SHARED_NAME", ".hidden", "starts with \".\" (a hidden file); expected 1..200 characters", {NULL}, NULL},
     {"CACHE_SHARED_NAME", "na\xc3\xafve", "expected 1..200 characters", {NULL}, "\"na\\xc3\\xafve\""},
     {"CACHE_SHARED_MAX_ENTRIES", "0", POS_INT, {NULL}, NULL},
     {"CACHE_SHARED_MAX_ENTRIES", "abc", POS_INT, {NULL}, NULL},

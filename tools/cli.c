@@ -314,7 +314,8 @@ static int key_op_error(const char *what, int rc, const tc_config *cfg, size_t k
 static int miss_status(tc_cache *c) {
     tc_stats st = TC_STATS_INIT;
     if (tc_stats_get(c, &st) == 0 && st.errors > 0) {
-        errmsg("no tier had the key, and some tier failed (see above): the key may exist there");
+        errmsg("no tier had the key, and some tier failed (%s): the key may exist there",
+               quiet ? "run without -q to see which and why" : "see above");
         return EXIT_ERR;
     }
     return EXIT_MISS;
