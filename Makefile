@@ -23,8 +23,13 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-run: build
-	./$(BUILD)/tiercache-demo
+# run builds only the demo, quietly: the build's output goes to a log, shown when it fails.
+run: deps
+	@mkdir -p $(BUILD)
+	@{ cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) && \
+	   cmake --build $(BUILD) --target tiercache-demo -j $(JOBS); } >$(BUILD)/make-run.log 2>&1 || \
+	   { tail -n 40 $(BUILD)/make-run.log; echo "make run: the build failed (log: $(BUILD)/make-run.log)" >&2; exit 1; }
+	@./$(BUILD)/tiercache-demo
 
 test: deps-test test-plain test-asan test-tsan
 	@echo "all test suites passed"
