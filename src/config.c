@@ -104,7 +104,7 @@ static const tc__var tc__vars[] = {
     TC__STR("CACHE_SHARED_NAME", TC__K_NAME, shared_name, 200, "distributed_cache"),
     TC__NUM("CACHE_SHARED_MAX_ENTRIES", "CACHE_ENCORE_MAX_ENTRIES", TC__K_COUNT, TC__C_U64, shared_max_entries, 1,
             UINT32_MAX, "1000000"),
-    TC__NUM("CACHE_SHARED_MAX_BYTES", NULL, TC__K_SIZE, TC__C_U64, shared_max_bytes, 1, UINT64_MAX, "256MiB"),
+    TC__NUM("CACHE_SHARED_MAX_BYTES", NULL, TC__K_SIZE, TC__C_U64, shared_max_bytes, 1, UINT64_MAX, "16MiB"),
     TC__NUM("CACHE_SHARED_DEFAULT_TTL", "CACHE_ENCORE_DEFAULT_TTL", TC__K_DURATION, TC__C_U64, shared_default_ttl_ms,
             0, TC__MAX_TTL_MS, "5m"),
     TC__NUM("CACHE_SHARED_EVICTION", "CACHE_ENCORE_EVICTION", TC__K_POLICY, TC__C_POLICY, shared_eviction, 0, 0,
@@ -159,6 +159,11 @@ static void tc__mark_explicit(tc__opts *o, const tc__var *v, int on) {
     uint64_t bit = 1ull << (i % 64);
     if (on) o->explicit_bits[i / 64] |= bit;
     else o->explicit_bits[i / 64] &= ~bit;
+}
+
+void tc__opts_mark_explicit(tc__opts *o, const char *name) {
+    const tc__var *v = tc__var_find(name);
+    if (v != NULL) tc__mark_explicit(o, v, 1);
 }
 
 int tc__opts_explicit(const tc__opts *o, const char *name) {

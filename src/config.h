@@ -92,6 +92,9 @@ int tc__opts_validate(const tc__opts *o, char *errbuf, size_t errlen);
  * unless a geometry variable was set). */
 int tc__opts_explicit(const tc__opts *o, const char *name);
 
+/* Marks variable name as set, for options filled field by field (the tests). */
+void tc__opts_mark_explicit(tc__opts *o, const char *name);
+
 /* Sets variable name (or an alias) of o from its text, as tc_config_set() does. */
 int tc__opts_set(tc__opts *o, const char *name, const char *value, char *errbuf, size_t errlen);
 

@@ -522,6 +522,13 @@ int tc__l2_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
                      .max_key_bytes = opt->max_key_bytes,
                      .max_value_bytes = opt->max_value_bytes,
                      .policy = opt->shared_eviction};
+    /* a geometry variable left at its default adopts what an existing segment has: only the
+     * ones the process set must agree */
+    if (!tc__opts_explicit(opt, "CACHE_SHARED_MAX_ENTRIES")) g.adopt |= TC__L2_ADOPT_ENTRIES;
+    if (!tc__opts_explicit(opt, "CACHE_SHARED_MAX_BYTES")) g.adopt |= TC__L2_ADOPT_BYTES;
+    if (!tc__opts_explicit(opt, "CACHE_MAX_KEY_BYTES")) g.adopt |= TC__L2_ADOPT_KEY;
+    if (!tc__opts_explicit(opt, "CACHE_MAX_VALUE_BYTES")) g.adopt |= TC__L2_ADOPT_VALUE;
+    if (!tc__opts_explicit(opt, "CACHE_SHARED_EVICTION")) g.adopt |= TC__L2_ADOPT_POLICY;
     int rc = tc__l2_geom_derive(&g, errbuf, errlen);
     if (rc) return rc;
     tc__l2 *l2 = calloc(1, sizeof *l2);

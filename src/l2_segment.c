@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,6 +113,10 @@ int tc__l2_geom_derive(tc__l2_geom *g, char *errbuf, size_t errlen) {
                         "CACHE_MAX_VALUE_BYTES) and 16TiB",
                         (unsigned long long)g->max_bytes, (unsigned long long)max_block);
 
+    /* The byte budget rules: no index slots for entries the heap could never hold. */
+    uint64_t by_bytes = g->max_bytes / tc__l2_blk_size(0, 0);
+    if (g->max_entries > by_bytes) g->max_entries = by_bytes > 0 ? by_bytes : 1;
+
     /* Shards: at least 128 when every shard can still hold 2 of the largest entries, 64 KiB
      * and 64 entries (so that processes rarely meet on a lock); more while a shard's heap would
      * exceed TC__L2_SHARD_TARGET (a repair or a compaction walks one heap). */
@@ -182,6 +187,26 @@ static int init_shard_lock(pthread_mutex_t *m) {
 
 /* Builds a complete segment under a temporary name and links it to path.
  * Returns 0 (we created it), 1 (someone else's segment got the name first), or an error. */
+/* The error for a segment /dev/shm has no room for: what it needs, what is free, and which
+ * variables to lower (the heap follows CACHE_SHARED_MAX_BYTES, the index the entry count). */
+static int no_room(const char *name, const tc__l2_geom *g, char *errbuf, size_t errlen) {
+    struct statvfs fs;
+    char freebuf[96] = "";
+    if (statvfs(TC__L2_DIR, &fs) == 0)
+        snprintf(freebuf, sizeof freebuf, " has %llu bytes free of %llu;",
+                 (unsigned long long)fs.f_bavail * fs.f_frsize, (unsigned long long)fs.f_blocks * fs.f_frsize);
+    else
+        snprintf(freebuf, sizeof freebuf, " is full;");
+    uint64_t index = g->off_heap - g->off_index;
+    return tc__errf(errbuf, errlen, TC_ENOMEM,
+                    "cannot create shared segment '%s': it needs %llu bytes and %s%s lower "
+                    "CACHE_SHARED_MAX_BYTES (now %llu: the heap, %llu bytes) or CACHE_SHARED_MAX_ENTRIES (now "
+                    "%llu: the index, %llu bytes), or give %s more room (docker run --shm-size)",
+                    name, (unsigned long long)g->total_bytes, TC__L2_DIR, freebuf,
+                    (unsigned long long)g->max_bytes, (unsigned long long)((uint64_t)g->nshards * g->heap_bytes),
+                    (unsigned long long)g->max_entries, (unsigned long long)index, TC__L2_DIR);
+}
+
 static int create_segment(const char *name, const char *path, const tc__l2_geom *g,
                           char *errbuf, size_t errlen) {
     static _Atomic unsigned counter;
@@ -197,8 +222,8 @@ static int create_segment(const char *name, const char *path, const tc__l2_geom 
     if (rc != 0) {
         unlink(tmp);
         close(fd);
-        return tc__errf(errbuf, errlen, rc == ENOSPC ? TC_ENOMEM : TC_EIO,
-                        "cannot reserve %llu bytes in %s for shared segment '%s': %s",
+        if (rc == ENOSPC) return no_room(name, g, errbuf, errlen);
+        return tc__errf(errbuf, errlen, TC_EIO, "cannot reserve %llu bytes in %s for shared segment '%s': %s",
                         (unsigned long long)g->total_bytes, TC__L2_DIR, name, strerror(rc));
     }
     uint8_t *base = mmap(NULL, g->total_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -261,20 +286,20 @@ static int create_segment(const char *name, const char *path, const tc__l2_geom 
 static int geom_diff(const tc__l2_hdr *h, const tc__l2_geom *g, char *out, size_t n) {
     size_t o = 0;
     int diffs = 0;
-#define TC__L2_DIFF(field, var)                                                              \
-    if (h->field != g->field) {                                                          \
+#define TC__L2_DIFF(field, var, bit)                                                         \
+    if (!(g->adopt & (bit)) && h->field != g->field) {                                   \
         int w = snprintf(out + o, o < n ? n - o : 0, "%s%s=%llu in the segment, %llu asked",  \
                          diffs ? "; " : "", var, (unsigned long long)h->field,              \
                          (unsigned long long)g->field);                                    \
         if (w > 0) o += (size_t)w;                                                         \
         diffs++;                                                                           \
     }
-    TC__L2_DIFF(max_entries, "CACHE_SHARED_MAX_ENTRIES")
-    TC__L2_DIFF(max_bytes, "CACHE_SHARED_MAX_BYTES")
-    TC__L2_DIFF(max_key_bytes, "CACHE_MAX_KEY_BYTES")
-    TC__L2_DIFF(max_value_bytes, "CACHE_MAX_VALUE_BYTES")
+    TC__L2_DIFF(max_entries, "CACHE_SHARED_MAX_ENTRIES", TC__L2_ADOPT_ENTRIES)
+    TC__L2_DIFF(max_bytes, "CACHE_SHARED_MAX_BYTES", TC__L2_ADOPT_BYTES)
+    TC__L2_DIFF(max_key_bytes, "CACHE_MAX_KEY_BYTES", TC__L2_ADOPT_KEY)
+    TC__L2_DIFF(max_value_bytes, "CACHE_MAX_VALUE_BYTES", TC__L2_ADOPT_VALUE)
 #undef TC__L2_DIFF
-    if (h->policy != (uint32_t)g->policy) {
+    if (!(g->adopt & TC__L2_ADOPT_POLICY) && h->policy != (uint32_t)g->policy) {
         int w = snprintf(out + o, o < n ? n - o : 0, "%sCACHE_SHARED_EVICTION=%s in the segment, %s asked",
                          diffs ? "; " : "",
                          policy_str(h->policy), policy_str((uint32_t)g->policy));

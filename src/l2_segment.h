@@ -152,9 +152,18 @@ typedef struct tc__l2_seg {
 } tc__l2_seg;
 
 /* What a process asks for. */
+/* Bits of tc__l2_geom.adopt: a field the process did not set explicitly is taken from an
+ * existing segment instead of being compared with it. */
+#define TC__L2_ADOPT_ENTRIES 1u
+#define TC__L2_ADOPT_BYTES 2u
+#define TC__L2_ADOPT_KEY 4u
+#define TC__L2_ADOPT_VALUE 8u
+#define TC__L2_ADOPT_POLICY 16u
+
 typedef struct tc__l2_geom {
     uint64_t max_entries, max_bytes, max_key_bytes, max_value_bytes;
     tc_policy policy;
+    uint32_t adopt; /* TC__L2_ADOPT_* (0: every field must match an existing segment) */
     /* derived */
     uint32_t nshards;
     uint64_t index_slots, heap_bytes;
@@ -245,7 +254,11 @@ enum {
 /* Checks a segment name; 0 or TC_EINVAL with a message. */
 int tc__l2_name_check(const char *name, char *errbuf, size_t errlen);
 
-/* Derives the geometry from what is asked for. 0, or TC_ECONFIG with a message. */
+/* Derives the geometry from what is asked for: from the settings alone (never from the space
+ * that happens to be free), so that processes with the same settings get the same geometry.
+ * The byte budget rules the entry count: max_entries is capped at what max_bytes can hold
+ * in the smallest entries (max_bytes / tc__l2_blk_size(0, 0)), so the index is not sized for
+ * entries that could never fit. 0, or TC_ECONFIG with a message. */
 int tc__l2_geom_derive(tc__l2_geom *g, char *errbuf, size_t errlen);
 
 /* Opens the segment called name, creating it with geometry *g when it does not exist (g may

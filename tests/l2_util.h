@@ -34,6 +34,11 @@ static inline void l2t_opts(tc__opts *o, const char *name, uint64_t entries, uin
     o->shared_max_bytes = bytes;
     o->shared_default_ttl_ms = 0;
     o->shared_eviction = policy;
+    /* the geometry is asked for: compared with an existing segment's, not adopted */
+    static const char *const geometry[] = {"CACHE_SHARED_MAX_ENTRIES", "CACHE_SHARED_MAX_BYTES",
+                                           "CACHE_MAX_KEY_BYTES", "CACHE_MAX_VALUE_BYTES",
+                                           "CACHE_SHARED_EVICTION"};
+    for (size_t i = 0; i < sizeof geometry / sizeof geometry[0]; i++) tc__opts_mark_explicit(o, geometry[i]);
 }
 
 static inline uint64_t l2t_mix(uint64_t x) {

@@ -54,9 +54,9 @@ static void guard_check(const guarded *g, size_t n) {
 
 static void guard_free(guarded *g) { munmap(g->base, 2 * g->page); }
 
-/* Sizes an older layout of a struct of full bytes could have: every multiple of 4 from the
- * size field itself up to full. */
-#define FOR_OLDER_SIZES(var, full) for (size_t var = sizeof(size_t); var <= (full); var += 4)
+/* Sizes an older layout of a struct of full bytes could have: every multiple of its alignment
+ * (8: it holds 64-bit fields) from the size field itself up to full. */
+#define FOR_OLDER_SIZES(var, full) for (size_t var = sizeof(size_t); var <= (full); var += 8)
 
 static tc_cache *open_l1(void) {
     tc_cache *c = NULL;
@@ -195,7 +195,7 @@ static void test_mget_older_element_sizes(void **state) {
     const void *keys[3] = {"k0", "k1", "k2"};
     size_t klens[3] = {2, 2, 2};
     guarded g = guard_new();
-    for (size_t es = sizeof(int); es <= sizeof(tc_mget_result); es += 4) {
+    for (size_t es = 8; es <= sizeof(tc_mget_result); es += 8) { /* from rc alone, 8-aligned */
         unsigned char *arr = guard_place(&g, 3 * es);
         memset(arr, 0xEE, 3 * es);
         assert_int_equal(tc_mget(c, 3, keys, klens, (tc_mget_result *)(void *)arr, es), 0);

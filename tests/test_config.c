@@ -121,7 +121,7 @@ static void test_defaults(void **state) {
     assert_int_equal(o.mem_shards, 0);
     assert_string_equal(o.shared_name, "distributed_cache");
     assert_int_equal(o.shared_max_entries, 1000000);
-    assert_int_equal(o.shared_max_bytes, 268435456);
+    assert_int_equal(o.shared_max_bytes, 16777216);
     assert_int_equal(o.shared_default_ttl_ms, 300000);
     assert_int_equal(o.shared_eviction, TC_POLICY_ALLKEYS_LRU);
     assert_string_equal(o.redis_host, "");
@@ -1041,7 +1041,7 @@ static void test_describe_defaults(void **state) {
         "CACHE_MEMORY_SHARDS=0\n"
         "CACHE_SHARED_NAME=distributed_cache\n"
         "CACHE_SHARED_MAX_ENTRIES=1000000\n"
-        "CACHE_SHARED_MAX_BYTES=268435456\n"
+        "CACHE_SHARED_MAX_BYTES=16777216\n"
         "CACHE_SHARED_DEFAULT_TTL=300000ms\n"
         "CACHE_SHARED_EVICTION=allkeys-lru\n"
         "REDIS_URL=\n"

@@ -21,6 +21,9 @@ static void api_opts(tc__opts *o, const char *name, int with_l1) {
     o->shared_max_entries = 10000;
     o->shared_max_bytes = 8 << 20;
     o->max_value_bytes = 64 << 10;
+    tc__opts_mark_explicit(o, "CACHE_SHARED_MAX_ENTRIES");
+    tc__opts_mark_explicit(o, "CACHE_SHARED_MAX_BYTES");
+    tc__opts_mark_explicit(o, "CACHE_MAX_VALUE_BYTES");
 }
 
 static void test_l2_only(void **state) {
