@@ -1,0 +1,195 @@
+/*
+ * coherence.h -- the host's coherence table (coherence.c): stripe words, the epoch, prefix
+ * generations, and the lease of the host's invalidation listener. docs/COHERENCE.md is the
+ * design; this header is the contract the orchestrator and the tiers use.
+ *
+ * The table lives in the coherence segment (/dev/shm/tiercache-coh.<name>) shared by every
+ * process of a host, or in private memory when coherence is off. Layout:
+ *
+ *   +----------------------------+  0
+ *   | tc__coh_hdr                |  magic, version, sizes, nonce, name, checksum (read-only
+ *   |                            |  after creation); then, each on its own cache line:
+ *   |   epoch  | GAP | ticket | counter |   read by every hit
+ *   |   pgen, lease, host-wide counters  |
+ *   |   prefix ring (64 records) + lock  |
+ *   +----------------------------+  4096 * k
+ *   | words[TC__COH_STRIPES]     |  64-bit, monotonic; word of key = hash mod stripes
+ *   +----------------------------+
+ *
+ *   epoch:  | 63: GAP | 62..48: listener ticket | 47..0: counter |
+ *
+ * A stripe word and the epoch counter only ever grow; nothing on a hot path takes a lock, and
+ * nothing a process can leave half done exists (a process killed between two increments left
+ * at most one increment too many: a spurious miss somewhere).
+ *
+ * Stamps (docs/COHERENCE.md 2.2). An L1 entry or an L2 block filled at stamp s is valid while
+ * tc__coh_kstamp() of its key still equals s.k (no write, invalidation or epoch move since),
+ * pgen still equals s.p (no prefix cleared since; else the slow path tc__coh_prefix_ok() looks
+ * at which prefixes were cleared), and GAP is clear. Entries keep the low 32 bits of each.
+ *
+ * Thread-safety: every function is safe from any thread of any process sharing the table,
+ * except open/close (one thread, as for the cache handle).
+ */
+#ifndef TC_COHERENCE_H
+#define TC_COHERENCE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define TC__COH_STRIPES (1u << 18)
+#define TC__COH_RING 64          /* prefix-clear records kept */
+#define TC__COH_PREFIX_MAX 240   /* a longer prefix moves the epoch instead */
+
+#define TC__COH_GAP (1ull << 63)
+#define TC__COH_TICKET_SHIFT 48
+#define TC__COH_TICKET_MASK (0x7fffull << TC__COH_TICKET_SHIFT)
+#define TC__COH_COUNTER_MASK ((1ull << TC__COH_TICKET_SHIFT) - 1)
+
+typedef struct tc__coh tc__coh;
+
+/* A stamp: what a fill captured, and what an entry carries (as 32-bit halves). */
+typedef struct tc__stamp {
+    uint64_t k; /* word[stripe] + epoch counter; TC__STAMP_GAP while the channel is down */
+    uint64_t p; /* pgen */
+} tc__stamp;
+
+/* A stamp no entry is ever valid with: fills during a gap install nothing. */
+#define TC__STAMP_GAP UINT64_MAX
+
+/* The words, for the inline functions below. */
+struct tc__coh {
+    _Atomic uint64_t *words;   /* TC__COH_STRIPES of them */
+    _Atomic uint64_t *epoch;
+    _Atomic uint64_t *pgen;
+    struct tc__coh_hdr *hdr;   /* the segment (or private memory) */
+    size_t bytes;
+    int shared;                /* 1: a named segment; 0: private memory */
+    int fd;
+    char name[256];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Opening                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The host's table for opt->shared_name, created atomically when missing, under the same
+ * trust rules as the L2 segment (owner, group, mode). 0, or TC_EPERM / TC_EVERSION /
+ * TC_ECORRUPT / TC_ENOMEM / TC_EIO with a message. */
+int tc__coh_open_shared(const tc__opts *opt, tc__coh **out, char *errbuf, size_t errlen);
+
+/* A table in this process's memory only (CACHE_COHERENCE=off, or one tier). */
+int tc__coh_open_private(tc__coh **out);
+
+void tc__coh_close(tc__coh *c);
+
+/* Removes the coherence segment of name (with tc_shared_destroy). 0 or TC_ENOENT. */
+int tc__coh_destroy(const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Stamps, the hot path                                                     */
+/* ------------------------------------------------------------------------ */
+
+static inline _Atomic uint64_t *tc__coh_word(const tc__coh *c, uint64_t hash) {
+    return &c->words[(hash >> 11) & (TC__COH_STRIPES - 1)];
+}
+
+/* The key part of the stamp of a key with this hash, now; TC__STAMP_GAP during a gap. */
+static inline uint64_t tc__coh_kstamp(const tc__coh *c, uint64_t hash) {
+    uint64_t e = atomic_load_explicit(c->epoch, memory_order_acquire);
+    if (e & TC__COH_GAP) return TC__STAMP_GAP;
+    return atomic_load_explicit(tc__coh_word(c, hash), memory_order_acquire) + (e & TC__COH_COUNTER_MASK);
+}
+
+static inline tc__stamp tc__coh_stamp(const tc__coh *c, uint64_t hash) {
+    tc__stamp s;
+    s.p = atomic_load_explicit(c->pgen, memory_order_acquire);
+    s.k = tc__coh_kstamp(c, hash);
+    return s;
+}
+
+/* 1 when an entry of this key stamped (ks, ps) may be served now. *ps_now receives the
+ * current pgen's low half when the entry is valid only after a prefix check it passed (the
+ * caller then re-stamps the entry with it, so the check is not repeated). key/klen are the
+ * entry's key bytes, for that check. The fast path is two loads and two compares. */
+int tc__coh_prefix_ok(const tc__coh *c, uint32_t ps, const void *key, size_t klen, uint32_t *ps_now);
+static inline int tc__coh_valid(const tc__coh *c, uint64_t hash, uint32_t ks, uint32_t ps, const void *key,
+                                size_t klen, uint32_t *ps_now) {
+    uint64_t k = tc__coh_kstamp(c, hash);
+    if (k == TC__STAMP_GAP || (uint32_t)k != ks) return 0;
+    uint32_t p = (uint32_t)atomic_load_explicit(c->pgen, memory_order_acquire);
+    if (p == ps) return 1;
+    return tc__coh_prefix_ok(c, ps, key, klen, ps_now);
+}
+
+/* 1 when a fill that captured s may still install (nothing moved since, no gap). */
+static inline int tc__coh_unchanged(const tc__coh *c, uint64_t hash, const tc__stamp *s) {
+    if (s->k == TC__STAMP_GAP) return 0;
+    tc__stamp now = tc__coh_stamp(c, hash);
+    return now.k == s->k && now.p == s->p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writes and invalidations                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Moves the stripe word of a key (a write, a delete, an invalidation): every entry of the
+ * stripe filled before is invalid, on every process of the host. Returns the stamp an entry
+ * written by this very write may carry (the word after the move), or TC__STAMP_GAP. */
+tc__stamp tc__coh_bump(tc__coh *c, uint64_t hash);
+
+/* Moves the epoch counter: every entry of the host is invalid (tc_clear, FLUSHALL, a message
+ * the listener could not read). Keeps GAP as it is. */
+void tc__coh_epoch_move(tc__coh *c);
+
+/* Records a cleared prefix: entries whose key starts with it are invalid from now on. A
+ * prefix longer than TC__COH_PREFIX_MAX moves the epoch instead. Returns 0, or TC_ETIMEDOUT
+ * when the ring's lock could not be had in time (then the epoch was moved instead: every
+ * entry invalid, which is also correct). */
+int tc__coh_prefix_clear(tc__coh *c, const void *prefix, size_t plen);
+
+/* ------------------------------------------------------------------------ */
+/* The channel (the host's listener)                                        */
+/* ------------------------------------------------------------------------ */
+
+/* 1 while the channel is down (GAP set): nothing is served from or filled into L1 and L2. */
+static inline int tc__coh_gap(const tc__coh *c) {
+    return (atomic_load_explicit(c->epoch, memory_order_acquire) & TC__COH_GAP) != 0;
+}
+
+/* Sets GAP (a lost channel noticed by anyone). */
+void tc__coh_gap_set(tc__coh *c);
+
+/* The listener lease. A process takes it with tc__coh_lease_take() when it is free or its
+ * deadline passed (the owner stopped, died or hung); the owner keeps it with
+ * tc__coh_lease_renew() and ends a gap with tc__coh_recover(). Each take gets a new ticket:
+ * a stopped owner that resumes finds its ticket gone, and its renew and recover fail, so it
+ * stands down before applying anything. now_ms is CLOCK_MONOTONIC (one clock for the host). */
+int tc__coh_lease_take(tc__coh *c, uint64_t now_ms, uint64_t hold_ms, uint32_t *ticket);
+int tc__coh_lease_renew(tc__coh *c, uint32_t ticket, uint64_t now_ms, uint64_t hold_ms);
+void tc__coh_lease_release(tc__coh *c, uint32_t ticket);
+/* The lease's deadline has passed (nobody listens). */
+int tc__coh_lease_expired(const tc__coh *c, uint64_t now_ms);
+/* Ends a gap: moves the epoch and clears GAP in one step, only while ticket owns the lease.
+ * 1 done, 0 not the owner any more. */
+int tc__coh_recover(tc__coh *c, uint32_t ticket);
+
+/* Host-wide counters kept in the table, for the statistics. */
+typedef struct tc__coh_counters {
+    uint64_t keys_received;   /* invalidated keys the listener received */
+    uint64_t messages;        /* invalidation messages */
+    uint64_t epoch_moves;     /* flushes: clear, FLUSHALL, recoveries */
+    uint64_t gaps;            /* channel losses */
+    uint64_t takeovers;       /* listener leases taken */
+    uint64_t lag_last_us, lag_max_us; /* canary round trips */
+    uint32_t listener_pid;
+    int gap;
+} tc__coh_counters;
+
+void tc__coh_counters_get(const tc__coh *c, tc__coh_counters *out);
+void tc__coh_count_message(tc__coh *c, uint64_t keys);
+void tc__coh_count_lag(tc__coh *c, uint64_t lag_us);
+
+#endif /* TC_COHERENCE_H */
