@@ -21,6 +21,14 @@
  *         as is (noeviction).
  *   del, clear, clear_prefix: every tier is tried; 0, TC_EPARTIAL or TC_ETIER.
  *
+ * Time. Each public call that reaches the tiers is marked as one call (tc__call_begin, tier.h),
+ * so that all of its work on a tier that waits on a server shares one deadline: the SET of a
+ * tc_set and its compensating delete, every batch of a tc_mset and its per-entry deletes, the
+ * lookup and the re-check of tc_get_or_load. tc_get_or_load's store after the loader is a call
+ * of its own (the loader's time is the application's). A clear is not marked: its round trips
+ * are as many as the keys in the database, each bounded by the tier on its own, and it stops
+ * at the first failure. The untimed L1 hit of tc_get returns before the mark.
+ *
  * Statistics. Counters and latency histograms live in per-thread blocks, so the hot path does
  * plain stores into memory no other thread writes: no locked instruction, no shared cache
  * line. Latency is measured on one operation in TC__LAT_EVERY (64) per thread, the first one
@@ -409,6 +417,9 @@ static inline int hit_done(tc_cache *c, tstats *b, int i, int64_t ttl, const tc_
     return 0;
 }
 
+static int get_lower(tc_cache *c, const tc__key *kp, tstats *b, tc__sink *sink, tc_get_info *info, int counted,
+                     int timed, int start);
+
 /* The read path shared by tc_get and tc_get_alloc. counted: 0 for the library's own lookups
  * (the single-flight re-check), which are not the application's hits and misses. */
 static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, tc_get_info *info, int counted) {
@@ -432,6 +443,17 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
         }
         start = 1; /* go on below; the fence taken now still covers the tiers read next */
     }
+    uint64_t outer = tc__call_begin();
+    rc = get_lower(c, &k, b, sink, info, counted, timed, start);
+    tc__call_end(outer);
+    return rc;
+}
+
+/* The rest of get_into(): the tiers from start down, with a fence and back-fill. */
+static int get_lower(tc_cache *c, const tc__key *kp, tstats *b, tc__sink *sink, tc_get_info *info, int counted,
+                     int timed, int start) {
+    const tc__key k = *kp;
+    int rc = TC_EMISS;
     uint64_t t0 = timed ? tc__now_ns() : 0, tprev = t0;
     tc__fence fence = {NULL, 0};
     if (c->ntiers > 1) fence = fence_capture(c, k.hash);
@@ -507,13 +529,19 @@ TC_EXPORT int tc_ttl(tc_cache *c, const void *key, size_t klen, int64_t *ttl_ms)
     if (rc != 0) return rc;
     tc__key k = {key, klen, tc__hash(key, klen)};
     tstats *b = block_of(c);
+    uint64_t outer = tc__call_begin();
+    rc = TC_EMISS;
     for (int i = 0; i < c->ntiers; i++) {
-        rc = c->tiers[i]->ops->get(c->tiers[i], &k, NULL, ttl_ms);
-        count_lookup(b, i, rc);
-        if (rc == 0) return 0;
-        if (rc != TC_EMISS) tier_failed(c, b, i, "ttl", rc);
+        int r = c->tiers[i]->ops->get(c->tiers[i], &k, NULL, ttl_ms);
+        count_lookup(b, i, r);
+        if (r == 0) {
+            rc = 0;
+            break;
+        }
+        if (r != TC_EMISS) tier_failed(c, b, i, "ttl", r);
     }
-    return TC_EMISS;
+    tc__call_end(outer);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -582,6 +610,7 @@ static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t v
      * stripe: it must not invalidate other readers' fences */
     int marks = c->ntiers > 1 && fence == NULL;
     if (marks) write_begin(c, k->hash);
+    uint64_t outer = tc__call_begin();
     write_tally ty = {0, 0, 0, 0};
     for (int i = 0; i < c->ntiers; i++) {
         tc__tier *t = c->tiers[i];
@@ -593,6 +622,7 @@ static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t v
         }
         tally_add(c, b, i, k, rc, &ty, "set");
     }
+    tc__call_end(outer);
     if (marks) write_end(c, k->hash);
     return tally_rc(&ty);
 }
@@ -612,6 +642,7 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
     tstats *b = block_of(c);
     tc__key k = {key, klen, tc__hash(key, klen)};
     write_begin(c, k.hash);
+    uint64_t outer = tc__call_begin();
     int ok = 0, failed = 0;
     /* bottom-up: an upper tier deleted first could be back-filled again from a lower tier by
      * a reader that started earlier; the generation fence stops that, and the order keeps the
@@ -624,6 +655,7 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
             tier_failed(c, b, i, "del", rc);
         }
     }
+    tc__call_end(outer);
     write_end(c, k.hash);
     return combine(ok, failed);
 }
@@ -711,6 +743,7 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
         fences[m] = c->ntiers > 1 ? fence_capture(c, ks[m].hash) : (tc__fence){NULL, 0};
         idx[m++] = i;
     }
+    uint64_t outer = tc__call_begin();
     for (int ti = 0; ti < c->ntiers && m > 0; ti++) {
         for (size_t j = 0; j < m; j++) {
             sinks[j] = (tc__sink){NULL, 0, 0, NULL, 1, 0};
@@ -742,6 +775,7 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
         }
         m = keep;
     }
+    tc__call_end(outer);
     for (size_t j = 0; j < m; j++) count(b, CNT_MISSES); /* res[idx[j]] is already TC_EMISS */
     for (size_t i = 0; i < n; i++) {
         /* a caller whose layout has no room for the value pointer cannot free it */
@@ -789,6 +823,7 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t i
         ttls[m] = (int64_t)it->ttl_ms;
         idx[m++] = i;
     }
+    uint64_t outer = tc__call_begin();
     for (int ti = 0; ti < c->ntiers && m > 0; ti++) {
         tc__tier *t = c->tiers[ti];
         if (t->ops->mset != NULL) (void)t->ops->mset(t, m, ks, vp, vl, ttls, NULL, trc);
@@ -796,6 +831,7 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t i
             for (size_t j = 0; j < m; j++) trc[j] = t->ops->set(t, &ks[j], vp[j], vl[j], ttls[j], NULL);
         for (size_t j = 0; j < m; j++) tally_add(c, b, ti, &ks[j], trc[j], &tally[j], "mset");
     }
+    tc__call_end(outer);
     for (size_t j = 0; j < m; j++) write_end(c, ks[j].hash);
     for (size_t j = 0; j < m; j++) rcs[idx[j]] = tally_rc(&tally[j]);
     int all_ok = 1;
@@ -836,8 +872,13 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
                              void *userdata, void **val, size_t *len, tc_get_info *info, int *loader_err) {
     if (c == NULL || loader == NULL || val == NULL || len == NULL) return TC_EINVAL;
     if (loader_err != NULL) *loader_err = 0;
+    /* the lookup and the re-check below are one call; the store after the loader another */
+    uint64_t outer = tc__call_begin();
     int rc = tc_get_alloc(c, key, klen, val, len, info);
-    if (rc != TC_EMISS) return rc;
+    if (rc != TC_EMISS) {
+        tc__call_end(outer);
+        return rc;
+    }
     info_put(info, TC_TTL_NONE, TC_TIER_NONE);
     tstats *b = block_of(c);
     uint64_t hash = tc__hash(key, klen);
@@ -849,6 +890,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     while (f != NULL && !(f->hash == hash && f->klen == klen && memcmp(f->key, key, klen) == 0)) f = f->next;
     if (f != NULL) {
         /* someone is loading it: wait and share */
+        tc__call_end(outer);
         f->refs++;
         count(b, CNT_LOAD_WAITS);
         while (!f->done) pthread_cond_wait(&f->cond, lock);
@@ -861,6 +903,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     void *kcopy = malloc(klen ? klen : 1);
     if (f == NULL || kcopy == NULL) {
         pthread_mutex_unlock(lock);
+        tc__call_end(outer);
         free(f);
         free(kcopy);
         return TC_ENOMEM;
@@ -884,6 +927,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     int from = TC_TIER_NONE;
     tc__key k = {key, klen, hash};
     rc = c->tiers[0]->ops->get(c->tiers[0], &k, &sink, &ttl_left);
+    tc__call_end(outer);
     if (rc == 0 && sink.heap != NULL) {
         v = sink.heap;
         vlen = sink.len;

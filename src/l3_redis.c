@@ -51,6 +51,7 @@ typedef struct l3 {
     _Atomic uint64_t hits, misses, sets, deletes, errors;
     _Atomic uint64_t timeouts, conn_errors, proto_errors, auth_errors, tls_errors;
     _Atomic uint64_t fast_fails, retries, reply_errors;
+    _Atomic uint64_t deadline_skips;    /* requests not sent: the public call's budget was spent */
     _Atomic int last_ok;                /* the last call reached the server */
     _Atomic uint64_t last_reply_warn_ns;
 
@@ -123,26 +124,60 @@ static void sleep_ns(uint64_t ns) {
     }
 }
 
+/* The time budget of the public call this thread is running (tier.h, tc__call_id): when its
+ * first Redis work started, and how long it has spent opening connections. Every l3_call of
+ * one public call draws on it, so a tc_set's SET and compensating UNLINK, or a tc_mset's
+ * batches and per-entry UNLINKs, share one deadline. Outside a public call (call id 0: a tier
+ * used directly) each l3_call has a budget of its own. Thread-local because the call is: one
+ * thread runs all the ops of a public call, and no lock is needed. */
+typedef struct call_budget {
+    uint64_t call;      /* tc__call_id() it belongs to */
+    uint64_t start_ns;  /* when that call's first Redis work started */
+    uint64_t opened_ns; /* time spent opening connections since */
+} call_budget;
+
+static _Thread_local call_budget tl_budget;
+
+/* This thread's budget for the running call, started now when the call has none yet. */
+static call_budget *budget_of_call(uint64_t now) {
+    uint64_t id = tc__call_id();
+    if (id == 0 || tl_budget.call != id) {
+        tl_budget.call = id;
+        tl_budget.start_ns = now;
+        tl_budget.opened_ns = 0;
+    }
+    return &tl_budget;
+}
+
 /* Runs a request with the breaker, the pool, the deadlines and the retries. Returns what
  * handle() returned, or the failure: TC_EUNAVAIL / TC_EAUTH / TC_ETLS / TC_ECONFIG at once
  * while the circuit is open, TC_ECONN, TC_ETIMEDOUT, TC_EPROTO, TC_ENOMEM.
  *
- * Time: the call has REDIS_COMMAND_TIMEOUT from its start for waiting for a pooled
- * connection, the round trips and the retries; time spent opening connections (each open
- * bounded by REDIS_CONNECT_TIMEOUT) extends that budget, but never past
- * REDIS_COMMAND_TIMEOUT + REDIS_CONNECT_TIMEOUT in total. */
+ * Time: the public call this request belongs to has REDIS_COMMAND_TIMEOUT from the start of
+ * its first Redis work, for waiting for pooled connections, round trips and retries, shared
+ * by all of its requests; time spent opening connections (each open bounded by
+ * REDIS_CONNECT_TIMEOUT) extends that budget, but never past REDIS_COMMAND_TIMEOUT +
+ * REDIS_CONNECT_TIMEOUT in total. A request that finds the budget spent fails at once with
+ * TC_ETIMEDOUT without touching the server or the breaker (the server was not tried, so it
+ * is not blamed; a half-open probe is never taken by a call with no time left). */
 static int l3_call(l3 *t, l3_req *rq) {
-    const uint64_t start = tc__now_ns();
+    const uint64_t now0 = tc__now_ns();
+    call_budget *cb = budget_of_call(now0);
     const uint64_t cmd_ns = t->cfg.command_timeout_ms * 1000000ull;
     const uint64_t conn_ns = t->cfg.connect_timeout_ms * 1000000ull;
-    const uint64_t hard = start + cmd_ns + conn_ns;
+    const uint64_t hard = cb->start_ns + cmd_ns + conn_ns;
+    uint64_t budget = cb->start_ns + cmd_ns + cb->opened_ns; /* grows by the time spent opening */
+    if (budget > hard) budget = hard;
+    if (now0 >= budget) {
+        atomic_fetch_add_explicit(&t->deadline_skips, 1, memory_order_relaxed);
+        return TC_ETIMEDOUT;
+    }
     int probe;
     int rc = tc__breaker_allow(&t->pool.brk, &probe);
     if (rc) {
         atomic_fetch_add_explicit(&t->fast_fails, 1, memory_order_relaxed);
         return rc;
     }
-    uint64_t budget = start + cmd_ns; /* grows by the time spent opening connections */
     char err[320];
     for (int attempt = 0;; attempt++) {
         tc__rconn *c = NULL;
@@ -152,7 +187,9 @@ static int l3_call(l3 *t, l3_req *rq) {
         uint64_t cdl = t0 + conn_ns < hard ? t0 + conn_ns : hard;
         rc = tc__rpool_acquire(&t->pool, budget, cdl, &c, &fresh, &open_failed, err, sizeof err);
         if (fresh || open_failed) {
-            budget += tc__now_ns() - t0;
+            uint64_t spent = tc__now_ns() - t0;
+            cb->opened_ns += spent;
+            budget += spent;
             if (budget > hard) budget = hard;
         }
         /* Three outcomes: the server answered (a success for the breaker, whatever the
@@ -851,6 +888,7 @@ static void l3_stats(tc__tier *tt, tc_tier_stats *out) {
     tc__stat_extra(out, "reconnects", "%llu", (unsigned long long)atomic_load(&t->pool.reconnects));
     tc__stat_extra(out, "circuit_opens", "%llu", (unsigned long long)atomic_load(&t->pool.brk.opens));
     tc__stat_extra(out, "fast_fails", "%llu", (unsigned long long)atomic_load(&t->fast_fails));
+    tc__stat_extra(out, "deadline_skips", "%llu", (unsigned long long)atomic_load(&t->deadline_skips));
 }
 
 /* ------------------------------------------------------------------------ */

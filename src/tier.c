@@ -1,6 +1,7 @@
 /*
  * tier.c -- the pieces of the tier interface (tier.h) that are code: tier names, the value
- * sink a tier delivers a hit into, and the extras of a tier's statistics.
+ * sink a tier delivers a hit into, the extras of a tier's statistics, and the thread-local
+ * marks of the public call a tier op belongs to.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,6 +9,9 @@
 #include <string.h>
 
 #include "tier.h"
+
+_Thread_local uint64_t tc__call_cur;
+_Thread_local uint64_t tc__call_next;
 
 TC_EXPORT const char *tc_tier_name(int tier) {
     switch (tier) {

@@ -14,6 +14,10 @@
  * the one seen before the lower tier was read (and no write was in progress then). Tiers check
  * the fence inside the critical section that inserts, so a delete racing a back-fill can never
  * re-insert stale data.
+ *
+ * Calls: the orchestrator marks where each public call begins and ends (tc__call_begin), so a
+ * tier whose ops wait on a server (L3) can give all the work of one public call -- a set and
+ * its compensating delete, every batch of an mset and its per-entry cleanups -- one deadline.
  */
 #ifndef TC_TIER_H
 #define TC_TIER_H
@@ -75,6 +79,43 @@ typedef struct tc__fence {
 static inline int tc__fence_ok(const tc__fence *f) {
     return f == NULL || atomic_load_explicit(f->gen, memory_order_seq_cst) == f->seen;
 }
+
+/* ------------------------------------------------------------------------ */
+/* The public call a tier op belongs to                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One public call (tc_set, tc_mset ...) may make several ops on one tier: tc_set writes, and
+ * deletes again when the write failed; tc_mset writes batch after batch and then deletes each
+ * entry that failed. A tier that waits on a server must bound all of that by one deadline, not
+ * one per op. Ops always run on the thread of the public call that makes them (no tier hands
+ * work to another thread), so the orchestrator marks the call in a thread-local: begin gives
+ * the thread a new call id, end takes it away. Calls nest into the outermost one: the lookup
+ * and the re-check of tc_get_or_load, or a public call made from a log callback, share the
+ * deadline of the call they run inside. A tier keys its per-call state (L3: when the call's
+ * first Redis work started) by tc__call_id().
+ *
+ * Why a thread-local and not a deadline argument to every op: the deadline is L3's business
+ * (REDIS_COMMAND_TIMEOUT, REDIS_CONNECT_TIMEOUT), L1 and L2 never wait on a network, and an
+ * argument would change every op of every tier and test for one tier's need. Begin and end
+ * are two thread-local stores; no clock is read unless a tier needs one.
+ */
+extern _Thread_local uint64_t tc__call_cur;  /* the running public call; 0: none */
+extern _Thread_local uint64_t tc__call_next; /* ids handed out on this thread */
+
+/* Marks the start of a public call on this thread (a new id, unless a call is running: then
+ * this one is part of it). Returns what tc__call_end() must be given when the call returns. */
+static inline uint64_t tc__call_begin(void) {
+    uint64_t outer = tc__call_cur;
+    if (outer == 0) tc__call_cur = ++tc__call_next;
+    return outer;
+}
+
+static inline void tc__call_end(uint64_t outer) { tc__call_cur = outer; }
+
+/* The public call this thread is running, or 0 when a tier is used directly (tests, tools):
+ * then each op is a call of its own. */
+static inline uint64_t tc__call_id(void) { return tc__call_cur; }
 
 /* ------------------------------------------------------------------------ */
 /* The tier interface                                                       */

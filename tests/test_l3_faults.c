@@ -10,7 +10,11 @@
  *   - the server is down when the tier opens: the open succeeds at once, calls fail fast,
  *     and the tier comes back by itself when the server starts;
  *   - a pooled connection killed by a restart is retried transparently;
- *   - a child process after fork() never uses the parent's connection.
+ *   - a child process after fork() never uses the parent's connection;
+ *   - a server that goes silent after the handshake: tc_set (the SET, then the compensating
+ *     UNLINK) and tc_mset of 256 entries (the batch, then one UNLINK per entry) return within
+ *     about one REDIS_COMMAND_TIMEOUT, because all the Redis work of one public call shares
+ *     one deadline (issue 8, item 9).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -433,6 +437,80 @@ static void test_fork_never_shares_connection(void **state) {
     tc_test_redis_stop(&srv);
 }
 
+/* ------------------------------------------------------------------------ */
+/* One deadline per public call                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A cache over tiering (L3, or L1 then L3) whose pooled connection is open, then a server
+ * that stops answering (SIGSTOP: the kernel still accepts connections, nothing answers). */
+static tc_cache *open_then_silence(tc_test_redis *srv, int with_l1) {
+    assert_int_equal(tc_test_redis_start(srv, NULL), 0);
+    tc__opts o;
+    tc_test_l3_options(&o, srv->port);
+    o.redis_command_timeout_ms = 300;
+    o.redis_connect_timeout_ms = 300;
+    if (with_l1) {
+        o.ntiers = 2;
+        o.tiers[0] = TC_TIER_L1;
+        o.tiers[1] = TC_TIER_L3;
+    }
+    tc_cache *c = NULL;
+    char err[256] = "";
+    assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), 0);
+    assert_int_equal(tc_set(c, "warm", 4, "v", 1, 0), 0); /* the handshake is done */
+    tc_test_redis_signal(srv, SIGSTOP);
+    return c;
+}
+
+/* tc_set against a silent server: the SET times out; the compensating UNLINK that follows it
+ * (so that L3 keeps no stale copy) must not wait a second timeout of its own. */
+static void test_silent_server_set_returns_within_one_timeout(void **state) {
+    (void)state;
+    for (int with_l1 = 0; with_l1 <= 1; with_l1++) {
+        tc_test_redis srv;
+        tc_cache *c = open_then_silence(&srv, with_l1);
+        double t0 = tc_test_now_ms();
+        int rc = tc_set(c, "k", 1, "value", 5, 0);
+        double took = tc_test_now_ms() - t0;
+        fprintf(stderr, "silent server, %s: tc_set took %.0f ms (rc %s; REDIS_COMMAND_TIMEOUT=300ms)\n",
+                with_l1 ? "L1L3" : "L3", took, tc_err_name(rc));
+        assert_int_equal(rc, with_l1 ? TC_EPARTIAL : TC_ETIER);
+        assert_true(took >= 250);
+        assert_true(took < 300 + 200);
+        tc_close(c);
+        tc_test_redis_stop(&srv);
+    }
+}
+
+/* tc_mset of 256 entries against a silent server: one batch times out; the per-entry UNLINKs
+ * that follow share its deadline instead of each waiting for a timeout. */
+static void test_silent_server_mset_returns_within_one_timeout(void **state) {
+    (void)state;
+    enum { N = 256 };
+    static char keys[N][16];
+    tc_mset_item items[N];
+    int rcs[N];
+    for (int i = 0; i < N; i++) {
+        int kl = snprintf(keys[i], sizeof keys[i], "m%d", i);
+        items[i] = (tc_mset_item){.key = keys[i], .klen = (size_t)kl, .val = "v", .vlen = 1, .ttl_ms = 0};
+    }
+    for (int with_l1 = 0; with_l1 <= 1; with_l1++) {
+        tc_test_redis srv;
+        tc_cache *c = open_then_silence(&srv, with_l1);
+        double t0 = tc_test_now_ms();
+        int rc = tc_mset(c, N, items, sizeof items[0], rcs);
+        double took = tc_test_now_ms() - t0;
+        fprintf(stderr, "silent server, %s: tc_mset of %d took %.0f ms (REDIS_COMMAND_TIMEOUT=300ms)\n",
+                with_l1 ? "L1L3" : "L3", N, took);
+        assert_int_equal(rc, TC_EPARTIAL);
+        for (int i = 0; i < N; i++) assert_int_equal(rcs[i], with_l1 ? TC_EPARTIAL : TC_ETIER);
+        assert_true(took >= 250);
+        assert_true(took < 300 + 200);
+        tc_close(c);
+        tc_test_redis_stop(&srv);
+    }
+}
+
 int main(void) {
     if (!tc_test_have_redis()) {
         fprintf(stderr, "redis-server not found\n");
@@ -449,6 +527,8 @@ int main(void) {
         cmocka_unit_test(test_fork_never_shares_connection),
         cmocka_unit_test(test_sigkill_during_load),
         cmocka_unit_test(test_sigstop_bounded),
+        cmocka_unit_test(test_silent_server_set_returns_within_one_timeout),
+        cmocka_unit_test(test_silent_server_mset_returns_within_one_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
