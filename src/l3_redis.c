@@ -4,14 +4,21 @@
  * Keys are stored as REDIS_KEY_PREFIX followed by the key's bytes; values are stored raw.
  * Every operation is one round trip on a pooled connection (l3_pool.c):
  *
- *   get          GET k + PTTL k, pipelined: the value and its remaining TTL together
+ *   get          MULTI, STRLEN k, GETRANGE k 0 limit-1, PTTL k, EXEC (l3_read.h): the value,
+ *                its real size and its remaining TTL, atomically, never more than
+ *                CACHE_MAX_VALUE_BYTES of it on the wire
  *   set          SET k v [PX ms]               (millisecond TTLs; never SETEX 0)
  *   del          UNLINK k
  *   clear(_prefix) SCAN c MATCH <escaped ns+prefix>* COUNT 1000, each batch's UNLINK
  *                pipelined with the next SCAN; never KEYS, FLUSHDB or FLUSHALL
- *   mget         MGET k1..kn + PTTL k1..kn, pipelined, in batches of TC__L3_BATCH keys
+ *   mget         the same three commands per key inside one MULTI/EXEC, in batches of
+ *                TC__L3_BATCH keys
  *   mset         SET ki vi [PX ms] for each entry, pipelined, in batches of TC__L3_BATCH
  *   stats        INFO server + INFO memory + DBSIZE, cached for a second
+ *
+ * A value over CACHE_MAX_VALUE_BYTES or a key of another type under the namespace (another
+ * client wrote it) is a miss for that key, counted (foreign_keys) and reported at
+ * most once a second; it never counts against the server.
  *
  * Failures: each call runs through l3_call(), which asks the circuit breaker first (an open
  * circuit fails the call at once), bounds every wait by REDIS_CONNECT_TIMEOUT (only when a
@@ -30,6 +37,7 @@
 #include "l3_conn.h"
 #include "l3_pool.h"
 #include "l3_proto.h"
+#include "l3_read.h"
 #include "tier.h"
 #include "util.h"
 
@@ -46,12 +54,14 @@ typedef struct l3 {
     size_t nslen;
     uint64_t default_ttl_ms; /* TC__TTL_DEFAULT resolves to this (0: no expiry) */
     int max_retries;
-    size_t max_value;        /* CACHE_MAX_VALUE_BYTES, 0: unknown */
+    size_t max_value;        /* CACHE_MAX_VALUE_BYTES: the most of one value a read moves */
 
     _Atomic uint64_t hits, misses, sets, deletes, errors;
     _Atomic uint64_t timeouts, conn_errors, proto_errors, auth_errors, tls_errors;
     _Atomic uint64_t fast_fails, retries, reply_errors;
     _Atomic uint64_t deadline_skips;    /* requests not sent: the public call's budget was spent */
+    _Atomic uint64_t oversized, wrong_type; /* foreign keys read as misses */
+    _Atomic uint64_t last_foreign_warn_ns;
     _Atomic int last_ok;                /* the last call reached the server */
     _Atomic uint64_t last_reply_warn_ns;
 
@@ -297,25 +307,51 @@ static int build_set(tc__cmdbuf *b, const char *k, size_t kl, const void *v, siz
     return tc__cmdbuf_cmd(b, 5, "SET", (size_t)3, k, kl, (const char *)v, vl, "PX", (size_t)2, ms, (size_t)n);
 }
 
-/* Maps a PTTL reply: remaining ms, TC_TTL_NONE, or 0 when the key is gone (-2) or about to
- * be (0). TC_EPROTO for a reply that is not an integer. */
-static int pttl_of(l3 *t, const tc__reply *r, int64_t *ttl) {
-    if (r->type == TC__R_ERROR) return reply_error(t, r);
-    if (r->type != TC__R_INTEGER) return TC_EPROTO;
-    if (r->integer == -1) *ttl = TC_TTL_NONE;
-    else if (r->integer > 0) *ttl = r->integer;
-    else *ttl = 0;
-    return 0;
-}
-
+/* The reply bytes a read of n keys may take: each value is at most the limit (GETRANGE), held
+ * once in the reader's buffer and once as a reply, plus the small replies around it. An honest
+ * server cannot exceed it; a lying one is cut off there. */
 static size_t value_budget(const l3 *t, size_t n) {
-    size_t per = t->max_value ? t->max_value + 1024 : ((size_t)1 << 20);
-    return TC__L3_REPLY_SLACK + n * per;
+    return (n + 1) * (t->max_value + 4096) + ((size_t)1 << 20);
 }
 
 /* ------------------------------------------------------------------------ */
 /* get / set / del                                                          */
 /* ------------------------------------------------------------------------ */
+
+/* Reports a key under the namespace that is not a value of ours, at most once a second. */
+static void foreign_warn(l3 *t, const tc__l3_value *v) {
+    uint64_t now = tc__now_ns(), last = atomic_load(&t->last_foreign_warn_ns);
+    if (now - last < 1000000000ull || !atomic_compare_exchange_strong(&t->last_foreign_warn_ns, &last, now))
+        return;
+    if (v->kind == TC__L3_OVERSIZED)
+        tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN,
+                "redis: a value under REDIS_KEY_PREFIX is %lld bytes, more than CACHE_MAX_VALUE_BYTES=%zu: "
+                "read as a miss (did another client write it?)", v->size, t->max_value);
+    else
+        tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN,
+                "redis: a key under REDIS_KEY_PREFIX holds another type than a string: read as a miss "
+                "(did another client write it?)");
+}
+
+/* One key's read -> 0 (a hit: the value delivered to out when out is set, its TTL in *ttl),
+ * TC_EMISS, or the error the server answered for it. */
+static int deliver(l3 *t, const tc__l3_value *v, tc__sink *out, int64_t *ttl) {
+    switch (v->kind) {
+    case TC__L3_HIT:
+        *ttl = v->ttl_ms;
+        return out != NULL && v->data != NULL ? tc__sink_put(out, v->data, v->len) : 0;
+    case TC__L3_ABSENT: return TC_EMISS;
+    case TC__L3_OVERSIZED:
+        atomic_fetch_add_explicit(&t->oversized, 1, memory_order_relaxed);
+        foreign_warn(t, v);
+        return TC_EMISS;
+    case TC__L3_WRONGTYPE:
+        atomic_fetch_add_explicit(&t->wrong_type, 1, memory_order_relaxed);
+        foreign_warn(t, v);
+        return TC_EMISS;
+    default: return reply_error(t, v->err);
+    }
+}
 
 typedef struct get_req {
     l3_req rq;
@@ -326,37 +362,30 @@ typedef struct get_req {
 
 static int get_build(l3_req *rq, tc__cmdbuf *b) {
     get_req *g = (get_req *)rq;
-    int rc = tc__cmdbuf_cmd(b, 2, "GET", (size_t)3, g->kb.p, g->kb.len);
-    if (rc == 0) rc = tc__cmdbuf_cmd(b, 2, "PTTL", (size_t)4, g->kb.p, g->kb.len);
+    int rc = tc__l3_multi(b);
+    if (rc == 0) rc = tc__l3_read_cmds(b, g->kb.p, g->kb.len, rq->t->max_value, g->out != NULL);
+    if (rc == 0) rc = tc__l3_exec(b);
     return rc;
-}
-
-/* A value and its PTTL -> hit, miss or error. The race between GET and PTTL is harmless:
- * PTTL -2 means the key vanished in between, which is a miss. */
-static int value_and_ttl(l3 *t, const tc__reply *v, const tc__reply *p, tc__sink *out, int64_t *ttl) {
-    if (v->type == TC__R_ERROR) {
-        /* a key of another type under our namespace is not a value of ours */
-        if (tc__reply_is_error_code(v, "WRONGTYPE")) return TC_EMISS;
-        return reply_error(t, v);
-    }
-    if (v->type == TC__R_NIL) return TC_EMISS;
-    if (v->type != TC__R_STRING) return TC_EPROTO;
-    int rc = pttl_of(t, p, ttl);
-    if (rc) return rc;
-    if (*ttl == 0) return TC_EMISS;
-    if (out != NULL) return tc__sink_put(out, v->str, v->len);
-    return 0;
 }
 
 static int get_handle(l3_req *rq, tc__reply **rep) {
     get_req *g = (get_req *)rq;
-    return value_and_ttl(rq->t, rep[0], rep[1], g->out, &g->ttl);
+    const unsigned nq = TC__L3_READ_CMDS(g->out != NULL);
+    tc__reply *const *res;
+    const tc__reply *err;
+    int rc = tc__l3_tx_results(rep, nq, &res, &err);
+    if (rc == 1) return reply_error(rq->t, err);
+    if (rc != 0) return rc;
+    tc__l3_value v;
+    if ((rc = tc__l3_read_value(res, rq->t->max_value, g->out != NULL, &v))) return rc;
+    return deliver(rq->t, &v, g->out, &g->ttl);
 }
 
 static int l3_get(tc__tier *tt, const tc__key *k, tc__sink *out, int64_t *ttl_ms) {
     l3 *t = (l3 *)tt;
-    tc__reply *rep[2];
-    get_req g = {.rq = {get_build, get_handle, 2, rep, value_budget(t, 1), t}, .out = out};
+    tc__reply *rep[2 + 3];
+    get_req g = {.rq = {get_build, get_handle, 2 + TC__L3_READ_CMDS(out != NULL), rep, value_budget(t, 1), t},
+                 .out = out};
     int rc = key_make(t, &g.kb, k->p, k->len);
     if (rc) return rc;
     rc = l3_call(t, &g.rq);
@@ -604,31 +633,40 @@ static int l3_clear(tc__tier *tt) { return l3_clear_prefix(tt, "", 0); }
 typedef struct mget_req {
     l3_req rq;
     size_t n;
-    const char **argv; /* "MGET", k1..kn */
+    const char **keys; /* namespaced keys */
     size_t *lens;
-    tc__sink *outs;
+    tc__sink *outs;    /* NULL: TTL-only */
     int64_t *ttls;
     int *rcs;
 } mget_req;
 
 static int mget_build(l3_req *rq, tc__cmdbuf *b) {
     mget_req *m = (mget_req *)rq;
-    int rc = tc__cmdbuf_argv(b, (int)m->n + 1, m->argv, m->lens);
-    for (size_t i = 1; rc == 0 && i <= m->n; i++)
-        rc = tc__cmdbuf_cmd(b, 2, "PTTL", (size_t)4, m->argv[i], m->lens[i]);
+    int rc = tc__l3_multi(b);
+    for (size_t i = 0; rc == 0 && i < m->n; i++)
+        rc = tc__l3_read_cmds(b, m->keys[i], m->lens[i], rq->t->max_value, m->outs != NULL);
+    if (rc == 0) rc = tc__l3_exec(b);
     return rc;
 }
 
 static int mget_handle(l3_req *rq, tc__reply **rep) {
     mget_req *m = (mget_req *)rq;
-    tc__reply *vals = rep[0];
-    if (vals->type == TC__R_ERROR) return reply_error(rq->t, vals);
-    if (vals->type != TC__R_ARRAY || vals->elements != m->n) return TC_EPROTO;
+    const unsigned per = TC__L3_READ_CMDS(m->outs != NULL);
+    tc__reply *const *res;
+    const tc__reply *err;
+    int rc = tc__l3_tx_results(rep, m->n * per, &res, &err);
+    if (rc == 1) return reply_error(rq->t, err);
+    if (rc != 0) return rc;
+    /* every key's results are checked before any is delivered: a reply that lies about one
+     * key fails the batch, and no value of it reaches the caller */
     for (size_t i = 0; i < m->n; i++) {
-        int rc = value_and_ttl(rq->t, vals->element[i], rep[i + 1], m->outs ? &m->outs[i] : NULL,
-                               &m->ttls[i]);
-        if (rc == TC_EPROTO) return rc;
-        m->rcs[i] = rc;
+        tc__l3_value v;
+        if ((rc = tc__l3_read_value(res + i * per, rq->t->max_value, m->outs != NULL, &v))) return rc;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        tc__l3_value v;
+        (void)tc__l3_read_value(res + i * per, rq->t->max_value, m->outs != NULL, &v);
+        m->rcs[i] = deliver(rq->t, &v, m->outs ? &m->outs[i] : NULL, &m->ttls[i]);
     }
     return 0;
 }
@@ -641,29 +679,28 @@ static int l3_mget(tc__tier *tt, size_t n, const tc__key *keys, tc__sink *outs, 
     l3 *t = (l3 *)tt;
     if (n == 0) return 0;
     size_t batch = n < TC__L3_BATCH ? n : TC__L3_BATCH;
+    const unsigned per = TC__L3_READ_CMDS(outs != NULL);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) total += t->nslen + keys[i].len;
     char *kdata = malloc(total ? total : 1);
-    const char **argv = malloc((batch + 1) * sizeof *argv);
-    size_t *lens = malloc((batch + 1) * sizeof *lens);
-    tc__reply **rep = malloc((batch + 1) * sizeof *rep);
+    const char **kp = malloc(batch * sizeof *kp);
+    size_t *lens = malloc(batch * sizeof *lens);
+    tc__reply **rep = malloc((batch * per + 2) * sizeof *rep);
     int rc = 0;
-    if (kdata == NULL || argv == NULL || lens == NULL || rep == NULL) rc = TC_ENOMEM;
+    if (kdata == NULL || kp == NULL || lens == NULL || rep == NULL) rc = TC_ENOMEM;
     size_t off = 0;
     for (size_t i0 = 0; rc == 0 && i0 < n; i0 += batch) {
         size_t nb = n - i0 < batch ? n - i0 : batch;
-        argv[0] = "MGET";
-        lens[0] = 4;
         for (size_t j = 0; j < nb; j++) {
             char *k = kdata + off;
             memcpy(k, t->ns, t->nslen);
             if (keys[i0 + j].len) memcpy(k + t->nslen, keys[i0 + j].p, keys[i0 + j].len);
-            argv[j + 1] = k;
-            lens[j + 1] = t->nslen + keys[i0 + j].len;
-            off += lens[j + 1];
+            kp[j] = k;
+            lens[j] = t->nslen + keys[i0 + j].len;
+            off += lens[j];
         }
-        mget_req m = {.rq = {mget_build, mget_handle, nb + 1, rep, value_budget(t, nb), t},
-                      .n = nb, .argv = argv, .lens = lens, .outs = outs ? outs + i0 : NULL,
+        mget_req m = {.rq = {mget_build, mget_handle, nb * per + 2, rep, value_budget(t, nb), t},
+                      .n = nb, .keys = kp, .lens = lens, .outs = outs ? outs + i0 : NULL,
                       .ttls = ttls + i0, .rcs = rcs + i0};
         rc = l3_call(t, &m.rq);
         if (rc == 0) {
@@ -675,7 +712,7 @@ static int l3_mget(tc__tier *tt, size_t n, const tc__key *keys, tc__sink *outs, 
         }
     }
     free(kdata);
-    free(argv);
+    free(kp);
     free(lens);
     free(rep);
     if (rc) {
@@ -869,7 +906,6 @@ static void l3_stats(tc__tier *tt, tc_tier_stats *out) {
     out->nextra = 0;
     tc__stat_extra(out, "connection", "%s", out->available && open > 0 ? "connected" : "disconnected");
     tc__stat_extra(out, "circuit", "%s", tc__breaker_state_name(state));
-    tc__stat_extra(out, "tls", "%s", t->cfg.use_tls ? "on" : "off");
     tc__stat_extra(out, "pool_open", "%d", open);
     tc__stat_extra(out, "pool_size", "%d", t->pool.max);
     pthread_mutex_lock(&t->info_mu);
@@ -887,8 +923,14 @@ static void l3_stats(tc__tier *tt, tc_tier_stats *out) {
           (unsigned long long)(atomic_load(&t->auth_errors) + atomic_load(&t->tls_errors)));
     tc__stat_extra(out, "reconnects", "%llu", (unsigned long long)atomic_load(&t->pool.reconnects));
     tc__stat_extra(out, "circuit_opens", "%llu", (unsigned long long)atomic_load(&t->pool.brk.opens));
-    tc__stat_extra(out, "fast_fails", "%llu", (unsigned long long)atomic_load(&t->fast_fails));
-    tc__stat_extra(out, "deadline_skips", "%llu", (unsigned long long)atomic_load(&t->deadline_skips));
+    /* requests that failed without trying the server: refused by the open circuit, or not
+     * sent because their public call's budget was spent */
+    tc__stat_extra(out, "fast_fails", "%llu",
+          (unsigned long long)(atomic_load(&t->fast_fails) + atomic_load(&t->deadline_skips)));
+    /* reads of a key under the namespace that is not a value of ours: misses, not errors */
+    tc__stat_extra(out, "foreign_keys", "%llu",
+          (unsigned long long)(atomic_load(&t->oversized) + atomic_load(&t->wrong_type)));
+    /* TC_STATS_EXTRA_MAX is 16: that is all of them (the TLS setting is in the configuration) */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -938,7 +980,7 @@ int tc__l3_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
     memcpy(t->ns, opt->redis_key_prefix, t->nslen);
     t->default_ttl_ms = opt->redis_default_ttl_ms;
     t->max_retries = opt->redis_max_retries;
-    t->max_value = opt->max_value_bytes;
+    t->max_value = opt->max_value_bytes ? opt->max_value_bytes : ((size_t)1 << 20);
     if (t->nslen == 0)
         tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN,
                 "redis: REDIS_KEY_PREFIX is empty: the cache owns the whole database %d, and a clear "

@@ -6,7 +6,8 @@
  *   - the server is SIGSTOPped: every call returns within the timeouts plus a margin (the
  *     durations are measured), the circuit opens, and the tier recovers after SIGCONT;
  *   - a fake server answers garbage, absurd lengths, extra replies, wrong types, or half a
- *     reply: TC_EPROTO / TC_ETIMEDOUT, the connection is closed, no crash;
+ *     reply: TC_EPROTO / TC_ETIMEDOUT, the connection is closed, no crash; one that lies about
+ *     a value's size, bytes or existence never makes a hit;
  *   - the server is down when the tier opens: the open succeeds at once, calls fail fast,
  *     and the tier comes back by itself when the server starts;
  *   - a pooled connection killed by a restart is retried transparently;
@@ -289,20 +290,56 @@ static void test_absurd_lengths(void **state) {
     assert_int_equal(closed, 1);
 }
 
+/* A get is MULTI, STRLEN, GETRANGE, PTTL, EXEC: the replies of a transaction of three. */
+#define TX3(a, b, c) "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n" a b c
+
+static int fake_get_s(const char *next, int *closed, double *ms) {
+    return fake_get(PONG, 7, next, strlen(next), closed, ms);
+}
+
 static void test_extra_and_wrong_replies(void **state) {
     (void)state;
     int closed;
     double ms;
     /* one reply too many: the stream is out of step */
-    assert_int_equal(fake_get(PONG, 7, "$1\r\nx\r\n:5000\r\n:6\r\n", 18, &closed, &ms), TC_EPROTO);
+    assert_int_equal(fake_get_s(TX3(":1\r\n", "$1\r\nx\r\n", ":5000\r\n") ":6\r\n", &closed, &ms), TC_EPROTO);
     assert_int_equal(closed, 1);
-    /* GET answered with an integer */
-    assert_int_equal(fake_get(PONG, 7, ":1\r\n:5000\r\n", 11, &closed, &ms), TC_EPROTO);
+    /* STRLEN answered with a string */
+    assert_int_equal(fake_get_s(TX3("$1\r\nx\r\n", "$1\r\nx\r\n", ":5000\r\n"), &closed, &ms), TC_EPROTO);
     assert_int_equal(closed, 1);
     /* PTTL answered with a string */
-    assert_int_equal(fake_get(PONG, 7, "$1\r\nx\r\n$1\r\ny\r\n", 14, &closed, &ms), TC_EPROTO);
+    assert_int_equal(fake_get_s(TX3(":1\r\n", "$1\r\nx\r\n", "$1\r\ny\r\n"), &closed, &ms), TC_EPROTO);
+    /* EXEC answered with fewer results than commands, or with nothing */
+    assert_int_equal(fake_get_s("+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:1\r\n$1\r\nx\r\n", &closed, &ms),
+                     TC_EPROTO);
+    assert_int_equal(fake_get_s("+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*-1\r\n", &closed, &ms), TC_EPROTO);
     /* a well-formed answer works through the same fake: the test can fail */
-    assert_int_equal(fake_get(PONG, 7, "$1\r\nx\r\n:5000\r\n", 14, &closed, &ms), 0);
+    assert_int_equal(fake_get_s(TX3(":1\r\n", "$1\r\nx\r\n", ":5000\r\n"), &closed, &ms), 0);
+    assert_int_equal(closed, 0);
+}
+
+/* A server that lies about a value -- its size, its bytes, its existence -- never makes a
+ * hit: a truncated or padded value is not passed off as a whole one. (The limit is 8 MiB.) */
+static void test_lying_server_never_makes_a_hit(void **state) {
+    (void)state;
+    int closed;
+    double ms;
+    /* STRLEN says 5, GETRANGE sends 1 byte: a truncated value */
+    assert_int_equal(fake_get_s(TX3(":5\r\n", "$1\r\nx\r\n", ":-1\r\n"), &closed, &ms), TC_EPROTO);
+    assert_int_equal(closed, 1);
+    /* STRLEN says 1, GETRANGE sends 3 bytes */
+    assert_int_equal(fake_get_s(TX3(":1\r\n", "$3\r\nxyz\r\n", ":-1\r\n"), &closed, &ms), TC_EPROTO);
+    /* a negative size */
+    assert_int_equal(fake_get_s(TX3(":-4\r\n", "$0\r\n\r\n", ":-1\r\n"), &closed, &ms), TC_EPROTO);
+    /* absent (PTTL -2), yet with a size and bytes */
+    assert_int_equal(fake_get_s(TX3(":1\r\n", "$1\r\nx\r\n", ":-2\r\n"), &closed, &ms), TC_EPROTO);
+    /* a PTTL no server answers */
+    assert_int_equal(fake_get_s(TX3(":1\r\n", "$1\r\nx\r\n", ":-9\r\n"), &closed, &ms), TC_EPROTO);
+    /* over the limit, but it did not send the limit's bytes */
+    assert_int_equal(fake_get_s(TX3(":104857600\r\n", "$1\r\nx\r\n", ":-1\r\n"), &closed, &ms), TC_EPROTO);
+    /* the honest answers: an empty value, an absent key */
+    assert_int_equal(fake_get_s(TX3(":0\r\n", "$0\r\n\r\n", ":-1\r\n"), &closed, &ms), 0);
+    assert_int_equal(fake_get_s(TX3(":0\r\n", "$0\r\n\r\n", ":-2\r\n"), &closed, &ms), TC_EMISS);
     assert_int_equal(closed, 0);
 }
 
@@ -520,6 +557,7 @@ int main(void) {
         cmocka_unit_test(test_garbage_reply),
         cmocka_unit_test(test_absurd_lengths),
         cmocka_unit_test(test_extra_and_wrong_replies),
+        cmocka_unit_test(test_lying_server_never_makes_a_hit),
         cmocka_unit_test(test_half_reply_times_out),
         cmocka_unit_test(test_garbage_at_handshake),
         cmocka_unit_test(test_down_at_start),

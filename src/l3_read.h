@@ -1,0 +1,81 @@
+/*
+ * l3_read.h -- how the L3 tier reads a value, with no I/O: the commands of the request, and
+ * what their replies mean, checked against a server that lies or a namespace that holds
+ * values this cache did not write.
+ *
+ * A value is read by a transaction, one round trip:
+ *
+ *   MULTI
+ *   STRLEN k                 the value's real size, or WRONGTYPE for a key of another type
+ *   GETRANGE k 0 <limit-1>   at most CACHE_MAX_VALUE_BYTES of it ("" when k is absent)
+ *   PTTL k                   -2 when k is absent (this is what tells an absent key from an
+ *                            empty value), -1 when it never expires, else the ms left
+ *   EXEC
+ *
+ * (a TTL-only lookup leaves GETRANGE out; mget repeats the three commands per key inside one
+ * MULTI). The transaction makes the three answers describe one state of the key: without it a
+ * write by another client between GETRANGE and STRLEN could pass a truncated value off as a
+ * whole one, and a key created between GETRANGE and PTTL would read as an empty value. So at
+ * most the limit crosses the wire for one value, whatever another client stored, and a value
+ * over the limit or a key of another type is an answer about that key -- a miss -- never a
+ * protocol error that would blame the server.
+ *
+ * Everything here is a pure function of replies: l3_redis.c uses it on the wire, the fuzz
+ * target (tests/fuzz/fuzz_l3_reply.c) on bytes of its choosing.
+ */
+#ifndef TC_L3_READ_H
+#define TC_L3_READ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "l3_proto.h"
+
+/* Commands queued per key: STRLEN, GETRANGE, PTTL (or STRLEN, PTTL for a TTL-only lookup). */
+#define TC__L3_READ_CMDS(with_value) ((with_value) ? 3u : 2u)
+
+/* Appends the commands that read one key (namespaced already), without MULTI and EXEC:
+ * STRLEN, GETRANGE 0 limit-1 when with_value, PTTL. limit >= 1. Returns 0, TC_EINVAL or
+ * TC_ENOMEM. */
+int tc__l3_read_cmds(tc__cmdbuf *b, const char *key, size_t klen, size_t limit, int with_value);
+
+/* Appends MULTI or EXEC. */
+int tc__l3_multi(tc__cmdbuf *b);
+int tc__l3_exec(tc__cmdbuf *b);
+
+/* Checks the replies of a transaction of nq queued commands: rep[0] answers MULTI, rep[1..nq]
+ * the queued commands, rep[nq + 1] EXEC (nq + 2 replies in all). Returns
+ *   0         *results is EXEC's array of nq results;
+ *   1         the server refused instead of running the transaction (MULTI refused, say by
+ *             an ACL, or a command refused when queued -- NOPERM, OOM, LOADING -- and EXEC
+ *             then EXECABORT): *err is the most telling error reply;
+ *   TC_EPROTO a shape no server sends for this request (a lying or broken server). */
+int tc__l3_tx_results(tc__reply *const *rep, size_t nq, tc__reply *const **results, const tc__reply **err);
+
+/* What one key's results say. */
+typedef enum {
+    TC__L3_HIT = 0,     /* data/len hold the whole value, ttl_ms its remaining TTL */
+    TC__L3_ABSENT,      /* no such key (or it expires right now) */
+    TC__L3_OVERSIZED,   /* a string longer than the limit: size is its length */
+    TC__L3_WRONGTYPE,   /* a key of another type (a list, a hash ...) */
+    TC__L3_ERRREPLY     /* the server answered an error for this key: err */
+} tc__l3_kind;
+
+typedef struct tc__l3_value {
+    tc__l3_kind kind;
+    const char *data;    /* HIT: the value, in the reply (valid as long as the replies are);
+                          * NULL for a TTL-only lookup */
+    size_t len;          /* HIT: its length (<= limit) */
+    int64_t ttl_ms;      /* HIT: > 0, or TC_TTL_NONE */
+    long long size;      /* OVERSIZED: the length STRLEN reported */
+    const tc__reply *err; /* ERRREPLY: the error reply */
+} tc__l3_value;
+
+/* Interprets the results res[0..TC__L3_READ_CMDS(with_value)-1] of one key read with
+ * tc__l3_read_cmds(.., limit, with_value). Returns 0 and *out, or TC_EPROTO when the results
+ * cannot all be true of one key at one instant (a STRLEN that disagrees with the bytes
+ * GETRANGE returned, more bytes than asked for, a negative size, a type no such command
+ * answers): a hit is never made of such replies. O(1); nothing is copied. */
+int tc__l3_read_value(tc__reply *const *res, size_t limit, int with_value, tc__l3_value *out);
+
+#endif /* TC_L3_READ_H */
