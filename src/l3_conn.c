@@ -452,6 +452,7 @@ int tc__rconn_exec(tc__rconn *c, uint64_t deadline_ns, size_t nreplies, tc__repl
     if (c->broken) return tc__errf(errbuf, errlen, TC_ECONN, "redis: connection is broken");
     tc__proto_reset_replies(c->rd);
     tc__proto_set_max_pending(c->rd, max_reply_bytes);
+    tc__proto_set_secret(c->rd, c->out.secret); /* its replies are never shown as sent */
     if (tc__proto_buffered(c->rd) != 0) {
         tc__cmdbuf_clear(&c->out, 64 * 1024);
         return fail(c, tc__errf(errbuf, errlen, TC_EPROTO,
@@ -576,8 +577,10 @@ static int tls_handshake(tc__rconn *c, const tc__rconn_cfg *cfg, uint64_t deadli
 static int handshake(tc__rconn *c, const tc__rconn_cfg *cfg, uint64_t deadline_ns, char *errbuf,
                      size_t errlen) {
     int nrep = 0, auth = 0, sel = 0, rc;
-    c->out.secret = 1; /* the AUTH command holds the password: wipe every copy */
     if (cfg->password[0]) {
+        /* AUTH holds the password: every copy of the request is wiped, and no reply to it is
+         * ever shown as the server sent it (tc__reply_text) */
+        c->out.secret = 1;
         if (cfg->username[0])
             rc = tc__cmdbuf_cmd(&c->out, 3, "AUTH", (size_t)4, cfg->username, strlen(cfg->username),
                                 cfg->password, strlen(cfg->password));
@@ -603,13 +606,17 @@ static int handshake(tc__rconn *c, const tc__rconn_cfg *cfg, uint64_t deadline_n
     tc__cmdbuf_free(&c->out); /* wiped: it held the password */
     if (rc) return rc;
     int i = 0;
+    char text[256];
     if (auth) {
         tc__reply *r = rep[i++];
-        if (r->type == TC__R_ERROR)
+        if (r->type == TC__R_ERROR) {
+            int unknown = strncmp(r->str, "ERR unknown command", 19) == 0;
             return tc__errf(errbuf, errlen, TC_EAUTH,
-                            "redis: authentication as user '%s' failed: %.200s (check REDIS_USERNAME "
-                            "and REDIS_PASSWORD)",
-                            cfg->username[0] ? cfg->username : "default", r->str);
+                            "redis: authentication as user '%s' failed: %s (%s)",
+                            cfg->username[0] ? cfg->username : "default", tc__reply_text(r, text, sizeof text),
+                            unknown ? "the server does not accept AUTH: is the command renamed or disabled?"
+                                    : "check REDIS_USERNAME and REDIS_PASSWORD");
+        }
     }
     for (; i < nrep; i++) {
         tc__reply *r = rep[i];
@@ -618,9 +625,10 @@ static int handshake(tc__rconn *c, const tc__rconn_cfg *cfg, uint64_t deadline_n
             return tc__errf(errbuf, errlen, TC_EAUTH,
                             "redis: the server requires authentication and REDIS_PASSWORD is not set");
         if (sel && i == nrep - 1)
-            return tc__errf(errbuf, errlen, TC_ECONFIG, "redis: REDIS_DB=%d refused by the server: %.200s",
-                            cfg->db, r->str);
-        return tc__errf(errbuf, errlen, TC_EPROTO, "redis: handshake refused: %.200s", r->str);
+            return tc__errf(errbuf, errlen, TC_ECONFIG, "redis: REDIS_DB=%d refused by the server: %s",
+                            cfg->db, tc__reply_text(r, text, sizeof text));
+        return tc__errf(errbuf, errlen, TC_EPROTO, "redis: handshake refused: %s",
+                        tc__reply_text(r, text, sizeof text));
     }
     return 0;
 }

@@ -110,6 +110,7 @@ struct tc__proto_reader {
     tc__arena arena;
     tc__proto_limits lim;
     size_t max_pending;    /* in force for the current request */
+    int secret;            /* replies made now answer a request that carried a secret */
     const char *limit_err; /* set by an object function that refused on a limit */
     char err[160];
 };
@@ -130,6 +131,7 @@ static tc__reply *new_node(const redisReadTask *task, int type, size_t extra) {
     if (r == NULL) return NULL;
     memset(r, 0, sizeof *r);
     r->type = type;
+    r->secret = pr->secret;
     if (task->parent != NULL) {
         tc__reply *parent = task->parent->obj;
         /* hiredis only gives children to arrays, and idx < elements; a failed check here
@@ -222,6 +224,8 @@ void tc__proto_reader_free(tc__proto_reader *pr) {
 }
 
 void tc__proto_reset_replies(tc__proto_reader *pr) { arena_reset(&pr->arena); }
+
+void tc__proto_set_secret(tc__proto_reader *pr, int secret) { pr->secret = secret != 0; }
 
 void tc__proto_set_max_pending(tc__proto_reader *pr, size_t max_pending) {
     pr->max_pending = max_pending ? max_pending : pr->lim.max_pending;
@@ -395,6 +399,71 @@ int tc__cmdbuf_cmd(tc__cmdbuf *b, int argc, ...) {
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
+
+/* Messages a server sends in answer to AUTH, HELLO or SELECT that hold none of the
+ * request's arguments (Redis 2.x to 7.x, Valkey). A reply to a request that carried a secret
+ * is shown only as the one of these it begins with: our copy, never the server's bytes. */
+static const char *const tc__argument_free[] = {
+    "WRONGPASS invalid username-password pair or user is disabled.",
+    "WRONGPASS invalid username-password pair",
+    "NOAUTH Authentication required.",
+    "NOAUTH HELLO must be called with the client already authenticated",
+    "ERR AUTH <password> called without any password configured for the default user. "
+    "Are you sure your configuration is correct?",
+    "ERR Client sent AUTH, but no password is set",
+    "ERR invalid password",
+    "ERR invalid username-password pair",
+    "ERR unknown command",
+    "ERR unknown subcommand",
+    "ERR wrong number of arguments",
+    "ERR DB index is out of range",
+    "ERR invalid DB index",
+    "ERR SELECT is not allowed in cluster mode",
+    "NOPROTO unsupported protocol version",
+    "NOPERM",
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+};
+
+const char *tc__reply_text(const tc__reply *r, char *buf, size_t len) {
+    if (len == 0) return buf;
+    buf[0] = '\0';
+    if (r == NULL) return buf;
+    const char *s = r->str != NULL ? r->str : "";
+    size_t n = r->str != NULL ? r->len : 0;
+    if (r->secret) {
+        for (size_t i = 0; i < sizeof tc__argument_free / sizeof tc__argument_free[0]; i++) {
+            size_t k = strlen(tc__argument_free[i]);
+            if (n >= k && memcmp(s, tc__argument_free[i], k) == 0) {
+                snprintf(buf, len, "%s%s", tc__argument_free[i], n > k ? "..." : "");
+                return buf;
+            }
+        }
+        /* the leading code word (upper-case letters), if it is one */
+        size_t w = 0;
+        while (w < n && w < 24 && s[w] >= 'A' && s[w] <= 'Z') w++;
+        if (w == 0 || (w < n && s[w] != ' '))
+            snprintf(buf, len, "an error (withheld: the request carried a secret)");
+        else
+            snprintf(buf, len, "%.*s (the rest withheld: the request carried a secret)", (int)w, s);
+        return buf;
+    }
+    size_t o = 0, shown = 0;
+    for (size_t i = 0; i < n && shown < 200; i++, shown++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e || c == '\\') {
+            if (o + 5 > len) break;
+            snprintf(buf + o, 5, "\\x%02x", c);
+            o += 4;
+        } else {
+            if (o + 2 > len) break;
+            buf[o++] = (char)c;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
 
 int tc__reply_is_error_code(const tc__reply *r, const char *code) {
     if (r == NULL || r->type != TC__R_ERROR) return 0;

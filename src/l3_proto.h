@@ -35,9 +35,11 @@ enum {
 
 /* One reply. Lives in the reader's arena: valid until the next tc__proto_reset_replies()
  * or tc__proto_reader_free(). str is NUL-terminated (len excludes the NUL) for strings,
- * statuses and errors; element[] has elements entries for arrays (a nil array is TC__R_NIL). */
+ * statuses and errors; element[] has elements entries for arrays (a nil array is TC__R_NIL).
+ * secret is 1 when the reply answers a request that carried a secret (see tc__reply_text). */
 typedef struct tc__reply {
     int type;
+    int secret;
     long long integer;
     size_t len;
     char *str;
@@ -65,6 +67,11 @@ void tc__proto_reset_replies(tc__proto_reader *r);
 
 /* Sets max_pending for the next request (0: back to the limit given at creation). */
 void tc__proto_set_max_pending(tc__proto_reader *r, size_t max_pending);
+
+/* Marks every reply parsed from now on (until the next call) as the answer to a request that
+ * carried a secret -- AUTH's password -- or not. The connection sets it from the request's
+ * command buffer before each request (tc__cmdbuf.secret). */
+void tc__proto_set_secret(tc__proto_reader *r, int secret);
 
 /* Drops buffered bytes and any error: the reader is as new (the arena is kept). Used when a
  * connection is replaced. Returns 0 or TC_ENOMEM. */
@@ -96,7 +103,8 @@ typedef struct tc__cmdbuf {
     char *data;
     size_t len, cap;
     size_t ncmds; /* commands appended since the last clear */
-    int secret;   /* 1: holds a secret (AUTH): every copy is wiped before it is freed */
+    int secret;   /* 1: holds a secret (AUTH): every copy is wiped before it is freed, and the
+                   * replies to it are marked secret (tc__reply_text) */
 } tc__cmdbuf;
 
 /* Empties the buffer, keeping its memory (up to keep bytes; a larger buffer is freed so one
@@ -114,6 +122,21 @@ int tc__cmdbuf_cmd(tc__cmdbuf *b, int argc, ...);
 /* ------------------------------------------------------------------------ */
 /* Helpers on replies                                                       */
 /* ------------------------------------------------------------------------ */
+
+/* The text of an error or status reply as a log or error message may show it, in buf (at
+ * least 64 bytes; NUL-terminated, cut to len). This is the only way a server's words reach a
+ * message, and it is what keeps secrets out of them:
+ *   - a reply to a request that carried a secret (r->secret) is never shown as the server
+ *     sent it: a server may echo its arguments ("ERR unknown command 'AUTH', with args
+ *     beginning with: '<password>'" when AUTH is renamed; a proxy may say anything). Only
+ *     our own copy of a known, argument-free message it begins with is shown (a list of
+ *     Redis's AUTH, HELLO and SELECT errors: "WRONGPASS invalid username-password pair",
+ *     "ERR unknown command" ...), followed by "..." when the server said more; else only
+ *     its leading error code ("ERR", "NOPERM") and "(the rest withheld)";
+ *   - any other reply is shown with control characters, '\' and bytes over 0x7e written as
+ *     \xNN (a server cannot forge log lines or terminal escapes), at most 200 bytes.
+ * Returns buf. */
+const char *tc__reply_text(const tc__reply *r, char *buf, size_t len);
 
 /* 1 when reply is an error whose text starts with the given code word ("WRONGPASS"). */
 int tc__reply_is_error_code(const tc__reply *r, const char *code);

@@ -284,9 +284,11 @@ static int reply_error(l3 *t, const tc__reply *r) {
         code = TC_EAUTH;
     uint64_t now = tc__now_ns(), last = atomic_load(&t->last_reply_warn_ns);
     if (now - last >= 1000000000ull &&
-        atomic_compare_exchange_strong(&t->last_reply_warn_ns, &last, now))
-        tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN, "redis: server answered an error: %.200s",
-                r->str);
+        atomic_compare_exchange_strong(&t->last_reply_warn_ns, &last, now)) {
+        char text[256];
+        tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN, "redis: server answered an error: %s",
+                tc__reply_text(r, text, sizeof text));
+    }
     return code;
 }
 

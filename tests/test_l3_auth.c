@@ -2,7 +2,8 @@
  * test_l3_auth.c -- authentication of the L3 tier against a real redis-server with
  * requirepass and an ACL user: right and wrong passwords, a missing password, a user whose
  * ACL forbids our keys, recovery once the server accepts the password, and that the
- * password never appears in a log message, an error message or the statistics.
+ * password never appears in a log message, an error message or the statistics -- also when
+ * the server's reply to AUTH echoes it (AUTH renamed away, or a proxy that repeats it).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -242,6 +243,101 @@ static void test_recovers_when_password_accepted(void **state) {
     assert_no_secret(lb.text);
 }
 
+/* The password of test_reply_echoing_password_never_logged (the issue's reproducer). */
+#define ECHO_PW "MyS3cretPassw0rd"
+
+static void assert_no_echo(const char *text) {
+    assert_null(strstr(text, ECHO_PW));
+    assert_null(strstr(text, "MyS3cret")); /* nor the start of it */
+}
+
+/* A server started with `rename-command AUTH ""` answers our AUTH with "ERR unknown command
+ * 'AUTH', with args beginning with: '<password>'". Every message the library produces -- the
+ * open, the probes that retry the handshake, the statistics, the public API's -- is captured:
+ * the password is in none of them, and the log still says what is wrong. */
+static void test_reply_echoing_password_never_logged(void **state) {
+    (void)state;
+    tc_test_redis renamed;
+    assert_int_equal(tc_test_redis_start(&renamed, "rename-command AUTH \"\""), 0);
+    /* the server does echo it: without the fix the test sees it in the log */
+    redisReply *r = tc_test_raw(renamed.port, NULL, "AUTH", ECHO_PW, NULL, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(r->str, ECHO_PW));
+    freeReplyObject(r);
+    const char *users[] = {NULL, "alice"};
+    for (int u = 0; u < 2; u++) {
+        lb.len = 0;
+        lb.text[0] = '\0';
+        tc__opts o;
+        opts(&o, users[u], ECHO_PW);
+        o.redis_port = renamed.port;
+        char err[512] = "";
+        tc__tier *t = NULL;
+        assert_int_equal(tc__l3_open(&o, &t, err, sizeof err), 0);
+        char buf[4];
+        tc__sink s = {.buf = buf, .cap = sizeof buf};
+        int64_t ttl;
+        assert_int_equal(t->ops->get(t, &TC__KEY("a", 1), &s, &ttl), TC_EAUTH);
+        /* past the cool-down, a probe does the handshake again, and logs again */
+        struct timespec ts = {0, 750 * 1000000L};
+        nanosleep(&ts, NULL);
+        assert_int_equal(t->ops->get(t, &TC__KEY("a", 1), &s, &ttl), TC_EAUTH);
+        char st[4096];
+        stats_text(t, st, sizeof st);
+        t->ops->close(t);
+        fprintf(stderr, "%s", lb.text);
+        assert_non_null(strstr(lb.text, "ERR unknown command"));
+        assert_non_null(strstr(lb.text, "renamed or disabled"));
+        assert_no_echo(lb.text);
+        assert_no_echo(err);
+        assert_no_echo(st);
+    }
+    /* the public API over the same server: open, calls, documents */
+    lb.len = 0;
+    lb.text[0] = '\0';
+    tc__opts o;
+    opts(&o, NULL, ECHO_PW);
+    o.redis_port = renamed.port;
+    tc_cache *c = NULL;
+    char err[512] = "";
+    assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), 0);
+    assert_int_equal(tc_set(c, "k", 1, "v", 1, 0), TC_ETIER);
+    char *doc = NULL;
+    assert_int_equal(tc_stats_json(c, &doc), 0);
+    assert_no_echo(doc);
+    tc_free(doc);
+    assert_int_equal(tc_health_json(c, &doc), 0);
+    assert_no_echo(doc);
+    tc_free(doc);
+    tc_close(c);
+    assert_no_echo(lb.text);
+    assert_no_echo(err);
+    tc_test_redis_stop(&renamed);
+}
+
+/* Something in front of Redis (a proxy) that repeats the password without quotes: still
+ * never shown; the code word is. */
+static void test_proxy_echoing_password_never_logged(void **state) {
+    (void)state;
+    const char *answer = "-ERR bad credentials for default: " ECHO_PW "\r\n";
+    tc_test_fake f;
+    assert_int_equal(tc_test_fake_server_start(&f, answer, strlen(answer), NULL, 0), 0);
+    lb.len = 0;
+    lb.text[0] = '\0';
+    tc__opts o;
+    opts(&o, NULL, ECHO_PW);
+    o.redis_port = f.port;
+    char err[512] = "";
+    tc__tier *t = NULL;
+    assert_int_equal(tc__l3_open(&o, &t, err, sizeof err), 0);
+    t->ops->close(t);
+    tc_test_fake_server_stop(&f);
+    assert_non_null(strstr(lb.text, "authentication as user 'default' failed: ERR"));
+    assert_no_echo(lb.text);
+    assert_no_echo(err);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requirepass_right),
@@ -251,6 +347,8 @@ int main(void) {
         cmocka_unit_test(test_acl_user_wrong),
         cmocka_unit_test(test_acl_forbidden_keys),
         cmocka_unit_test(test_recovers_when_password_accepted),
+        cmocka_unit_test(test_reply_echoing_password_never_logged),
+        cmocka_unit_test(test_proxy_echoing_password_never_logged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

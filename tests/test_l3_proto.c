@@ -331,6 +331,50 @@ static void test_info_field(void **state) {
     assert_string_equal(v, "7.0");
 }
 
+/* A reply to a request that carried a secret is never shown as the server sent it: only our
+ * copy of a known argument-free message, or the error code. Other replies are escaped. */
+static void test_reply_text_redacts_secret_replies(void **state) {
+    (void)state;
+    const char *stream =
+        "-ERR unknown command 'AUTH', with args beginning with: 'MyS3cretPassw0rd' \r\n"
+        "-ERR bad credentials MyS3cretPassw0rd\r\n"
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        "-MyS3cretPassw0rd\r\n"
+        "-ERR invalid password MyS3cretPassw0rd\r\n";
+    tc__proto_reader *r = tc__proto_reader_new(NULL);
+    assert_non_null(r);
+    tc__proto_set_secret(r, 1);
+    assert_int_equal(tc__proto_feed(r, stream, strlen(stream)), 0);
+    const char *want[] = {
+        "ERR unknown command...",
+        "ERR (the rest withheld: the request carried a secret)",
+        "WRONGPASS invalid username-password pair or user is disabled.",
+        "an error (withheld: the request carried a secret)",
+        "ERR invalid password...",
+    };
+    char buf[256];
+    for (int i = 0; i < 5; i++) {
+        tc__reply *rep;
+        assert_int_equal(tc__proto_get(r, &rep), 1);
+        assert_int_equal(rep->secret, 1);
+        assert_string_equal(tc__reply_text(rep, buf, sizeof buf), want[i]);
+        assert_null(strstr(buf, "MyS3cret"));
+    }
+    /* a new request without a secret: shown, with control bytes escaped */
+    tc__proto_reset_replies(r);
+    tc__proto_set_secret(r, 0);
+    const char *plain = "-ERR evil\x1b[2J\nline \\ \xff end\r\n";
+    assert_int_equal(tc__proto_feed(r, plain, strlen(plain)), 0);
+    tc__reply *rep;
+    assert_int_equal(tc__proto_get(r, &rep), 1);
+    assert_int_equal(rep->secret, 0);
+    assert_string_equal(tc__reply_text(rep, buf, sizeof buf), "ERR evil\\x1b[2J\\x0aline \\x5c \\xff end");
+    /* cut to the buffer, always terminated */
+    char small[8];
+    assert_true(strlen(tc__reply_text(rep, small, sizeof small)) < sizeof small);
+    tc__proto_reader_free(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_types),
@@ -346,6 +390,7 @@ int main(void) {
         cmocka_unit_test(test_format_matches_hiredis),
         cmocka_unit_test(test_glob_prefix),
         cmocka_unit_test(test_info_field),
+        cmocka_unit_test(test_reply_text_redacts_secret_replies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
