@@ -14,8 +14,8 @@
  * The original system turned unparsable values into defaults without a word (its defect 7).
  * Here every value that is set is parsed strictly; a failure is TC_ECONFIG with a message
  * NAME="value": what is accepted. A value too long for its field is refused, never cut.
- * Secrets (REDIS_PASSWORD, the password part of REDIS_URL) never appear in a message or in
- * the summary: they are shown as "***".
+ * Secrets (REDIS_PASSWORD, REDIS_TLS_KEY_PASSWORD, the password part of REDIS_URL) never
+ * appear in a message or in the summary: they are shown as "***".
  *
  * REDIS_URL is applied before the other REDIS_* variables, so that an explicitly set
  * REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB or REDIS_USE_TLS overrides
@@ -128,6 +128,7 @@ static const tc__var tc__vars[] = {
     TC__STR("REDIS_TLS_SERVER_NAME", TC__K_TEXT, redis_tls_server_name, TC_STR_MAX - 1, NULL),
     TC__STR("REDIS_TLS_CERT_FILE", TC__K_PATH, redis_tls_cert_file, TC_PATH_MAX - 1, NULL),
     TC__STR("REDIS_TLS_KEY_FILE", TC__K_PATH, redis_tls_key_file, TC_PATH_MAX - 1, NULL),
+    TC__STR("REDIS_TLS_KEY_PASSWORD", TC__K_SECRET, redis_tls_key_password, TC_STR_MAX - 1, NULL),
     TC__NUM("REDIS_TLS_SKIP_VERIFY", NULL, TC__K_BOOL, TC__C_INT, redis_tls_skip_verify, 0, 1, "false"),
     TC__NUM("CACHE_METRICS_ENABLED", NULL, TC__K_BOOL, TC__C_INT, metrics_enabled, 0, 1, "true"),
     TC__NUM("CACHE_DEFENSIVE_INVALIDATION", NULL, TC__K_BOOL, TC__C_INT, defensive_invalidation, 0, 1, "false"),

@@ -64,6 +64,8 @@ typedef struct tc__opts {
     char redis_tls_server_name[TC_STR_MAX]; /* REDIS_TLS_SERVER_NAME (default: the host) */
     char redis_tls_cert_file[TC_PATH_MAX];  /* REDIS_TLS_CERT_FILE (mutual TLS) */
     char redis_tls_key_file[TC_PATH_MAX];   /* REDIS_TLS_KEY_FILE (mutual TLS) */
+    char redis_tls_key_password[TC_STR_MAX]; /* REDIS_TLS_KEY_PASSWORD (secret: the passphrase of an
+                                              * encrypted REDIS_TLS_KEY_FILE; never printed) */
     int redis_tls_skip_verify;              /* REDIS_TLS_SKIP_VERIFY */
 
     /* Orchestrator and metrics. */

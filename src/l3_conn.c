@@ -262,6 +262,68 @@ static const char *ssl_reason(char *buf, size_t len, const char *fallback) {
 /* Configuration                                                            */
 /* ------------------------------------------------------------------------ */
 
+/* The passphrase of the client key, for OpenSSL's PEM reader. Without a callback of ours,
+ * OpenSSL asks on the controlling terminal ("Enter PEM pass phrase:") and waits for an
+ * answer for ever: tc_open would block and the library would print. This callback answers
+ * with REDIS_TLS_KEY_PASSWORD or refuses, never prompts, and notes that it was asked, so the
+ * error can say the key is encrypted. With no passphrase attached (after loading, for the
+ * life of the context) it refuses. */
+typedef struct pem_pass {
+    const char *pw; /* REDIS_TLS_KEY_PASSWORD, "" when unset */
+    int asked;
+} pem_pass;
+
+static int pem_passphrase(char *buf, int size, int rwflag, void *ud) {
+    (void)rwflag;
+    pem_pass *p = ud;
+    if (p == NULL) return -1;
+    p->asked = 1;
+    size_t n = strlen(p->pw);
+    if (n == 0 || size < 0 || n > (size_t)size) return -1;
+    memcpy(buf, p->pw, n);
+    return (int)n;
+}
+
+/* Loads the client certificate chain and key into ctx, with pem_passphrase() in place of
+ * OpenSSL's prompt. Returns 0 or TC_ECONFIG with a message naming the file and the fix. */
+static int load_client_cert(SSL_CTX *ctx, const tc__opts *opt, char *errbuf, size_t errlen) {
+    char why[256];
+    pem_pass pp = {opt->redis_tls_key_password, 0};
+    SSL_CTX_set_default_passwd_cb(ctx, pem_passphrase);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, &pp);
+    int rc = 0;
+    if (SSL_CTX_use_certificate_chain_file(ctx, opt->redis_tls_cert_file) != 1) {
+        rc = tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_TLS_CERT_FILE=%s: cannot load the client certificate: %s",
+                      opt->redis_tls_cert_file, ssl_reason(why, sizeof why, "unreadable"));
+    } else {
+        pp.asked = 0; /* from here on, a request for the passphrase is the key's */
+        if (SSL_CTX_use_PrivateKey_file(ctx, opt->redis_tls_key_file, SSL_FILETYPE_PEM) != 1) {
+            ssl_reason(why, sizeof why, "unreadable");
+            if (pp.asked && pp.pw[0] == '\0')
+                rc = tc__errf(errbuf, errlen, TC_ECONFIG,
+                              "REDIS_TLS_KEY_FILE=%s: the key is encrypted (protected by a passphrase) and "
+                              "REDIS_TLS_KEY_PASSWORD is not set: set REDIS_TLS_KEY_PASSWORD to its "
+                              "passphrase, or give an unencrypted copy (openssl pkey -in <key> -out <copy>) "
+                              "readable only by this service",
+                              opt->redis_tls_key_file);
+            else if (pp.asked)
+                rc = tc__errf(errbuf, errlen, TC_ECONFIG,
+                              "REDIS_TLS_KEY_FILE=%s: cannot decrypt the key with REDIS_TLS_KEY_PASSWORD "
+                              "(wrong passphrase?): %s", opt->redis_tls_key_file, why);
+            else
+                rc = tc__errf(errbuf, errlen, TC_ECONFIG, "REDIS_TLS_KEY_FILE=%s: cannot load the client key: %s",
+                              opt->redis_tls_key_file, why);
+        } else if (SSL_CTX_check_private_key(ctx) != 1) {
+            rc = tc__errf(errbuf, errlen, TC_ECONFIG,
+                          "REDIS_TLS_KEY_FILE=%s: the key does not match REDIS_TLS_CERT_FILE: %s",
+                          opt->redis_tls_key_file, ssl_reason(why, sizeof why, "mismatch"));
+        }
+    }
+    /* the callback stays (nothing on this context may ever prompt); the passphrase goes */
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+    return rc;
+}
+
 int tc__rconn_cfg_init(tc__rconn_cfg *cfg, const tc__opts *opt, char *errbuf, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
     (void)tc__fork_gen();
@@ -283,6 +345,10 @@ int tc__rconn_cfg_init(tc__rconn_cfg *cfg, const tc__opts *opt, char *errbuf, si
              opt->redis_tls_server_name[0] ? opt->redis_tls_server_name : cfg->host);
     cfg->log_fn = opt->log_fn;
     cfg->log_ud = opt->log_userdata;
+    if (opt->redis_tls_key_password[0] != '\0' && opt->redis_tls_key_file[0] == '\0')
+        return tc__errf(errbuf, errlen, TC_ECONFIG,
+                        "REDIS_TLS_KEY_PASSWORD is set but REDIS_TLS_KEY_FILE is not: the passphrase is for an "
+                        "encrypted client key");
     if (!cfg->use_tls) return 0;
 
     pthread_once(&tc__bio_once, bio_meth_make);
@@ -294,6 +360,7 @@ int tc__rconn_cfg_init(tc__rconn_cfg *cfg, const tc__opts *opt, char *errbuf, si
         return tc__errf(errbuf, errlen, TC_ETLS, "REDIS_USE_TLS: cannot create a TLS context: %s",
                         ssl_reason(why, sizeof why, "unknown"));
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_default_passwd_cb(ctx, pem_passphrase); /* never OpenSSL's terminal prompt */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     int rc = 0;
     if (cfg->tls_skip_verify) {
@@ -313,20 +380,7 @@ int tc__rconn_cfg_init(tc__rconn_cfg *cfg, const tc__opts *opt, char *errbuf, si
     if (rc == 0 && (opt->redis_tls_cert_file[0] != '\0') != (opt->redis_tls_key_file[0] != '\0'))
         rc = tc__errf(errbuf, errlen, TC_ECONFIG,
                       "REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE must be set together (mutual TLS)");
-    if (rc == 0 && opt->redis_tls_cert_file[0]) {
-        if (SSL_CTX_use_certificate_chain_file(ctx, opt->redis_tls_cert_file) != 1)
-            rc = tc__errf(errbuf, errlen, TC_ECONFIG,
-                          "REDIS_TLS_CERT_FILE=%s: cannot load the client certificate: %s",
-                          opt->redis_tls_cert_file, ssl_reason(why, sizeof why, "unreadable"));
-        else if (SSL_CTX_use_PrivateKey_file(ctx, opt->redis_tls_key_file, SSL_FILETYPE_PEM) != 1)
-            rc = tc__errf(errbuf, errlen, TC_ECONFIG,
-                          "REDIS_TLS_KEY_FILE=%s: cannot load the client key: %s",
-                          opt->redis_tls_key_file, ssl_reason(why, sizeof why, "unreadable"));
-        else if (SSL_CTX_check_private_key(ctx) != 1)
-            rc = tc__errf(errbuf, errlen, TC_ECONFIG,
-                          "REDIS_TLS_KEY_FILE=%s: the key does not match REDIS_TLS_CERT_FILE: %s",
-                          opt->redis_tls_key_file, ssl_reason(why, sizeof why, "mismatch"));
-    }
+    if (rc == 0 && opt->redis_tls_cert_file[0]) rc = load_client_cert(ctx, opt, errbuf, errlen);
     if (rc != 0) {
         SSL_CTX_free(ctx);
         return rc;

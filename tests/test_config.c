@@ -271,6 +271,9 @@ static const good_case good[] = {
      {"REDIS_USE_TLS=true", "REDIS_TLS_KEY_FILE=/k.pem"}},
     {"REDIS_TLS_KEY_FILE=/k.pem", "REDIS_TLS_KEY_FILE=/k.pem",
      {"REDIS_URL=rediss://h", "REDIS_TLS_CERT_FILE=/my certs/c.pem"}},
+    {"REDIS_TLS_KEY_PASSWORD=pass phrase", "REDIS_TLS_KEY_PASSWORD=***",
+     {"REDIS_USE_TLS=true", "REDIS_TLS_CERT_FILE=/c.pem", "REDIS_TLS_KEY_FILE=/k.pem"}},
+    {"REDIS_TLS_KEY_PASSWORD=", "REDIS_TLS_KEY_PASSWORD=", {NULL}},
     {"REDIS_TLS_SKIP_VERIFY=true", "REDIS_TLS_SKIP_VERIFY=true", {"REDIS_USE_TLS=true"}},
     {"REDIS_TLS_SKIP_VERIFY=false", "REDIS_TLS_SKIP_VERIFY=false", {NULL}},
     {"CACHE_METRICS_ENABLED=false", "CACHE_METRICS_ENABLED=false", {NULL}},
@@ -1019,7 +1022,7 @@ static const char *const var_order[] = {
     "CACHE_SHARED_EVICTION", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME",
     "REDIS_PASSWORD", "REDIS_DB", "REDIS_USE_TLS", "REDIS_MAX_RETRIES", "REDIS_CONNECT_TIMEOUT",
     "REDIS_COMMAND_TIMEOUT", "REDIS_DEFAULT_TTL", "REDIS_KEY_PREFIX", "REDIS_POOL_SIZE", "REDIS_TLS_CA_FILE",
-    "REDIS_TLS_SERVER_NAME", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE",
+    "REDIS_TLS_SERVER_NAME", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE", "REDIS_TLS_KEY_PASSWORD",
     "REDIS_TLS_SKIP_VERIFY", "CACHE_METRICS_ENABLED", "CACHE_DEFENSIVE_INVALIDATION",
 };
 #define NVARS (sizeof var_order / sizeof var_order[0])
@@ -1061,6 +1064,7 @@ static void test_describe_defaults(void **state) {
         "REDIS_TLS_SERVER_NAME=\n"
         "REDIS_TLS_CERT_FILE=\n"
         "REDIS_TLS_KEY_FILE=\n"
+        "REDIS_TLS_KEY_PASSWORD=\n"
         "REDIS_TLS_SKIP_VERIFY=false\n"
         "CACHE_METRICS_ENABLED=true\n"
         "CACHE_DEFENSIVE_INVALIDATION=false\n";
