@@ -408,8 +408,8 @@ static const char *const tc__argument_free[] = {
     "WRONGPASS invalid username-password pair",
     "NOAUTH Authentication required.",
     "NOAUTH HELLO must be called with the client already authenticated",
-    "ERR AUTH <password> called without any password configured for the default user. "
-    "Are you sure your configuration is correct?",
+    ("ERR AUTH <password> called without any password configured for the default user. "
+     "Are you sure your configuration is correct?"),
     "ERR Client sent AUTH, but no password is set",
     "ERR invalid password",
     "ERR invalid username-password pair",
