@@ -13,15 +13,19 @@
 
 #include "l3_read.h"
 
-int tc__l3_read_cmds(tc__cmdbuf *b, const char *key, size_t klen, size_t limit, int with_value) {
-    if (limit == 0) return TC_EINVAL;
-    int rc = tc__cmdbuf_cmd(b, 2, "STRLEN", (size_t)6, key, klen);
-    if (rc == 0 && with_value) {
-        char end[24];
-        int n = snprintf(end, sizeof end, "%zu", limit - 1);
-        rc = tc__cmdbuf_cmd(b, 4, "GETRANGE", (size_t)8, key, klen, "0", (size_t)1, end, (size_t)n);
-    }
-    if (rc == 0) rc = tc__cmdbuf_cmd(b, 2, "PTTL", (size_t)4, key, klen);
+void tc__l3_limit_init(tc__l3_limit *lim, size_t bytes) {
+    lim->bytes = bytes ? bytes : 1;
+    int n = snprintf(lim->end, sizeof lim->end, "%zu", lim->bytes - 1);
+    lim->endlen = (size_t)n;
+}
+
+int tc__l3_read_cmds(tc__cmdbuf *b, const char *key, size_t klen, const tc__l3_limit *lim, int with_value) {
+    const char *strlen_argv[2] = {"STRLEN", key}, *pttl_argv[2] = {"PTTL", key};
+    const char *range_argv[4] = {"GETRANGE", key, "0", lim->end};
+    size_t strlen_lens[2] = {6, klen}, pttl_lens[2] = {4, klen}, range_lens[4] = {8, klen, 1, lim->endlen};
+    int rc = tc__cmdbuf_argv(b, 2, strlen_argv, strlen_lens);
+    if (rc == 0 && with_value) rc = tc__cmdbuf_argv(b, 4, range_argv, range_lens);
+    if (rc == 0) rc = tc__cmdbuf_argv(b, 2, pttl_argv, pttl_lens);
     return rc;
 }
 

@@ -34,10 +34,19 @@
 /* Commands queued per key: STRLEN, GETRANGE, PTTL (or STRLEN, PTTL for a TTL-only lookup). */
 #define TC__L3_READ_CMDS(with_value) ((with_value) ? 3u : 2u)
 
+/* The value limit, with GETRANGE's end index (limit - 1) formatted once, not per read. */
+typedef struct tc__l3_limit {
+    size_t bytes;  /* CACHE_MAX_VALUE_BYTES, >= 1 */
+    char end[24];  /* bytes - 1 in decimal */
+    size_t endlen;
+} tc__l3_limit;
+
+/* Fills *lim for a limit of bytes (0 is taken as 1). */
+void tc__l3_limit_init(tc__l3_limit *lim, size_t bytes);
+
 /* Appends the commands that read one key (namespaced already), without MULTI and EXEC:
- * STRLEN, GETRANGE 0 limit-1 when with_value, PTTL. limit >= 1. Returns 0, TC_EINVAL or
- * TC_ENOMEM. */
-int tc__l3_read_cmds(tc__cmdbuf *b, const char *key, size_t klen, size_t limit, int with_value);
+ * STRLEN, GETRANGE 0 limit-1 when with_value, PTTL. Returns 0 or TC_ENOMEM. */
+int tc__l3_read_cmds(tc__cmdbuf *b, const char *key, size_t klen, const tc__l3_limit *lim, int with_value);
 
 /* Appends MULTI or EXEC. */
 int tc__l3_multi(tc__cmdbuf *b);

@@ -55,6 +55,7 @@ typedef struct l3 {
     uint64_t default_ttl_ms; /* TC__TTL_DEFAULT resolves to this (0: no expiry) */
     int max_retries;
     size_t max_value;        /* CACHE_MAX_VALUE_BYTES: the most of one value a read moves */
+    tc__l3_limit limit;      /* the same, for the read commands */
 
     _Atomic uint64_t hits, misses, sets, deletes, errors;
     _Atomic uint64_t timeouts, conn_errors, proto_errors, auth_errors, tls_errors;
@@ -365,7 +366,7 @@ typedef struct get_req {
 static int get_build(l3_req *rq, tc__cmdbuf *b) {
     get_req *g = (get_req *)rq;
     int rc = tc__l3_multi(b);
-    if (rc == 0) rc = tc__l3_read_cmds(b, g->kb.p, g->kb.len, rq->t->max_value, g->out != NULL);
+    if (rc == 0) rc = tc__l3_read_cmds(b, g->kb.p, g->kb.len, &rq->t->limit, g->out != NULL);
     if (rc == 0) rc = tc__l3_exec(b);
     return rc;
 }
@@ -646,7 +647,7 @@ static int mget_build(l3_req *rq, tc__cmdbuf *b) {
     mget_req *m = (mget_req *)rq;
     int rc = tc__l3_multi(b);
     for (size_t i = 0; rc == 0 && i < m->n; i++)
-        rc = tc__l3_read_cmds(b, m->keys[i], m->lens[i], rq->t->max_value, m->outs != NULL);
+        rc = tc__l3_read_cmds(b, m->keys[i], m->lens[i], &rq->t->limit, m->outs != NULL);
     if (rc == 0) rc = tc__l3_exec(b);
     return rc;
 }
@@ -983,6 +984,7 @@ int tc__l3_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
     t->default_ttl_ms = opt->redis_default_ttl_ms;
     t->max_retries = opt->redis_max_retries;
     t->max_value = opt->max_value_bytes ? opt->max_value_bytes : ((size_t)1 << 20);
+    tc__l3_limit_init(&t->limit, t->max_value);
     if (t->nslen == 0)
         tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN,
                 "redis: REDIS_KEY_PREFIX is empty: the cache owns the whole database %d, and a clear "
