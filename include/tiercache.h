@@ -318,9 +318,11 @@ typedef struct tc_mget_result {
 
 /* Looks n keys up as tc_get_alloc() would, each through the tiers in order with back-fill,
  * but in batches: a tier that can (L3) answers all the keys still missing in one round trip
- * (Redis: MGET and PTTLs pipelined). keys[i] / klens[i] is key i (binary-safe); results[i]
- * receives its outcome; results has n elements of result_size bytes (sizeof(tc_mget_result)
- * of the caller's header; at least sizeof(int), for rc). Returns 0 when every key was looked
+ * (Redis: one transaction reading each key's size, at most CACHE_MAX_VALUE_BYTES of its value,
+ * and its TTL; 256 keys per round trip, all sharing the call's REDIS_COMMAND_TIMEOUT).
+ * keys[i] / klens[i] is key i (binary-safe); results[i] receives its outcome; results has n
+ * elements of result_size bytes (sizeof(tc_mget_result) of the caller's header; at least
+ * sizeof(int), for rc). Returns 0 when every key was looked
  * up (then each rc says hit, miss or error), TC_EINVAL for NULL arrays with n > 0 or a
  * result_size too small (results untouched), or TC_ENOMEM (every rc is TC_ENOMEM, nothing to
  * free). A tier that fails is skipped for the keys it could not answer, as in tc_get().
