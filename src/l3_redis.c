@@ -20,9 +20,10 @@
  * client wrote it) is a miss for that key, counted (foreign_keys) and reported at
  * most once a second; it never counts against the server.
  *
- * Failures: each call runs through l3_call(), which asks the circuit breaker first (an open
- * circuit fails the call at once), bounds every wait by REDIS_CONNECT_TIMEOUT (only when a
- * connection has to be opened) and REDIS_COMMAND_TIMEOUT, retries on a lost connection up to
+ * Failures: each request runs through l3_call(), which asks the circuit breaker first (an
+ * open circuit fails it at once), bounds every wait by the budget of the public call it belongs
+ * to -- REDIS_COMMAND_TIMEOUT shared by all the requests of that call, extended by the time
+ * spent opening connections up to REDIS_CONNECT_TIMEOUT --, retries on a lost connection up to
  * REDIS_MAX_RETRIES times within that budget, and reports the outcome to the breaker. The
  * breaker's transitions are what gets logged, so a dead server produces a few log lines,
  * not one per call. docs/REDIS.md describes the whole contract.
