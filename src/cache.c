@@ -99,6 +99,7 @@ struct tc_cache {
     tstats *_Atomic blocks;            /* list of per-thread blocks */
     pthread_mutex_t flight_lock[TC__FLIGHT_BUCKETS];
     flight *flights[TC__FLIGHT_BUCKETS];
+    int waits;                         /* a tier waits on a server (L3): calls are marked */
     _Atomic uint64_t log_last_ms[TC_MAX_TIERS];    /* rate limit of failure messages */
     _Atomic uint64_t log_suppressed[TC_MAX_TIERS];
     pthread_mutex_t err_lock;                      /* guards last_error*: taken only on a failure */
@@ -248,6 +249,19 @@ static inline tc__fence fence_capture(tc_cache *c, uint64_t hash) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Public calls                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Marks a public call for the tiers that give all of one call's work one deadline (tier.h,
+ * tc__call_begin). Only L3 does; a cache without it skips the thread-local stores (about 20
+ * instructions of an L1 set). Returns what call_end() must be given. */
+static inline uint64_t call_begin(const tc_cache *c) { return c->waits ? tc__call_begin() : 0; }
+
+static inline void call_end(const tc_cache *c, uint64_t outer) {
+    if (c->waits) tc__call_end(outer);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Opening and closing                                                      */
 /* ------------------------------------------------------------------------ */
 
@@ -277,7 +291,10 @@ static int assemble(const tc__opts *opt, tc__tier **tiers, int n, tc_cache **out
     pthread_mutex_init(&c->blocks_lock, NULL);
     pthread_mutex_init(&c->err_lock, NULL);
     for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_init(&c->flight_lock[i], NULL);
-    for (int i = 0; i < n; i++) c->tiers[i] = tiers[i];
+    for (int i = 0; i < n; i++) {
+        c->tiers[i] = tiers[i];
+        if (tiers[i]->id == TC_TIER_L3) c->waits = 1;
+    }
     c->ntiers = n;
     *out = c;
     return 0;
@@ -443,9 +460,9 @@ static int get_into(tc_cache *c, const void *key, size_t klen, tc__sink *sink, t
         }
         start = 1; /* go on below; the fence taken now still covers the tiers read next */
     }
-    uint64_t outer = tc__call_begin();
+    uint64_t outer = call_begin(c);
     rc = get_lower(c, &k, b, sink, info, counted, timed, start);
-    tc__call_end(outer);
+    call_end(c, outer);
     return rc;
 }
 
@@ -529,7 +546,7 @@ TC_EXPORT int tc_ttl(tc_cache *c, const void *key, size_t klen, int64_t *ttl_ms)
     if (rc != 0) return rc;
     tc__key k = {key, klen, tc__hash(key, klen)};
     tstats *b = block_of(c);
-    uint64_t outer = tc__call_begin();
+    uint64_t outer = call_begin(c);
     rc = TC_EMISS;
     for (int i = 0; i < c->ntiers; i++) {
         int r = c->tiers[i]->ops->get(c->tiers[i], &k, NULL, ttl_ms);
@@ -540,7 +557,7 @@ TC_EXPORT int tc_ttl(tc_cache *c, const void *key, size_t klen, int64_t *ttl_ms)
         }
         if (r != TC_EMISS) tier_failed(c, b, i, "ttl", r);
     }
-    tc__call_end(outer);
+    call_end(c, outer);
     return rc;
 }
 
@@ -610,7 +627,7 @@ static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t v
      * stripe: it must not invalidate other readers' fences */
     int marks = c->ntiers > 1 && fence == NULL;
     if (marks) write_begin(c, k->hash);
-    uint64_t outer = tc__call_begin();
+    uint64_t outer = call_begin(c);
     write_tally ty = {0, 0, 0, 0};
     for (int i = 0; i < c->ntiers; i++) {
         tc__tier *t = c->tiers[i];
@@ -622,7 +639,7 @@ static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t v
         }
         tally_add(c, b, i, k, rc, &ty, "set");
     }
-    tc__call_end(outer);
+    call_end(c, outer);
     if (marks) write_end(c, k->hash);
     return tally_rc(&ty);
 }
@@ -642,7 +659,7 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
     tstats *b = block_of(c);
     tc__key k = {key, klen, tc__hash(key, klen)};
     write_begin(c, k.hash);
-    uint64_t outer = tc__call_begin();
+    uint64_t outer = call_begin(c);
     int ok = 0, failed = 0;
     /* bottom-up: an upper tier deleted first could be back-filled again from a lower tier by
      * a reader that started earlier; the generation fence stops that, and the order keeps the
@@ -655,7 +672,7 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
             tier_failed(c, b, i, "del", rc);
         }
     }
-    tc__call_end(outer);
+    call_end(c, outer);
     write_end(c, k.hash);
     return combine(ok, failed);
 }
@@ -743,7 +760,7 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
         fences[m] = c->ntiers > 1 ? fence_capture(c, ks[m].hash) : (tc__fence){NULL, 0};
         idx[m++] = i;
     }
-    uint64_t outer = tc__call_begin();
+    uint64_t outer = call_begin(c);
     for (int ti = 0; ti < c->ntiers && m > 0; ti++) {
         for (size_t j = 0; j < m; j++) {
             sinks[j] = (tc__sink){NULL, 0, 0, NULL, 1, 0};
@@ -775,7 +792,7 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
         }
         m = keep;
     }
-    tc__call_end(outer);
+    call_end(c, outer);
     for (size_t j = 0; j < m; j++) count(b, CNT_MISSES); /* res[idx[j]] is already TC_EMISS */
     for (size_t i = 0; i < n; i++) {
         /* a caller whose layout has no room for the value pointer cannot free it */
@@ -823,7 +840,7 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t i
         ttls[m] = (int64_t)it->ttl_ms;
         idx[m++] = i;
     }
-    uint64_t outer = tc__call_begin();
+    uint64_t outer = call_begin(c);
     for (int ti = 0; ti < c->ntiers && m > 0; ti++) {
         tc__tier *t = c->tiers[ti];
         if (t->ops->mset != NULL) (void)t->ops->mset(t, m, ks, vp, vl, ttls, NULL, trc);
@@ -831,7 +848,7 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t i
             for (size_t j = 0; j < m; j++) trc[j] = t->ops->set(t, &ks[j], vp[j], vl[j], ttls[j], NULL);
         for (size_t j = 0; j < m; j++) tally_add(c, b, ti, &ks[j], trc[j], &tally[j], "mset");
     }
-    tc__call_end(outer);
+    call_end(c, outer);
     for (size_t j = 0; j < m; j++) write_end(c, ks[j].hash);
     for (size_t j = 0; j < m; j++) rcs[idx[j]] = tally_rc(&tally[j]);
     int all_ok = 1;
@@ -873,10 +890,10 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     if (c == NULL || loader == NULL || val == NULL || len == NULL) return TC_EINVAL;
     if (loader_err != NULL) *loader_err = 0;
     /* the lookup and the re-check below are one call; the store after the loader another */
-    uint64_t outer = tc__call_begin();
+    uint64_t outer = call_begin(c);
     int rc = tc_get_alloc(c, key, klen, val, len, info);
     if (rc != TC_EMISS) {
-        tc__call_end(outer);
+        call_end(c, outer);
         return rc;
     }
     info_put(info, TC_TTL_NONE, TC_TIER_NONE);
@@ -890,7 +907,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     while (f != NULL && !(f->hash == hash && f->klen == klen && memcmp(f->key, key, klen) == 0)) f = f->next;
     if (f != NULL) {
         /* someone is loading it: wait and share */
-        tc__call_end(outer);
+        call_end(c, outer);
         f->refs++;
         count(b, CNT_LOAD_WAITS);
         while (!f->done) pthread_cond_wait(&f->cond, lock);
@@ -903,7 +920,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     void *kcopy = malloc(klen ? klen : 1);
     if (f == NULL || kcopy == NULL) {
         pthread_mutex_unlock(lock);
-        tc__call_end(outer);
+        call_end(c, outer);
         free(f);
         free(kcopy);
         return TC_ENOMEM;
@@ -927,7 +944,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
     int from = TC_TIER_NONE;
     tc__key k = {key, klen, hash};
     rc = c->tiers[0]->ops->get(c->tiers[0], &k, &sink, &ttl_left);
-    tc__call_end(outer);
+    call_end(c, outer);
     if (rc == 0 && sink.heap != NULL) {
         v = sink.heap;
         vlen = sink.len;
