@@ -38,6 +38,8 @@
 #define TC__COH_FILE_PREFIX "tiercache-coh."
 #define TC__COH_LOCK_WAIT_MS 100
 
+_Atomic unsigned tc__coh_disable;
+
 typedef struct tc__coh_rec {
     _Atomic uint64_t gen; /* the pgen this record made current; 0: never written */
     uint32_t len;

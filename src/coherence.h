@@ -93,7 +93,9 @@ int tc__coh_destroy(const char *name);
 /* ------------------------------------------------------------------------ */
 
 static inline _Atomic uint64_t *tc__coh_word(const tc__coh *c, uint64_t hash) {
-    return &c->words[(hash >> 11) & (TC__COH_STRIPES - 1)];
+    /* bits 32.. of the hash: the high half L1 and L2 keep in their slots, so a tier can find
+     * an entry's stripe without reading the entry */
+    return &c->words[(hash >> 32) & (TC__COH_STRIPES - 1)];
 }
 
 /* The key part of the stamp of a key with this hash, now; TC__STAMP_GAP during a gap. */
@@ -191,5 +193,22 @@ typedef struct tc__coh_counters {
 void tc__coh_counters_get(const tc__coh *c, tc__coh_counters *out);
 void tc__coh_count_message(tc__coh *c, uint64_t keys);
 void tc__coh_count_lag(tc__coh *c, uint64_t lag_us);
+
+/* ------------------------------------------------------------------------ */
+/* Test-only switches                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Each bit disables one mechanism, so that a staged scenario can show the history checker
+ * failing without it (docs/COHERENCE.md, section 8). Never set outside the tests; read with
+ * relaxed loads where the mechanism acts. */
+enum {
+    TC__COH_OFF_SHARED = 1u << 0,  /* each process uses a private table instead of the host's */
+    TC__COH_OFF_FENCE = 1u << 1,   /* fills install without checking their fence */
+    TC__COH_OFF_GAP = 1u << 2,     /* a lost channel never sets GAP */
+    TC__COH_OFF_CANARY = 1u << 3,  /* the listener trusts a silent channel (no canary) */
+    TC__COH_OFF_ECHO = 1u << 4,    /* the listener skips invalidations of keys its host just wrote */
+    TC__COH_OFF_RECOVER = 1u << 5, /* recovery clears GAP without moving the epoch */
+};
+extern _Atomic unsigned tc__coh_disable;
 
 #endif /* TC_COHERENCE_H */

@@ -130,6 +130,8 @@ static const tc__var tc__vars[] = {
     TC__STR("REDIS_TLS_KEY_FILE", TC__K_PATH, redis_tls_key_file, TC_PATH_MAX - 1, NULL),
     TC__STR("REDIS_TLS_KEY_PASSWORD", TC__K_SECRET, redis_tls_key_password, TC_STR_MAX - 1, NULL),
     TC__NUM("REDIS_TLS_SKIP_VERIFY", NULL, TC__K_BOOL, TC__C_INT, redis_tls_skip_verify, 0, 1, "false"),
+    TC__NUM("CACHE_COHERENCE", NULL, TC__K_BOOL, TC__C_INT, coherence, 0, 1, "true"),
+    TC__NUM("CACHE_MAX_STALENESS", NULL, TC__K_DURATION, TC__C_U64, max_staleness_ms, 10, 3600000, "1s"),
     TC__NUM("CACHE_METRICS_ENABLED", NULL, TC__K_BOOL, TC__C_INT, metrics_enabled, 0, 1, "true"),
     TC__NUM("CACHE_DEFENSIVE_INVALIDATION", NULL, TC__K_BOOL, TC__C_INT, defensive_invalidation, 0, 1, "false"),
 };

@@ -68,6 +68,10 @@ typedef struct tc__opts {
                                               * encrypted REDIS_TLS_KEY_FILE; never printed) */
     int redis_tls_skip_verify;              /* REDIS_TLS_SKIP_VERIFY */
 
+    /* Coherence (docs/COHERENCE.md). */
+    int coherence;             /* CACHE_COHERENCE: processes of a host share generations, hosts a channel */
+    uint64_t max_staleness_ms; /* CACHE_MAX_STALENESS: cross-host bound, and how fast a lost channel is seen */
+
     /* Orchestrator and metrics. */
     int metrics_enabled;        /* CACHE_METRICS_ENABLED: latency histograms on/off */
     int defensive_invalidation; /* CACHE_DEFENSIVE_INVALIDATION: kept for applications */

@@ -279,6 +279,10 @@ static const good_case good[] = {
     {"CACHE_METRICS_ENABLED=false", "CACHE_METRICS_ENABLED=false", {NULL}},
     {"CACHE_METRICS_ENABLED=on", "CACHE_METRICS_ENABLED=true", {NULL}},
     {"CACHE_DEFENSIVE_INVALIDATION=true", "CACHE_DEFENSIVE_INVALIDATION=true", {NULL}},
+    {"CACHE_COHERENCE=off", "CACHE_COHERENCE=false", {NULL}},
+    {"CACHE_MAX_STALENESS=10ms", "CACHE_MAX_STALENESS=10ms", {NULL}},
+    {"CACHE_MAX_STALENESS=5s", "CACHE_MAX_STALENESS=5000ms", {NULL}},
+    {"CACHE_MAX_STALENESS=1h", "CACHE_MAX_STALENESS=3600000ms", {NULL}},
     {"CACHE_DEFENSIVE_INVALIDATION=0", "CACHE_DEFENSIVE_INVALIDATION=false", {NULL}},
 };
 
@@ -489,6 +493,11 @@ static const bad_case bad[] = {
     {"CACHE_METRICS_ENABLED", "", BOOLS, {NULL}, NULL},
     {"CACHE_METRICS_ENABLED", "enabled", BOOLS, {NULL}, NULL},
     {"CACHE_DEFENSIVE_INVALIDATION", "nope", BOOLS, {NULL}, NULL},
+    {"CACHE_COHERENCE", "host", BOOLS, {NULL}, NULL},
+    {"CACHE_MAX_STALENESS", "9ms", "expected a duration of 10ms..1h", {NULL}, NULL},
+    {"CACHE_MAX_STALENESS", "0", "expected a duration of 10ms..1h", {NULL}, NULL},
+    {"CACHE_MAX_STALENESS", "2h", "expected a duration of 10ms..1h", {NULL}, NULL},
+    {"CACHE_MAX_STALENESS", "soon", "expected a number", {NULL}, NULL},
     {"CACHE_DEFENSIVE_INVALIDATION", "yes please", BOOLS, {NULL}, NULL},
 };
 
@@ -1023,7 +1032,7 @@ static const char *const var_order[] = {
     "REDIS_PASSWORD", "REDIS_DB", "REDIS_USE_TLS", "REDIS_MAX_RETRIES", "REDIS_CONNECT_TIMEOUT",
     "REDIS_COMMAND_TIMEOUT", "REDIS_DEFAULT_TTL", "REDIS_KEY_PREFIX", "REDIS_POOL_SIZE", "REDIS_TLS_CA_FILE",
     "REDIS_TLS_SERVER_NAME", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE", "REDIS_TLS_KEY_PASSWORD",
-    "REDIS_TLS_SKIP_VERIFY", "CACHE_METRICS_ENABLED", "CACHE_DEFENSIVE_INVALIDATION",
+    "REDIS_TLS_SKIP_VERIFY", "CACHE_COHERENCE", "CACHE_MAX_STALENESS", "CACHE_METRICS_ENABLED", "CACHE_DEFENSIVE_INVALIDATION",
 };
 #define NVARS (sizeof var_order / sizeof var_order[0])
 
@@ -1066,6 +1075,8 @@ static void test_describe_defaults(void **state) {
         "REDIS_TLS_KEY_FILE=\n"
         "REDIS_TLS_KEY_PASSWORD=\n"
         "REDIS_TLS_SKIP_VERIFY=false\n"
+        "CACHE_COHERENCE=true\n"
+        "CACHE_MAX_STALENESS=1000ms\n"
         "CACHE_METRICS_ENABLED=true\n"
         "CACHE_DEFENSIVE_INVALIDATION=false\n";
     assert_string_equal(d, want);
