@@ -4,6 +4,11 @@
  * alternating rounds. The difference is the orchestrator's fixed cost per call.
  *
  *   bench_l1_hot [GETS]     (default 20000000 per round)
+ *
+ * Why it reaches inside the library: the "direct" figure calls the L1 tier through the internal
+ * tier interface (src/tier.h: tc__l1_open, the tier's ops, tc__sink, TC__KEY), which the public
+ * API does not expose and which is the baseline the API figure is compared with. It is built
+ * with src/ on its include path for that reason alone (see CMakeLists.txt).
  */
 #include <stdio.h>
 #include <stdlib.h>

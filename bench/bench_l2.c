@@ -9,6 +9,10 @@
  * a get into a caller buffer and, on a miss, a set -- as bench_l1_overhead does. Prints ns per
  * operation of each process and the aggregate throughput. The segment is named
  * bench-l2-<pid> and destroyed at the end; other settings come from the environment.
+ *
+ * Public API only; the trace is read by tools/trace.c, as the CLI reads it. The direct-mapped
+ * table hashes with XXH3 from the system's libxxhash, the hash the library uses, so the floor
+ * pays the same hashing cost as the tier.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,21 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tier.h"
-#include "util.h"
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
-static uint32_t *load(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) { perror(path); exit(2); }
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint32_t *t = malloc((size_t)sz);
-    if (t == NULL || fread(t, 1, (size_t)sz, f) != (size_t)sz) { perror("read"); exit(2); }
-    fclose(f);
-    *n = (size_t)sz / 4;
-    return t;
-}
+#include <tiercache.h>
+
+#include "trace.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -42,14 +37,14 @@ static double now_s(void) {
 
 typedef struct { char key[16]; char val[100]; } dm_slot;
 
-static double run_direct_mapped(const uint32_t *trace, size_t n, char (*keys)[16], uint64_t cap) {
+static double run_direct_mapped(const uint32_t *trace, size_t n, char (*keys)[TRACE_KEY_LEN], uint64_t cap) {
     dm_slot *tab = calloc(cap, sizeof *tab);
     char out[128], value[100];
     memset(value, 'v', sizeof value);
     double t0 = now_s();
     for (size_t i = 0; i < n; i++) {
         const char *k = keys[trace[i]];
-        dm_slot *s = &tab[tc__hash(k, 16) % cap];
+        dm_slot *s = &tab[XXH3_64bits(k, 16) % cap];
         if (memcmp(s->key, k, 16) == 0) memcpy(out, s->val, sizeof s->val);
         else { memcpy(s->key, k, 16); memcpy(s->val, value, sizeof value); }
     }
@@ -60,39 +55,43 @@ static double run_direct_mapped(const uint32_t *trace, size_t n, char (*keys)[16
 
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: bench_l2 TRACE CAPACITY [PROCS] [RUNS]\n"); return 2; }
-    size_t n;
-    uint32_t *trace = load(argv[1], &n);
+    trace_data tr;
+    char err[TC_ERRBUF_SIZE];
+    if (trace_load(argv[1], 0, &tr, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
+    char (*keys)[TRACE_KEY_LEN] = trace_keys(&tr, err, sizeof err);
+    if (keys == NULL) { fprintf(stderr, "%s\n", err); return 2; }
+    const uint32_t *trace = tr.ids;
+    size_t n = tr.n;
     uint64_t cap = strtoull(argv[2], NULL, 10);
     int procs = argc > 3 ? atoi(argv[3]) : 1, runs = argc > 4 ? atoi(argv[4]) : 3;
-    uint32_t max = 0;
-    for (size_t i = 0; i < n; i++) if (trace[i] > max) max = trace[i];
-    char (*keys)[16] = malloc(16 * ((size_t)max + 1));
-    for (uint32_t k = 0; k <= max; k++) {
-        char tmp[17];
-        snprintf(tmp, sizeof tmp, "key:%012u", k);
-        memcpy(keys[k], tmp, 16);
+    /* the environment's settings, then this run's: L2 alone, the capacity, a segment of its own */
+    char name[64], capacity[32], max_bytes[32] = "?", policy[32] = "?";
+    snprintf(name, sizeof name, "bench-l2-%ld", (long)getpid());
+    snprintf(capacity, sizeof capacity, "%llu", (unsigned long long)cap);
+    tc_config *cfg;
+    if (tc_config_new(&cfg) != 0) { fprintf(stderr, "out of memory\n"); return 2; }
+    if (tc_config_from_env(cfg, err, sizeof err) != 0 ||
+        tc_config_set(cfg, "CACHE_TIERING", "L2", err, sizeof err) != 0 ||
+        tc_config_set(cfg, "CACHE_SHARED_MAX_ENTRIES", capacity, err, sizeof err) != 0 ||
+        tc_config_set(cfg, "CACHE_SHARED_NAME", name, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
     }
-    tc__opts opt;
-    char err[512];
-    if (tc__opts_from_env(&opt, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
-    opt.ntiers = 1;
-    opt.tiers[0] = TC_TIER_L2;
-    opt.shared_max_entries = cap;
-    snprintf(opt.shared_name, sizeof opt.shared_name, "bench-l2-%ld", (long)getpid());
-    printf("trace=%s requests=%zu capacity=%llu max_bytes=%llu policy=%s procs=%d\n", argv[1], n,
-           (unsigned long long)cap, (unsigned long long)opt.shared_max_bytes,
-           tc_policy_name(opt.shared_eviction), procs);
+    (void)tc_config_get(cfg, "CACHE_SHARED_MAX_BYTES", max_bytes, sizeof max_bytes);
+    (void)tc_config_get(cfg, "CACHE_SHARED_EVICTION", policy, sizeof policy);
+    printf("trace=%s requests=%zu capacity=%llu max_bytes=%s policy=%s procs=%d\n", argv[1], n,
+           (unsigned long long)cap, max_bytes, policy, procs);
     double *res = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     for (int r = 0; r < runs; r++) {
         printf("mode=direct-mapped ns_per_op=%.1f\n", run_direct_mapped(trace, n, keys, cap));
         tc_cache *c;
-        if (tc__open_opts(&opt, &c, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
+        if (tc_open(cfg, &c, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); return 2; }
         tc_clear(c);
         double t0 = now_s();
         for (int p = 0; p < procs; p++) {
             if (fork() != 0) continue;
             tc_cache *pc;
-            if (tc__open_opts(&opt, &pc, err, sizeof err) != 0) _exit(1);
+            if (tc_open(cfg, &pc, err, sizeof err) != 0) _exit(1);
             char out[128], value[100];
             memset(value, 'v', sizeof value);
             size_t hits = 0;
@@ -115,6 +114,9 @@ int main(int argc, char **argv) {
         printf("mode=l2-api procs=%d throughput_mops=%.2f\n", procs, procs * (double)n / wall / 1e6);
         tc_close(c);
     }
-    tc_shared_destroy(opt.shared_name);
+    tc_shared_destroy(name);
+    tc_config_free(cfg);
+    free(keys);
+    trace_free(&tr);
     return 0;
 }

@@ -14,8 +14,8 @@
  * unhealthy tier (health), 2 usage error, invalid configuration or a failed operation (message
  * on stderr), and for get/ttl a miss while some tier failed (it may hold the key).
  *
- * bench replays a trace of little-endian uint32 key ids (as /work/shared/bench/gentrace.c
- * writes) the way the peer caches do: key "key:" + 12 zero-padded digits (16 bytes), get into
+ * bench replays a trace of little-endian uint32 key ids, read by tools/trace.c (shared with
+ * bench/), the way the peer caches do: key "key:" + 12 zero-padded digits (16 bytes), get into
  * a caller buffer, set a B-byte value on a miss. Keys are built before timing; the wall clock
  * (CLOCK_MONOTONIC) runs around the replay only. With T threads each replays the whole trace
  * from its own offset. A progress bar is drawn on stderr, only when it is a terminal, by a
@@ -32,11 +32,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "tiercache.h"
+#include "trace.h"
 
 #define EXIT_MISS 1
 #define EXIT_ERR 2
@@ -726,7 +726,7 @@ static int cmd_config(int argc, char **argv) {
 /* bench                                                                    */
 /* ======================================================================== */
 
-#define BENCH_KEY_LEN 16
+#define BENCH_KEY_LEN TRACE_KEY_LEN
 #define BENCH_PROGRESS_STEP 65536u /* workers publish progress once per this many requests */
 
 typedef struct bench_run {
@@ -827,79 +827,6 @@ static void *bench_progress_main(void *arg) {
     }
     fputs("\r\033[K", stderr);
     return NULL;
-}
-
-/* Reads up to max_requests ids of a trace file. Returns 0 with a malloc'd array, or
- * EXIT_ERR after a message. */
-static int bench_load_trace(const char *path, uint64_t max_requests, uint32_t **out, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        errmsg("bench: cannot open trace '%s': %s", path, strerror(errno));
-        return EXIT_ERR;
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        errmsg("bench: trace '%s' is not a regular file", path);
-        fclose(f);
-        return EXIT_ERR;
-    }
-    if (sb.st_size % 4 != 0 || sb.st_size == 0) {
-        errmsg("bench: trace '%s' has %lld bytes: expected a non-empty sequence of 4-byte "
-               "little-endian key ids", path, (long long)sb.st_size);
-        fclose(f);
-        return EXIT_ERR;
-    }
-    uint64_t count = (uint64_t)sb.st_size / 4;
-    if (max_requests && count > max_requests) count = max_requests;
-    unsigned char *raw = malloc((size_t)count * 4);
-    uint32_t *ids = malloc((size_t)count * sizeof *ids);
-    if (raw == NULL || ids == NULL || count > SIZE_MAX / 4) {
-        errmsg("bench: out of memory for %" PRIu64 " requests", count);
-        free(raw);
-        free(ids);
-        fclose(f);
-        return EXIT_ERR;
-    }
-    if (fread(raw, 4, (size_t)count, f) != (size_t)count) {
-        errmsg("bench: reading trace '%s': %s", path, ferror(f) ? strerror(errno) : "short read");
-        free(raw);
-        free(ids);
-        fclose(f);
-        return EXIT_ERR;
-    }
-    fclose(f);
-    for (size_t i = 0; i < count; i++) {
-        const unsigned char *p = raw + 4 * i;
-        ids[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    }
-    free(raw);
-    *out = ids;
-    *n = (size_t)count;
-    return 0;
-}
-
-/* Builds "key:" + 12 zero-padded digits for every id up to the trace's largest. Returns a
- * malloc'd array indexed by id, or NULL after a message. */
-static char (*bench_build_keys(const uint32_t *trace, size_t n))[BENCH_KEY_LEN] {
-    uint32_t max = 0;
-    for (size_t i = 0; i < n; i++)
-        if (trace[i] > max) max = trace[i];
-    size_t nkeys = (size_t)max + 1;
-    char(*keys)[BENCH_KEY_LEN] = malloc(nkeys * BENCH_KEY_LEN);
-    if (keys == NULL) {
-        errmsg("bench: out of memory for the keys of ids up to %" PRIu32 " (%zu bytes)", max,
-               nkeys * BENCH_KEY_LEN);
-        return NULL;
-    }
-    for (size_t k = 0; k < nkeys; k++) {
-        uint64_t id = k;
-        memcpy(keys[k], "key:", 4);
-        for (int d = BENCH_KEY_LEN - 1; d >= 4; d--) {
-            keys[k][d] = (char)('0' + id % 10);
-            id /= 10;
-        }
-    }
-    return keys;
 }
 
 /* Writes s as a JSON string literal. */
@@ -1117,23 +1044,27 @@ static int cmd_bench(int argc, char **argv) {
 
     bench_run run;
     memset(&run, 0, sizeof run);
-    uint32_t *trace = NULL;
-    if ((rc = bench_load_trace(opts[O_TRACE].value, requests, &trace, &run.n))) {
+    trace_data trace;
+    char terr[512];
+    if (trace_load(opts[O_TRACE].value, requests, &trace, terr, sizeof terr) != 0) {
+        errmsg("bench: %s", terr);
         tc_config_free(cfg);
-        return rc;
+        return EXIT_ERR;
     }
-    char(*keys)[BENCH_KEY_LEN] = bench_build_keys(trace, run.n);
+    run.n = trace.n;
+    char(*keys)[BENCH_KEY_LEN] = trace_keys(&trace, terr, sizeof terr);
     unsigned char *value = malloc(vsize ? (size_t)vsize : 1);
     if (keys == NULL || value == NULL) {
-        if (value == NULL) errmsg("bench: out of memory for the value");
-        free(trace);
+        if (keys == NULL) errmsg("bench: %s", terr);
+        else errmsg("bench: out of memory for the value");
+        trace_free(&trace);
         free(keys);
         free(value);
         tc_config_free(cfg);
         return EXIT_ERR;
     }
     memset(value, 'v', (size_t)vsize);
-    run.trace = trace;
+    run.trace = trace.ids;
     run.keys = (const char(*)[BENCH_KEY_LEN])keys;
     run.value = value;
     run.vsize = (size_t)vsize;
@@ -1163,7 +1094,7 @@ static int cmd_bench(int argc, char **argv) {
                             " entries at the end: its byte bound (%" PRIu64 " bytes) binds first\n",
                     tc_tier_name(t0->tier), t0->entries, capacity, t0->max_bytes);
     }
-    free(trace);
+    trace_free(&trace);
     free(keys);
     free(value);
     pthread_cond_destroy(&run.go_cv);
