@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "helpers/json_check.h"
+#include "helpers/rng.h"
 #include "helpers/run_cmd.h"
 #include "tiercache.h"
 
@@ -79,29 +80,35 @@ static void assert_usage_error(tc_test_run *r, const char *why) {
 /* Helpers' own checks                                                      */
 /* ======================================================================== */
 
+/* The JSON helper's settings: strict where the tests rely on it (a duplicate member, invalid
+ * UTF-8, a lone surrogate, trailing bytes are refused), and any value at the top. */
 static void test_json_checker_accepts_and_rejects(void **state) {
     (void)state;
     const char *good[] = {"{}", "[]", " {\"a\": [1, -2.5e3, true, false, null, \"x\\n\\u00e9\"]} ",
-                          "0", "\"s\""};
+                          "0", "\"s\"", "\"a\\u0000b\""};
     const char *bad[] = {"", "{", "{\"a\":1,}", "[1,]", "01", "{'a':1}", "\"\t\"", "1 2",
-                         "{\"a\" 1}", "tru", "-", "1.", "\"\\x\""};
-    char err[128];
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        assert_true(tc_test_json_valid(good[i], strlen(good[i]), err, sizeof err));
+                         "{\"a\" 1}", "tru", "-", "1.", "\"\\x\"", "{\"a\":1,\"a\":2}",
+                         "\"\xff\"", "\"\\ud800\"", "NaN"};
+    char err[256];
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        json_t *v = tc_test_json_parse(good[i], strlen(good[i]), 0, err, sizeof err);
+        if (v == NULL) fail_msg("'%s' refused: %s", good[i], err);
+        json_decref(v);
+    }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_false(tc_test_json_valid(bad[i], strlen(bad[i]), err, sizeof err));
-        assert_true(tc_test_contains(err, "invalid JSON at byte"));
+        err[0] = '\0';
+        if (tc_test_json_parse(bad[i], strlen(bad[i]), 0, err, sizeof err) != NULL)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_true(tc_test_contains(err, "invalid JSON at line 1"));
     }
     const char *doc = "{\"a\":{\"b\":[1,{\"c\":2}],\"c\":42.5},\"d\":\"x\"}";
-    double v;
-    assert_true(tc_test_json_number(doc, strlen(doc), "a.c", &v));
-    assert_true(v == 42.5);
-    assert_false(tc_test_json_number(doc, strlen(doc), "d", &v));
-    assert_null(tc_test_json_get(doc, strlen(doc), "a.x", NULL));
-    size_t vl;
-    const char *d = tc_test_json_get(doc, strlen(doc), "d", &vl);
-    assert_non_null(d);
-    assert_int_equal(vl, 3);
+    json_t *root = tc_test_json_parse(doc, strlen(doc), 0, NULL, 0);
+    assert_non_null(root);
+    assert_true(json_real_value(tc_test_json_path(root, "a.c")) == 42.5);
+    assert_string_equal(json_string_value(tc_test_json_path(root, "d")), "x");
+    assert_null(tc_test_json_path(root, "a.x"));
+    assert_null(tc_test_json_path(root, "d.x")); /* not an object */
+    json_decref(root);
 }
 
 /* ======================================================================== */
@@ -333,17 +340,19 @@ static void test_health_is_json_with_the_required_keys(void **state) {
     (void)state;
     tc_test_run r = run_cli(env_l1, "health", NULL);
     assert_int_equal(r.status, 0);
-    char err[128];
-    if (!tc_test_json_valid(r.out, r.out_len, err, sizeof err)) fail_msg("%s:\n%s", err, r.out);
+    char err[256];
+    json_t *doc = tc_test_json_parse(r.out, r.out_len, 0, err, sizeof err);
+    if (doc == NULL) fail_msg("%s:\n%s", err, r.out);
     const char *keys[] = {"service", "version", "status", "dependencies", "timestamp", "uptime",
                           "tierMetrics", "tierMetrics.hits", "tierMetrics.misses", "tierMetrics.errors",
                           "tierMetrics.lastHitTier", "tierMetrics.latencyP50", "tierMetrics.latencyP95",
                           "tierMetrics.latencyP99"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (!tc_test_json_get(r.out, r.out_len, keys[i], NULL)) fail_msg("no '%s' in %s", keys[i], r.out);
-    size_t vl;
-    const char *st = tc_test_json_get(r.out, r.out_len, "status", &vl);
-    assert_true(vl == strlen("\"healthy\"") && memcmp(st, "\"healthy\"", vl) == 0);
+        if (!tc_test_json_path(doc, keys[i])) fail_msg("no '%s' in %s", keys[i], r.out);
+    const char *st = json_string_value(tc_test_json_path(doc, "status"));
+    assert_non_null(st);
+    assert_string_equal(st, "healthy");
+    json_decref(doc);
     tc_test_run_free(&r);
 }
 
@@ -351,9 +360,11 @@ static void test_stats_views(void **state) {
     (void)state;
     tc_test_run r = run_cli(env_l1, "stats", "--json", NULL);
     assert_int_equal(r.status, 0);
-    char err[128];
-    if (!tc_test_json_valid(r.out, r.out_len, err, sizeof err)) fail_msg("%s:\n%s", err, r.out);
-    assert_true(r.out[0] == '{');
+    char err[256];
+    json_t *doc = tc_test_json_parse(r.out, r.out_len, 0, err, sizeof err);
+    if (doc == NULL) fail_msg("%s:\n%s", err, r.out);
+    assert_true(json_is_object(doc));
+    json_decref(doc);
     tc_test_run_free(&r);
 
     r = run_cli(env_l1, "stats", NULL);
@@ -381,12 +392,7 @@ static void test_stats_views(void **state) {
 /* ======================================================================== */
 
 static uint64_t rng_state;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_next(void) { return tc_test_rng_next(&rng_state); }
 
 /* Writes a Zipf(alpha) trace over `keys` ids to a temporary file. */
 static void write_zipf_trace(char *path, size_t cap, uint32_t keys, double alpha, uint32_t requests) {
@@ -424,15 +430,30 @@ static tc_test_run bench_json(const char *const *env, const char *trace, const c
                   "--requests", requests, "--json", NULL)
         : run_cli(env, "bench", "--trace", trace, "--capacity", capacity, "--threads", threads, "--json", NULL);
     if (r.status != 0) fail_msg("bench exited %d: %s", r.status, r.err);
-    char err[128];
-    if (!tc_test_json_valid(r.out, r.out_len, err, sizeof err)) fail_msg("%s:\n%s", err, r.out);
+    char err[256];
+    json_t *doc = tc_test_json_parse(r.out, r.out_len, 0, err, sizeof err);
+    if (doc == NULL) fail_msg("%s:\n%s", err, r.out);
+    json_decref(doc);
     return r;
 }
 
+/* The number at path in r's output (a bench --json document). */
 static double jnum(const tc_test_run *r, const char *path) {
-    double v;
-    if (!tc_test_json_number(r->out, r->out_len, path, &v)) fail_msg("no number '%s' in %s", path, r->out);
-    return v;
+    json_t *doc = tc_test_json_parse(r->out, r->out_len, 0, NULL, 0);
+    json_t *v = tc_test_json_path(doc, path);
+    if (!json_is_number(v)) fail_msg("no number '%s' in %s", path, r->out);
+    double d = json_number_value(v);
+    json_decref(doc);
+    return d;
+}
+
+/* 1 when the member at path in r's output is the string want. */
+static int jstr_is(const tc_test_run *r, const char *path, const char *want) {
+    json_t *doc = tc_test_json_parse(r->out, r->out_len, 0, NULL, 0);
+    const char *v = json_string_value(tc_test_json_path(doc, path));
+    int same = v != NULL && strcmp(v, want) == 0;
+    json_decref(doc);
+    return same;
 }
 
 static void test_bench_skewed_trace_hits(void **state) {
@@ -453,9 +474,7 @@ static void test_bench_skewed_trace_hits(void **state) {
     assert_true(jnum(&r, "tier_hits.L1") == hits);
     assert_true(jnum(&r, "ns_per_op") > 0 && jnum(&r, "mops") > 0);
     assert_true(jnum(&r, "p50_ns") <= jnum(&r, "p99_ns"));
-    size_t vl;
-    const char *t = tc_test_json_get(r.out, r.out_len, "tiering", &vl);
-    assert_true(t && vl == 4 && memcmp(t, "\"L1\"", 4) == 0);
+    assert_true(jstr_is(&r, "tiering", "L1"));
     tc_test_run_free(&r);
     unlink(trace);
 }
@@ -765,9 +784,7 @@ static void test_bench_through_two_tiers_uses_its_own_segment(void **state) {
     double hits = jnum(&r, "hits"), h1 = jnum(&r, "hits_L1"), h2 = jnum(&r, "hits_L2");
     assert_true(h1 + h2 == hits);
     assert_true(h2 > 0); /* L1 holds 500 of 5000 keys: L2 serves some of the rest */
-    size_t vl;
-    const char *t = tc_test_json_get(r.out, r.out_len, "tiering", &vl);
-    assert_true(t && vl == 6 && memcmp(t, "\"L1L2\"", 6) == 0);
+    assert_true(jstr_is(&r, "tiering", "L1L2"));
     tc_test_run_free(&r);
     /* its segment was removed at the end; a second run with another capacity works */
     r = run_cli(env, "shared", "list", NULL);

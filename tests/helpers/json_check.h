@@ -1,23 +1,26 @@
 /*
- * json_check.h -- test helper: validate a JSON document (RFC 8259) and find members in it,
- * so tests can check the library's and the CLI's JSON output without a JSON library.
+ * json_check.h -- test helper: parse the library's and the CLI's JSON output with jansson
+ * (Debian libjansson-dev), strictly, and find members in it by a dotted path. The tests parse
+ * JSON with this library only; they carry no JSON parser of their own.
  */
 #ifndef TC_TEST_JSON_CHECK_H
 #define TC_TEST_JSON_CHECK_H
 
 #include <stddef.h>
 
-/* 1 when text[0..len) is exactly one JSON value with optional surrounding white space;
- * else 0 and a message with the byte offset in err (may be NULL). Nesting deeper than 64
- * levels is refused. */
-int tc_test_json_valid(const char *text, size_t len, char *err, size_t errlen);
+#include <jansson.h>
 
-/* Finds a member by a dotted path of object member names ("tierMetrics.hits") in a valid
- * document. Returns a pointer to the first byte of the member's value and its length in
- * *vlen, or NULL when absent. Member names are compared as written (no unescaping). */
-const char *tc_test_json_get(const char *text, size_t len, const char *path, size_t *vlen);
+/* Parses text[0..len) as exactly one JSON value (RFC 8259) with optional white space around
+ * it. Strict: a member name twice in one object, invalid UTF-8, a lone surrogate escape, a raw
+ * control character or anything after the value is refused; \u0000 is allowed in strings
+ * (json_string_length gives their length); any value may be at the top. flags are added to
+ * those (e.g. JSON_DECODE_INT_AS_REAL to read integers beyond int64 as doubles: jansson
+ * refuses them otherwise). Returns a new reference the caller releases with json_decref, or
+ * NULL with "invalid JSON at line L, column C (byte B): why" in err (may be NULL). */
+json_t *tc_test_json_parse(const char *text, size_t len, size_t flags, char *err, size_t errlen);
 
-/* The member at path as a number; 1 when present and a number, else 0. */
-int tc_test_json_number(const char *text, size_t len, const char *path, double *out);
+/* The value at a dotted path of object member names ("tierMetrics.hits") under root, a
+ * borrowed reference, or NULL when a step is missing or not an object. */
+json_t *tc_test_json_path(json_t *root, const char *path);
 
 #endif /* TC_TEST_JSON_CHECK_H */
