@@ -7,8 +7,10 @@
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
-DEB_BUILD  := cmake make gcc pkg-config libhiredis-dev libssl-dev libcmocka-dev libxxhash-dev
-DEB_TEST   := redis-server redis-tools openssl python3 python3-prometheus-client clang libclang-rt-dev libjansson-dev
+# DEB_BUILD holds the test libraries too (cmocka; jansson, with which the tests parse JSON):
+# the default configuration builds the tests, so configuring needs them.
+DEB_BUILD  := cmake make gcc pkg-config libhiredis-dev libssl-dev libcmocka-dev libjansson-dev libxxhash-dev
+DEB_TEST   := redis-server redis-tools openssl python3 python3-prometheus-client clang libclang-rt-dev
 FUZZ_SECONDS ?= 10
 
 .PHONY: all deps deps-test build run test test-plain test-asan test-tsan test-fuzz bench install clean
