@@ -251,6 +251,14 @@ TC_EXPORT void tc_free(void *p);
 
 #define TC_TTL_NONE (-1) /* remaining TTL of an entry that never expires */
 
+/* The longest TTL accepted anywhere: 36500 days (100 years), in milliseconds. One range for
+ * every TTL: tc_set(), tc_mset(), tc_get_or_load() (its ttl_ms and the TTL its loader sets),
+ * every tier, the CLI's --ttl and the *_TTL settings refuse a larger one with TC_EINVAL
+ * (TC_ECONFIG for a setting) instead of storing an entry that would expire at another time
+ * than asked. A TTL a lower tier reports above it (a Redis key another client wrote) is
+ * back-filled as TC_TTL_MAX_MS. */
+#define TC_TTL_MAX_MS (UINT64_C(36500) * 86400000u)
+
 /* What a get reports besides the value. Set size first (TC_GET_INFO_INIT): see Stability. */
 typedef struct tc_get_info {
     size_t size;    /* sizeof(tc_get_info), set by the caller */
@@ -275,8 +283,10 @@ TC_EXPORT int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_
 TC_EXPORT int tc_get_alloc(tc_cache *c, const void *key, size_t klen, void **val, size_t *len,
                            tc_get_info *info);
 
-/* Stores a copy of key and value in every tier. ttl_ms 0 means each tier's default TTL.
- * Returns 0 when every tier stored it; TC_EKEYTOOBIG / TC_EVALTOOBIG (nothing stored anywhere);
+/* Stores a copy of key and value in every tier. ttl_ms 0 means each tier's default TTL; at
+ * most TC_TTL_MAX_MS.
+ * Returns 0 when every tier stored it; TC_EKEYTOOBIG / TC_EVALTOOBIG / TC_EINVAL (a NULL value
+ * with vlen > 0, a TTL above TC_TTL_MAX_MS: nothing stored anywhere);
  * TC_EFULL when a noeviction tier is full; TC_EPARTIAL when some tiers stored it and others
  * failed -- the failing tiers hold no copy of the key (a stale one is deleted), so a later
  * read never returns an older value; TC_ETIER when every tier failed. Thread-safe. */
@@ -330,8 +340,9 @@ typedef struct tc_mget_result {
 TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size_t *klens,
                       tc_mget_result *results, size_t result_size);
 
-/* One entry of tc_mset(). ttl_ms as in tc_set() (0: each tier's default). An array of them is
- * passed with its element size (sizeof(tc_mset_item)): see Stability. */
+/* One entry of tc_mset(). ttl_ms as in tc_set() (0: each tier's default; an entry with a TTL
+ * above TC_TTL_MAX_MS gets TC_EINVAL and is stored nowhere). An array of them is passed with
+ * its element size (sizeof(tc_mset_item)): see Stability. */
 typedef struct tc_mset_item {
     const void *key;
     size_t klen;
@@ -354,9 +365,12 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t i
 
 /* The application's loader, called on a miss. It returns 0 and a value it allocated with
  * malloc() in *val / *vlen (the cache takes ownership and frees it), and may set *ttl_ms (it
- * starts as the ttl_ms given to tc_get_or_load). Any other return is the loader's error: it
- * reaches every waiter as TC_ELOADER and nothing is cached. Called without any cache lock
- * held; it may use the cache, but not load the same key again (that would wait for itself). */
+ * starts as the ttl_ms given to tc_get_or_load; at most TC_TTL_MAX_MS). Any other return is
+ * the loader's error: it reaches every waiter as TC_ELOADER and nothing is cached. A loader that
+ * returns 0 with a NULL *val and *vlen > 0, or with *ttl_ms above TC_TTL_MAX_MS, broke this
+ * contract: that is TC_ELOADER too, with TC_EINVAL as the loader's code. Called without any
+ * cache lock held; it may use the cache, but not load the same key again (that would wait for
+ * itself). */
 typedef int (*tc_loader_fn)(void *userdata, const void *key, size_t klen, void **val,
                             size_t *vlen, uint64_t *ttl_ms);
 
@@ -364,8 +378,9 @@ typedef int (*tc_loader_fn)(void *userdata, const void *key, size_t klen, void *
  * same key at the same time: the others wait for that load and share its result. The value
  * is returned as in tc_get_alloc() (freed with tc_free()). info->tier is TC_TIER_NONE when
  * the value came from the loader. Returns 0, TC_ELOADER (loader_err, when not NULL, receives
- * the loader's own return code), or the errors of tc_get_alloc() and tc_set(). A loaded value
- * the cache could not store (too big, tier failure) is still returned. Thread-safe. */
+ * the loader's own return code), TC_EINVAL (ttl_ms above TC_TTL_MAX_MS: the loader is not
+ * called), or the errors of tc_get_alloc() and tc_set(). A loaded value the cache could not
+ * store (too big, tier failure) is still returned. Thread-safe. */
 TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms,
                              tc_loader_fn loader, void *userdata, void **val, size_t *len,
                              tc_get_info *info, int *loader_err);

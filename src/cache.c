@@ -394,6 +394,9 @@ static inline int check_key(const tc_cache *c, const void *key, size_t klen) {
 /* Back-fills tiers [0, upto) with a value found in tier upto. */
 static void backfill(tc_cache *c, tstats *b, int upto, const tc__key *k, const void *val, size_t vlen,
                      int64_t ttl_ms, const tc__fence *fence) {
+    /* a remaining TTL above the range (a Redis key another client wrote) is held as the longest
+     * TTL the tiers accept */
+    if (ttl_ms > (int64_t)TC_TTL_MAX_MS) ttl_ms = (int64_t)TC_TTL_MAX_MS;
     for (int i = upto - 1; i >= 0; i--) {
         int64_t ttl = ttl_ms > 0 ? ttl_ms : TC__TTL_DEFAULT;
         int rc = c->tiers[i]->ops->set(c->tiers[i], k, val, vlen, ttl, fence);
@@ -423,14 +426,15 @@ static inline void info_put(tc_get_info *info, int64_t ttl, int tier) {
 }
 
 /* Reports a hit in tier i to the caller and the statistics. Returns 0, or TC_ENOBUFS when the
- * value did not fit the caller's buffer and was not captured whole either. */
+ * value did not fit the caller's buffer (an empty value fits any, a NULL one included) and was
+ * not captured whole either. */
 static inline int hit_done(tc_cache *c, tstats *b, int i, int64_t ttl, const tc__sink *sink, tc_get_info *info,
                            int counted) {
     int id = (int)c->tiers[i]->id;
     info_put(info, ttl, id);
     note_hit_tier(c, id);
     if (counted) count(b, CNT_HITS);
-    if (sink->buf == NULL || sink->len > sink->cap) return sink->heap != NULL ? 0 : TC_ENOBUFS;
+    if (sink->len > sink->cap || (sink->buf == NULL && sink->len > 0)) return sink->heap != NULL ? 0 : TC_ENOBUFS;
     return 0;
 }
 
@@ -512,7 +516,8 @@ TC_EXPORT int tc_get(tc_cache *c, const void *key, size_t klen, void *buf, size_
         *len = sink.len;
         if (sink.heap != NULL) {
             /* a lower tier's value, captured whole for the back-fill */
-            if (buf != NULL && sink.len <= sink.cap) memcpy(buf, sink.heap, sink.len);
+            if (sink.len == 0) rc = 0; /* an empty value fits any buffer, NULL included */
+            else if (buf != NULL && sink.len <= sink.cap) memcpy(buf, sink.heap, sink.len);
             else rc = TC_ENOBUFS;
         }
     }
@@ -610,7 +615,7 @@ static int check_entry(const tc_cache *c, const void *key, size_t klen, const vo
     if (rc != 0) return rc;
     if (val == NULL && vlen > 0) return TC_EINVAL;
     if (vlen > c->opt.max_value_bytes) return TC_EVALTOOBIG;
-    if (ttl_ms > (uint64_t)INT64_MAX) return TC_EINVAL;
+    if (ttl_ms > TC_TTL_MAX_MS) return TC_EINVAL;
     return 0;
 }
 
@@ -887,7 +892,7 @@ static int flight_result(const flight *f, void **val, size_t *len, tc_get_info *
 
 TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t ttl_ms, tc_loader_fn loader,
                              void *userdata, void **val, size_t *len, tc_get_info *info, int *loader_err) {
-    if (c == NULL || loader == NULL || val == NULL || len == NULL) return TC_EINVAL;
+    if (c == NULL || loader == NULL || val == NULL || len == NULL || ttl_ms > TC_TTL_MAX_MS) return TC_EINVAL;
     if (loader_err != NULL) *loader_err = 0;
     /* the lookup and the re-check below are one call; the store after the loader another */
     uint64_t outer = call_begin(c);
@@ -964,7 +969,11 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
             f->loader_rc = lrc;
             rc = TC_ELOADER;
         } else {
-            if (v == NULL && vlen > 0) {
+            if ((v == NULL && vlen > 0) || ttl > TC_TTL_MAX_MS) {
+                /* the loader broke its contract: its error, nothing cached */
+                free(v);
+                v = NULL;
+                vlen = 0;
                 f->loader_rc = TC_EINVAL;
                 rc = TC_ELOADER;
             } else {

@@ -19,10 +19,6 @@
 #define TC_STR_MAX 256
 #define TC_PATH_MAX 1024
 
-/* The longest TTL any tier accepts, in milliseconds (36500 days); a longer one is TC_EINVAL
- * everywhere: the configuration, tc_set(), the CLI. */
-#define TC__MAX_TTL_MS (36500ull * 86400000ull)
-
 typedef struct tc__opts {
     /* Tiers, top to bottom, in the order they are read: tiers[0..ntiers-1]. CACHE_TIERING */
     int ntiers;

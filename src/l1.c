@@ -561,6 +561,7 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
     const void *key = k->p;
     size_t klen = k->len;
     if (klen > 0xFFFF || vlen > UINT32_MAX) return TC_ETOOLARGE;
+    if (ttl_ms > (int64_t)TC_TTL_MAX_MS) return TC_EINVAL;
     uint64_t hash = k->hash;
     uint32_t h = (uint32_t)(hash >> 32);
     l1_shard *sh = shard_of(t, hash);

@@ -301,6 +301,7 @@ static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, i
     const void *key = k->p;
     size_t klen = k->len;
     if (klen > l2->max_key || vlen > l2->max_value) return TC_ETOOLARGE;
+    if (ttl_ms > (int64_t)TC_TTL_MAX_MS) return TC_EINVAL;
     uint64_t need = tc__l2_blk_size(klen, vlen);
     uint64_t h = k->hash;
     uint64_t csum = XXH3_64bits_withSeed(val, vlen, h);

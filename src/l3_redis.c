@@ -294,8 +294,10 @@ static int reply_error(l3 *t, const tc__reply *r) {
     return code;
 }
 
-/* The PX argument for a TTL, or 0 when the entry must not expire; TC_EINVAL for nonsense. */
+/* The PX argument for a TTL, or 0 when the entry must not expire; TC_EINVAL for nonsense and
+ * for a TTL above TC_TTL_MAX_MS. */
 static int resolve_ttl(const l3 *t, int64_t ttl_ms, uint64_t *px) {
+    if (ttl_ms > (int64_t)TC_TTL_MAX_MS) return TC_EINVAL;
     if (ttl_ms > 0) *px = (uint64_t)ttl_ms;
     else if (ttl_ms == TC__TTL_DEFAULT) *px = t->default_ttl_ms;
     else if (ttl_ms == TC_TTL_NONE) *px = 0;

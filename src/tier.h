@@ -123,7 +123,8 @@ static inline uint64_t tc__call_id(void) { return tc__call_cur; }
 
 typedef struct tc__tier tc__tier;
 
-/* TTLs inside the interface: ttl_ms > 0 is a TTL; TC__TTL_DEFAULT asks for the tier's default;
+/* TTLs inside the interface: ttl_ms > 0 is a TTL, at most TC_TTL_MAX_MS (every tier's set and
+ * mset refuse a larger one with TC_EINVAL); TC__TTL_DEFAULT asks for the tier's default;
  * TC_TTL_NONE (-1) means never expires. Remaining TTLs come back as > 0 or TC_TTL_NONE. */
 #define TC__TTL_DEFAULT 0
 

@@ -167,6 +167,112 @@ static void test_ttl_lookup(void **state) {
     tc_close(c);
 }
 
+/* Issue 8, item 13: a NULL buffer of capacity 0 is enough for an empty value, which is a hit
+ * of length 0 -- from the first tier and from a lower one (captured whole for the back-fill). */
+static void test_get_null_buffer_empty_value_is_a_hit(void **state) {
+    (void)state;
+    tc_cache *c = open_default();
+    assert_int_equal(tc_set(c, "empty", 5, "", 0, 0), 0);
+    size_t len = 0;
+    assert_int_equal(tc_get(c, "empty", 5, NULL, &len, NULL), 0);
+    assert_int_equal(len, 0);
+    tc_close(c);
+    two_tiers t = open_two(60000);
+    assert_int_equal(tier_put(t.down, "empty", "", 60000), 0);
+    len = 0;
+    tc_get_info info;
+    assert_int_equal(tc_get(t.c, "empty", 5, NULL, &len, &info), 0);
+    assert_int_equal(len, 0);
+    assert_int_equal(info.tier, TC_TIER_L2);
+    len = 0;
+    assert_int_equal(tc_get(t.c, "empty", 5, NULL, &len, &info), 0); /* back-filled */
+    assert_int_equal(info.tier, TC_TIER_L1);
+    /* a non-empty value still needs a buffer */
+    assert_int_equal(tc_set(t.c, "k", 1, "v", 1, 0), 0);
+    len = 0;
+    assert_int_equal(tc_get(t.c, "k", 1, NULL, &len, NULL), TC_ENOBUFS);
+    assert_int_equal(len, 1);
+    tc_close(t.c);
+}
+
+static int ttl_loader(void *ud, const void *key, size_t klen, void **val, size_t *vlen, uint64_t *ttl) {
+    (void)key, (void)klen;
+    *val = malloc(1);
+    memcpy(*val, "v", 1);
+    *vlen = 1;
+    *ttl = *(const uint64_t *)ud;
+    return 0;
+}
+
+/* Issue 8, item 12: L1 kept the expiry in 48 bits, so a TTL of 2^48 ms was stored and then
+ * missed, and 2^48 + 60000 ms became 60 s. One range, up to TC_TTL_MAX_MS, and TC_EINVAL
+ * outside it from every write: nothing is stored and an older value stays. */
+static void test_ttl_beyond_range_is_refused_not_truncated(void **state) {
+    (void)state;
+    tc_cache *c = open_default();
+    const uint64_t bad[] = {1ull << 48, (1ull << 48) + 60000, TC_TTL_MAX_MS + 1, UINT64_MAX};
+    char buf[8];
+    size_t len;
+    int64_t ttl;
+    assert_int_equal(tc_set(c, "k", 1, "old", 3, 60000), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(tc_set(c, "k", 1, "new", 3, bad[i]), TC_EINVAL);
+        len = sizeof buf;
+        assert_int_equal(tc_get(c, "k", 1, buf, &len, NULL), 0);
+        assert_memory_equal(buf, "old", 3);
+        assert_int_equal(tc_set(c, "n", 1, "new", 3, bad[i]), TC_EINVAL);
+        assert_int_equal(tc_ttl(c, "n", 1, &ttl), TC_EMISS);
+    }
+    /* the longest TTL is kept as given */
+    assert_int_equal(tc_set(c, "max", 3, "v", 1, TC_TTL_MAX_MS), 0);
+    assert_int_equal(tc_ttl(c, "max", 3, &ttl), 0);
+    assert_true(ttl > (int64_t)TC_TTL_MAX_MS - 60000 && ttl <= (int64_t)TC_TTL_MAX_MS);
+    /* mset: the entry out of range alone is refused */
+    tc_mset_item items[2] = {{"a", 1, "1", 1, 1ull << 48}, {"b", 1, "2", 1, 0}};
+    int rcs[2];
+    assert_int_equal(tc_mset(c, 2, items, sizeof items[0], rcs), TC_EPARTIAL);
+    assert_int_equal(rcs[0], TC_EINVAL);
+    assert_int_equal(rcs[1], 0);
+    assert_int_equal(tc_ttl(c, "a", 1, &ttl), TC_EMISS);
+    assert_int_equal(tc_ttl(c, "b", 1, &ttl), 0);
+    /* get_or_load: its own TTL argument, and the TTL its loader sets */
+    uint64_t lttl = 60000;
+    void *v = NULL;
+    int lerr = 0;
+    assert_int_equal(tc_get_or_load(c, "l", 1, 1ull << 48, ttl_loader, &lttl, &v, &len, NULL, &lerr), TC_EINVAL);
+    assert_null(v);
+    lttl = (1ull << 48) + 60000;
+    assert_int_equal(tc_get_or_load(c, "l", 1, 0, ttl_loader, &lttl, &v, &len, NULL, &lerr), TC_ELOADER);
+    assert_int_equal(lerr, TC_EINVAL);
+    assert_null(v);
+    assert_int_equal(tc_ttl(c, "l", 1, &ttl), TC_EMISS);
+    lttl = TC_TTL_MAX_MS;
+    assert_int_equal(tc_get_or_load(c, "l", 1, 0, ttl_loader, &lttl, &v, &len, NULL, &lerr), 0);
+    tc_free(v);
+    assert_int_equal(tc_ttl(c, "l", 1, &ttl), 0);
+    assert_true(ttl > (int64_t)TC_TTL_MAX_MS - 60000);
+    tc_close(c);
+}
+
+/* A lower tier that reports a remaining TTL above the range (a Redis key another client wrote)
+ * back-fills the upper tier with the longest TTL, instead of failing the back-fill. */
+static void test_backfill_of_ttl_beyond_range_is_clamped(void **state) {
+    (void)state;
+    two_tiers t = open_two(60000);
+    assert_int_equal(tier_put(t.down, "k", "v", 60000), 0);
+    t.down->ttl_report = (int64_t)(1ull << 50);
+    char buf[8];
+    size_t len = sizeof buf;
+    assert_int_equal(tc_get(t.c, "k", 1, buf, &len, NULL), 0);
+    int64_t ttl;
+    assert_int_equal(tier_get_ttl(t.up, "k", &ttl), 0);
+    assert_true(ttl > (int64_t)TC_TTL_MAX_MS - 60000 && ttl <= (int64_t)TC_TTL_MAX_MS);
+    tc__snapshot st;
+    assert_int_equal(snap_get(t.c, &st), 0);
+    assert_int_equal(st.tiers[0].errors, 0);
+    tc_close(t.c);
+}
+
 /* A tiering that names L2 opens it (a build without L2 refuses with TC_ENOTIER). A segment of
  * this test's own: the default name would leave the application's segment behind. */
 static void test_open_refuses_missing_tiers(void **state) {
@@ -842,6 +948,9 @@ int main(void) {
         cmocka_unit_test(test_size_negotiation),
         cmocka_unit_test(test_limits_reject_and_store_nothing),
         cmocka_unit_test(test_ttl_lookup),
+        cmocka_unit_test(test_get_null_buffer_empty_value_is_a_hit),
+        cmocka_unit_test(test_ttl_beyond_range_is_refused_not_truncated),
+        cmocka_unit_test(test_backfill_of_ttl_beyond_range_is_clamped),
         cmocka_unit_test(test_open_refuses_missing_tiers),
         cmocka_unit_test(test_backfill_keeps_remaining_ttl),
         cmocka_unit_test(test_backfill_of_no_expiry_uses_upper_default),

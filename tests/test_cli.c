@@ -300,6 +300,21 @@ static void test_set_rejects_a_bad_ttl(void **state) {
     }
 }
 
+/* Issue 8, item 12: --ttl accepted any duration (10000000d) while the configuration caps TTLs
+ * at 36500d; one range for every TTL, and the message names the limit. */
+static void test_set_refuses_a_ttl_beyond_36500d(void **state) {
+    (void)state;
+    tc_test_run r = run_cli(env_l1, "set", "k", "v", "--ttl", "10000000d", NULL);
+    assert_int_equal(r.status, 2);
+    assert_int_equal(r.out_len, 0);
+    if (!tc_test_contains(r.err, "10000000d") || !tc_test_contains(r.err, "36500d"))
+        fail_msg("message does not name the TTL and the limit: %s", r.err);
+    tc_test_run_free(&r);
+    r = run_cli(env_l1, "set", "k", "v", "--ttl", "36500d", NULL);
+    if (r.status != 0) fail_msg("--ttl 36500d: status %d, stderr '%s'", r.status, r.err);
+    tc_test_run_free(&r);
+}
+
 static void test_set_value_from_stdin_is_binary_safe_and_bounded(void **state) {
     (void)state;
     unsigned char v[300];
@@ -846,6 +861,7 @@ int main(void) {
         cmocka_unit_test(test_ttl_miss_exits_1),
         cmocka_unit_test(test_set_del_clear_succeed),
         cmocka_unit_test(test_set_rejects_a_bad_ttl),
+        cmocka_unit_test(test_set_refuses_a_ttl_beyond_36500d),
         cmocka_unit_test(test_set_value_from_stdin_is_binary_safe_and_bounded),
         cmocka_unit_test(test_health_is_json_with_the_required_keys),
         cmocka_unit_test(test_stats_views),

@@ -495,6 +495,29 @@ static void test_fence_blocks_stale_write(void **state) {
     t->ops->close(t);
 }
 
+/* Issue 8, item 12: the expiry was kept shifted left by 16 bits, so a TTL of 2^48 ms was
+ * stored and then missed, and 2^48 + 60000 ms became 60 s. Above TC_TTL_MAX_MS the tier
+ * refuses the write and keeps what it had. */
+static void test_ttl_beyond_range_is_refused(void **state) {
+    (void)state;
+    tc__tier *t = open_l1(100, 1 << 20, TC_POLICY_TINYLFU, 1, 0);
+    const int64_t bad[] = {(int64_t)(1ull << 48), (int64_t)(1ull << 48) + 60000, (int64_t)TC_TTL_MAX_MS + 1,
+                           INT64_MAX};
+    char buf[16];
+    int64_t ttl;
+    assert_int_equal(put(t, "k", "old", 60000), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "new", 3, bad[i], NULL), TC_EINVAL);
+        assert_int_equal(fetch(t, "k", buf, sizeof buf, &ttl), 0);
+        assert_string_equal(buf, "old");
+        assert_true(ttl <= 60000);
+    }
+    assert_int_equal(t->ops->set(t, &TC__KEY("max", 3), "v", 1, (int64_t)TC_TTL_MAX_MS, NULL), 0);
+    assert_int_equal(fetch(t, "max", buf, sizeof buf, &ttl), 0);
+    assert_true(ttl > (int64_t)TC_TTL_MAX_MS - 60000 && ttl <= (int64_t)TC_TTL_MAX_MS);
+    t->ops->close(t);
+}
+
 static void test_open_rejects_bad_options(void **state) {
     (void)state;
     tc__opts o;
@@ -530,6 +553,7 @@ int main(void) {
         cmocka_unit_test(test_noeviction_reclaims_expired),
         cmocka_unit_test(test_clear_and_clear_prefix),
         cmocka_unit_test(test_fence_blocks_stale_write),
+        cmocka_unit_test(test_ttl_beyond_range_is_refused),
         cmocka_unit_test(test_open_rejects_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

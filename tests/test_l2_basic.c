@@ -114,6 +114,28 @@ static void test_ttl(void **state) {
     assert_int_equal(tc_shared_destroy(name), 0);
 }
 
+/* Issue 8, item 12: one range for TTLs in every tier; above TC_TTL_MAX_MS a set is refused
+ * and stores nothing. */
+static void test_ttl_beyond_range_is_refused(void **state) {
+    (void)state;
+    char name[64];
+    l2t_name(name, sizeof name, "ttlmax");
+    tc__opts o;
+    l2t_opts(&o, name, 1000, 1 << 20, TC_POLICY_ALLKEYS_LRU);
+    tc__tier *t = open_l2(&o);
+    char buf[16];
+    size_t len;
+    int64_t ttl;
+    assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "v", 1, (int64_t)TC_TTL_MAX_MS + 1, NULL), TC_EINVAL);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "v", 1, (int64_t)(1ull << 48), NULL), TC_EINVAL);
+    assert_int_equal(l2t_get(t, "k", 1, buf, sizeof buf, &len, &ttl), TC_EMISS);
+    assert_int_equal(t->ops->set(t, &TC__KEY("k", 1), "v", 1, (int64_t)TC_TTL_MAX_MS, NULL), 0);
+    assert_int_equal(l2t_get(t, "k", 1, buf, sizeof buf, &len, &ttl), 0);
+    assert_true(ttl > (int64_t)TC_TTL_MAX_MS - 60000);
+    t->ops->close(t);
+    assert_int_equal(tc_shared_destroy(name), 0);
+}
+
 /* Expired entries that nobody reads are reclaimed by the sweep that every set does. */
 static void test_expired_reclaimed_without_reads(void **state) {
     (void)state;
@@ -376,6 +398,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_get_del),
         cmocka_unit_test(test_ttl),
+        cmocka_unit_test(test_ttl_beyond_range_is_refused),
         cmocka_unit_test(test_expired_reclaimed_without_reads),
         cmocka_unit_test(test_clear_and_prefix),
         cmocka_unit_test(test_limits_and_compaction),

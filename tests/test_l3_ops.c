@@ -260,6 +260,29 @@ static void test_default_ttl(void **state) {
     t->ops->close(t);
 }
 
+/* Issue 8, item 12: one range for TTLs in every tier; above TC_TTL_MAX_MS a set or an mset
+ * entry is refused and nothing is written. */
+static void test_ttl_beyond_range_is_refused(void **state) {
+    (void)state;
+    tc__tier *t = open_default();
+    raw_flush();
+    assert_int_equal(t->ops->set(t, &TC__KEY("big", 3), "v", 1, (int64_t)TC_TTL_MAX_MS + 1, NULL), TC_EINVAL);
+    assert_int_equal(raw_int("EXISTS", "tctest:big"), 0);
+    tc__key keys[2] = {TC__KEY("m1", 2), TC__KEY("m2", 2)};
+    const void *vals[2] = {"a", "b"};
+    size_t vlens[2] = {1, 1};
+    int64_t ttls[2] = {(int64_t)(1ull << 48), 60000};
+    int rcs[2];
+    assert_int_equal(t->ops->mset(t, 2, keys, vals, vlens, ttls, NULL, rcs), 0);
+    assert_int_equal(rcs[0], TC_EINVAL);
+    assert_int_equal(rcs[1], 0);
+    assert_int_equal(raw_int("EXISTS", "tctest:m1"), 0);
+    assert_int_equal(raw_int("EXISTS", "tctest:m2"), 1);
+    assert_int_equal(t->ops->set(t, &TC__KEY("max", 3), "v", 1, (int64_t)TC_TTL_MAX_MS, NULL), 0);
+    assert_true(raw_int("PTTL", "tctest:max") > (long long)TC_TTL_MAX_MS - 60000);
+    t->ops->close(t);
+}
+
 static void test_fence(void **state) {
     (void)state;
     tc__tier *t = open_default();
@@ -587,6 +610,7 @@ int main(void) {
         cmocka_unit_test(test_subsecond_ttl),
         cmocka_unit_test(test_remaining_ttl),
         cmocka_unit_test(test_default_ttl),
+        cmocka_unit_test(test_ttl_beyond_range_is_refused),
         cmocka_unit_test(test_fence),
         cmocka_unit_test(test_wrong_type_is_miss),
         cmocka_unit_test(test_clear_namespace_only),

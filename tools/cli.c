@@ -48,7 +48,8 @@ static const char usage_text[] =
     "  get KEY                        print the raw value (no newline added); exit 1 on a miss,\n"
     "                                 2 when nothing hit and a tier failed\n"
     "  set KEY VALUE [--ttl DURATION] store VALUE; VALUE '-' reads stdin (binary-safe, up to\n"
-    "                                 CACHE_MAX_VALUE_BYTES); no --ttl or 0: the tiers' default TTL\n"
+    "                                 CACHE_MAX_VALUE_BYTES); no --ttl or 0: the tiers' default TTL;\n"
+    "                                 at most 36500d\n"
     "  del KEY                        delete KEY from every tier\n"
     "  ttl KEY                        remaining milliseconds, -1 for no expiry; exit 1 on a miss\n"
     "  clear [--prefix P]             remove every entry (or those whose key starts with P)\n"
@@ -399,6 +400,10 @@ static int cmd_set(int argc, char **argv) {
     char err[512] = "";
     if (opts[0].value && tc_parse_duration(opts[0].value, &ttl, err, sizeof err) != 0) {
         errmsg("set: --ttl: %s", err[0] ? err : "invalid duration");
+        return EXIT_ERR;
+    }
+    if (ttl > TC_TTL_MAX_MS) {
+        errmsg("set: --ttl: %s is longer than the longest TTL, 36500d (TC_TTL_MAX_MS)", opts[0].value);
         return EXIT_ERR;
     }
     tc_config *cfg;

@@ -9,6 +9,7 @@ static int f_get(tc__tier *t, const tc__key *k, tc__sink *out, int64_t *ttl) {
     f->gets++;
     if (f->fail_get) return f->fail_get;
     int rc = f->inner->ops->get(f->inner, k, out, ttl);
+    if (rc == 0 && f->ttl_report != 0 && ttl != NULL) *ttl = f->ttl_report;
     if (f->get_hook != NULL) {
         void (*hook)(void *) = f->get_hook;
         f->get_hook = NULL;

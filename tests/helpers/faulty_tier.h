@@ -16,6 +16,8 @@ typedef struct faulty_tier {
     void *hook_arg;
     void (*del_hook)(void *arg);                  /* called once per del, before the inner del, then cleared */
     void *del_hook_arg;
+    int64_t ttl_report;                            /* not 0: the remaining TTL a hit reports (as a Redis
+                                                      key another client wrote could) */
     int gets, sets, dels;                          /* calls seen */
 } faulty_tier;
 
