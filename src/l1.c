@@ -17,11 +17,21 @@
  *   exp_s  expiry in whole seconds since the shard's epoch (saturating), so sweeps find
  *          definitely-expired entries without reading the entries
  *
- * The table has nslots = capacity * 4/3 slots: the load factor never exceeds 0.75, so no
- * resize ever happens. Deletion shifts later members of the probe run back (no tombstones).
+ * The table grows with what the shard holds, not with what it may hold: it starts small and
+ * doubles when an insert would take the load factor above 0.75, up to capacity * 4/3 slots (the
+ * shard's share of CACHE_MEMORY_MAX_ENTRIES), and only while the shard's byte allowance pays
+ * for it; a table that cannot grow bounds the shard's entries instead. So a large
+ * CACHE_MEMORY_MAX_ENTRIES under a small CACHE_MEMORY_MAX_BYTES costs nothing: a table sized by
+ * entry count and touched at random was resident whole (87 MB under an 8 MiB limit). Tables
+ * of every size lie in one reservation per shard, mapped for the largest and touched only as
+ * far as used; a resize rehashes in place (O(slots), under the shard lock, amortised O(1) per
+ * insert) and carries the sketch's counts over (tc__sketch_resize). A shard emptied to give
+ * bytes to another, or by a clear, shrinks its table. Deletion shifts later members of the
+ * probe run back (no tombstones).
  *
- * An entry is one block from the shard's slab allocator (l1_slab.c: 8-byte size classes, no
- * per-chunk header): a 16-byte header, then the key, then the value.
+ * An entry is one chunk from the tier's slab allocator (l1_slab.c: 8-byte size classes shared
+ * by the shards, a bounded cache of free chunks per shard, no per-chunk header): a 16-byte
+ * header, then the key, then the value.
  *
  * W-TinyLFU. New entries enter a FIFO window (1% of the shard). An entry leaving the window is
  * a candidate for the main region; when main is full the candidate duels the CLOCK victim of
@@ -38,13 +48,31 @@
  * advances a sweep cursor over TC__L1_SWEEP slots, freeing entries whose exp_s is past, and the
  * eviction hand frees expired entries it meets before evicting a live one.
  *
- * Accounting. Each entry is charged the memory it really takes: its slab chunk (16-byte header,
- * key and value, rounded up to the 8-byte class; above the slab's largest class, malloc's
- * chunk), plus TC__L1_TABLE_OVERHEAD for its share of the slot table (4/3 slots of 16 bytes) and
- * of the sketch (3 words). tc__l1_charge() is that formula; tests and docs use it.
+ * Accounting. CACHE_MEMORY_MAX_BYTES bounds what the tier really takes, so that a process sized
+ * by it is not killed for exceeding it. Each entry is charged its chunk (16-byte header, key and
+ * value, rounded up to the 8-byte class; above the slab's largest class, malloc's chunk; from
+ * 64 KiB, whole pages): tc__l1_charge(), which tests and docs use. Each shard is charged its
+ * own structures as they are: its header, its window ring, and its slot table and sketch at
+ * their current size, in whole pages ("structure_bytes" in the statistics). What is not
+ * charged is bounded by constants: the shards' caches of free chunks (1 MiB in all), the last
+ * touched page of each size class (4 KiB x 256 classes), and the slack of partly used slab
+ * pages (measured: a process filling a 32 MiB limit with values of 1 to 1000 bytes, 125
+ * classes, grew 3.7 MiB more than the tier charged; tests/test_l1_memory.c holds the bound).
  *
- * Thread-safety: every operation takes exactly one shard lock (clear and stats take each in
- * turn, never two at once). Nothing else is shared between shards.
+ * Byte budget. Each shard has an allowance (max_bytes), at first its share of the limit; the
+ * allowances and a tier-wide pool add up to CACHE_MEMORY_MAX_BYTES. A write evicts within its
+ * own shard, as ever, except for a large entry (over an eighth of a share): it gathers the room
+ * it lacks from the pool and from every shard in turn (each evicting its part under its own
+ * lock, never two shard locks at once), so any entry that fits the whole tier can be stored
+ * even when it is larger than a shard's share (a 1 MiB value was refused under 256 shards). A
+ * shard whose allowance rose above its share gives the excess back to the pool as soon as it
+ * holds less; a shard that gave takes back from the pool, up to its share, when it needs room.
+ * The common write touches no shared state: the pool is read or written only on these paths.
+ *
+ * Thread-safety: every operation takes one shard lock at a time (clear, stats and the gathering
+ * for a large entry take several in turn, never two at once). Between shards are shared only
+ * the slab's classes (a mutex each, taken under a shard lock to refill or flush a shard's cache
+ * of chunks) and the byte pool (an atomic, used by large entries and shards that gave room).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -52,6 +80,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "evict.h"
@@ -62,7 +91,10 @@
 
 #define TC__L1_SAMPLES 8 /* Redis pairs 5 with a 16-entry pool; 8 without one is as close to exact */
 #define TC__L1_SWEEP 4
-#define TC__L1_TABLE_OVERHEAD 46 /* 4/3 slots x 16 bytes = 21.3, + sketch 3 words = 24, rounded up */
+#define TC__L1_START_SLOTS 64u           /* a new shard's table: 1 KiB of slots */
+#define TC__L1_SHARD_MIN_BYTES (256u * 1024u) /* automatic sharding keeps shares at least this big */
+#define TC__L1_CACHE_TOTAL (1024u * 1024u)    /* the shards' caches of free chunks, in all */
+#define TC__HUGE (2u * 1024u * 1024u)          /* a table part this large is backed by huge pages */
 
 #define META_FREQ 3u
 #define META_WIN 4u
@@ -120,23 +152,38 @@ typedef struct l1_shard {
     uint32_t clock;      /* logical LRU clock */
     uint64_t hits, misses, sets, deletes, evictions, expirations;
     /* written by writes (set, delete, eviction) */
-    _Alignas(64) uint64_t count, bytes;
+    _Alignas(64) uint64_t count, bytes; /* bytes: entries' charges + fixed */
+    uint64_t max_bytes;  /* the shard's byte allowance (see "Byte budget") */
+    uint32_t gathering;  /* writers of this shard gathering room for a large entry */
+    l1_ent *defer;       /* removed entries above the slab's sizes, freed after the lock (shard_unlock) */
     uint32_t hand;       /* CLOCK hand (tinylfu): a slot index, advanced by stride */
     uint32_t sweep;      /* expiry sweep cursor */
     uint32_t ring_head, ring_tail, ring_used; /* used = occupied positions incl. NULLs */
     uint64_t wcount;
     uint64_t rng;
-    tc__slab slab;       /* the entries' memory */
-    /* read-mostly: set at open */
+    /* written by resizes (rare), read by every operation */
     _Alignas(64) l1_slot *slots;
     uint32_t nslots;
     uint32_t stride;     /* coprime with nslots: the hand visits every slot once a turn */
-    uint64_t cap, max_bytes;
+    uint64_t cap;        /* entries the shard may hold now: cap_max, or less while the table is small */
+    uint64_t fixed;      /* bytes of the shard's own structures (header, ring, table, sketch) */
+    uint64_t table_cost; /* what the slot table and sketch take now (part of fixed) */
+    size_t sk_off;       /* where the sketch lies in the reservation that begins at slots */
+    void *tmap;          /* the reservation as mapped, and its length (see table_reserve) */
+    size_t tmap_len;
+    /* read-mostly: set at open */
+    uint64_t cap_max;    /* its share of CACHE_MEMORY_MAX_ENTRIES, or less (see auto sizing) */
+    uint32_t min_nslots; /* the first table: the largest is it doubled k times */
+    uint32_t max_nslots; /* the table for cap_max entries */
+    uint64_t base;       /* its share of CACHE_MEMORY_MAX_BYTES */
+    uint64_t large;      /* an entry charged more is large: it gathers room tier-wide */
     uint64_t wcap;
     uint64_t epoch_ms;   /* exp_s is relative to this */
+    tc__slab *slab;      /* the tier's */
     /* W-TinyLFU window: FIFO ring of entries with their slot hashes, NULL where an entry left early */
     struct ring_item { l1_ent *e; uint32_t h; } *ring;
     uint32_t ring_cap;
+    tc__slab_cache slab_cache; /* free chunks this shard keeps (written by writes) */
     tc__sketch sketch;   /* (its additions counter is written by hits: last, on its own line) */
 } __attribute__((aligned(64))) l1_shard;
 
@@ -146,18 +193,17 @@ typedef struct l1_tier {
     uint64_t default_ttl_ms;
     uint64_t max_ttl_ms; /* CACHE_MEMORY_MAX_TTL: no entry lives longer (0: no cap) */
     uint64_t cap, max_bytes;
+    uint64_t fits;       /* the largest charge an entry may have: max_bytes less the structures at open */
     unsigned nshards;
     uint64_t shard_mask;
     l1_shard *shards;
-    void *region;        /* every shard's slot table and sketch, one mapping (huge pages) */
-    size_t region_bytes;
+    tc__slab *slab;      /* the entries' memory, shared by the shards */
+    _Alignas(64) _Atomic uint64_t pool; /* byte allowance no shard holds (see "Byte budget") */
+    _Atomic unsigned gather_next;       /* where the next gathering starts its round */
 } l1_tier;
 
 uint64_t tc__l1_charge(size_t klen, size_t vlen) {
-    size_t size = 16 + klen + vlen; /* sizeof(l1_ent) */
-    size_t chunk = size <= TC__SLAB_MAX ? (size + TC__SLAB_STEP - 1) / TC__SLAB_STEP * TC__SLAB_STEP
-                                        : (size + 8 + 15) / 16 * 16; /* malloc's chunk */
-    return chunk + TC__L1_TABLE_OVERHEAD;
+    return tc__slab_cost(16 + klen + vlen); /* sizeof(l1_ent) + key + value */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -170,6 +216,15 @@ static inline const char *ent_key(const l1_ent *e) { return (const char *)(e + 1
 static inline char *ent_val(l1_ent *e) { return (char *)(e + 1) + ent_klen(e); }
 static inline size_t ent_size(size_t klen, size_t vlen) { return sizeof(l1_ent) + klen + vlen; }
 static inline uint64_t ent_charge(size_t klen, size_t vlen) { return tc__l1_charge(klen, vlen); }
+
+/* Writes an entry: header (expiry exp, in ms, 0 = never), key, value. */
+static inline void ent_fill(l1_ent *e, uint64_t exp, const void *key, size_t klen, const void *val, size_t vlen) {
+    e->exp_klen = (exp << 16) | klen; /* exp < 2^48: TTLs are at most TC_TTL_MAX_MS (2^41.6) */
+    e->vlen = (uint32_t)vlen;
+    e->aux = 0;
+    memcpy((char *)(e + 1), key, klen);
+    if (vlen) memcpy((char *)(e + 1) + klen, val, vlen);
+}
 
 static inline uint64_t rng_next(uint64_t *s) {
     uint64_t x = *s;
@@ -326,6 +381,32 @@ static void ring_forget_locked(l1_shard *sh, l1_ent *e) {
 /* Removal and eviction                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* Frees an entry no slot refers to any more: a slab chunk at once, a larger entry (a malloc
+ * block or a mapping of its own) after the lock, by shard_unlock(), so that no munmap or large
+ * free runs in a critical section. The link lives where the key was. */
+static void ent_free_locked(l1_shard *sh, l1_ent *e) {
+    size_t size = ent_size(ent_klen(e), e->vlen);
+    if (size <= TC__SLAB_MAX) {
+        tc__slab_free(sh->slab, &sh->slab_cache, e, size);
+        return;
+    }
+    memcpy(e + 1, &sh->defer, sizeof sh->defer);
+    sh->defer = e;
+}
+
+/* Releases the shard lock, then frees the large entries removed under it. */
+static void shard_unlock(l1_shard *sh) {
+    l1_ent *d = sh->defer;
+    if (__builtin_expect(d != NULL, 0)) sh->defer = NULL;
+    l1_lock_release(&sh->lock);
+    while (__builtin_expect(d != NULL, 0)) {
+        l1_ent *next;
+        memcpy(&next, d + 1, sizeof next);
+        tc__slab_free_big(d, ent_size(ent_klen(d), d->vlen));
+        d = next;
+    }
+}
+
 /* Frees the entry at slot i. */
 static void drop_slot_locked(l1_shard *sh, uint32_t i) {
     l1_ent *e = sh->slots[i].e;
@@ -333,7 +414,7 @@ static void drop_slot_locked(l1_shard *sh, uint32_t i) {
     sh->count--;
     sh->bytes -= ent_charge(ent_klen(e), e->vlen);
     remove_slot_locked(sh, i);
-    tc__slab_free(&sh->slab, e, ent_size(ent_klen(e), e->vlen));
+    ent_free_locked(sh, e);
 }
 
 /* The hand's next position. The hand visits slots in a fixed pseudo-random cyclic order, not
@@ -425,7 +506,7 @@ static void sweep_locked(l1_shard *sh, uint64_t now_s) {
 /* Evicts until the shard is within its bounds; for W-TinyLFU, first moves entries out of an
  * over-full window through the admission duel. Returns 0 or TC_EFULL (noeviction, or nothing
  * evictable under a volatile policy). */
-static int make_room_locked(l1_tier *t, l1_shard *sh, uint64_t now_ms) {
+static inline __attribute__((always_inline)) int make_room_locked(l1_tier *t, l1_shard *sh, uint64_t now_ms) {
     uint64_t now_s = now_ms > sh->epoch_ms ? (now_ms - sh->epoch_ms) / 1000 : 0;
     if (t->policy == TC_POLICY_TINYLFU) {
         while (sh->wcount > sh->wcap) {
@@ -479,6 +560,257 @@ static int make_room_locked(l1_tier *t, l1_shard *sh, uint64_t now_ms) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Table size                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Entries a table of n slots holds at load 0.75. */
+static inline uint64_t table_cap(uint32_t n) { return (uint64_t)n * 3 / 4; }
+
+/* Slots of the table for cap entries (load at most 0.75, never full: table_cap of it >= cap). */
+static uint64_t shard_nslots(uint64_t cap) { return cap + cap / 3 + 2; }
+
+/* The capacity the sketch of a table of n slots is sized for: table_cap(n), except along the
+ * doublings of the shard's first table (first << j), where it is the capacity whose sketch has
+ * exactly 2^j times the first one's blocks: growing then copies the counts (each old block
+ * feeds two new ones) instead of folding them. (A capacity of 8B/3, rounded down, gives B
+ * blocks of 3/8 of a block per entry.) */
+static uint64_t sketch_cap(uint32_t first, uint32_t n) {
+    uint64_t m = first;
+    unsigned j = 0;
+    while (m < n) m *= 2, j++;
+    if (m != n) return table_cap(n);
+    uint64_t b0 = tc__sketch_bytes(table_cap(first)) / 64;
+    return 8 * (b0 << j) / 3;
+}
+
+/* Bytes of the sketch of a table of n slots (0 without W-TinyLFU). */
+static size_t sketch_bytes(tc_policy p, uint32_t first, uint32_t n) {
+    return p == TC_POLICY_TINYLFU ? tc__sketch_bytes(sketch_cap(first, n)) : 0;
+}
+
+/* What b bytes of a table's reservation cost when used: whole pages, and whole huge pages from
+ * TC__HUGE (where they are advised). */
+static uint64_t part_cost(size_t b) {
+    uint64_t unit = b >= TC__HUGE ? TC__HUGE : 4096;
+    return ((uint64_t)b + unit - 1) / unit * unit;
+}
+
+/* What a table of n slots and its sketch cost: the shard is charged this. */
+static uint64_t table_cost(tc_policy p, uint32_t first, uint32_t n) {
+    return part_cost((size_t)n * sizeof(l1_slot)) + part_cost(sketch_bytes(p, first, n));
+}
+
+/* The address space for a shard's largest table and sketch, mapped once for the shard's life:
+ * the slots from its start, the sketch from off. Tables of any size are laid out in it, in
+ * place, so the slot read that warms a lookup before the lock (warm_locked_path) always reads
+ * mapped memory, whatever resize runs meanwhile. Only what a table uses is ever touched;
+ * resizes give the rest back. Aligned to 2 MiB when that large, for huge pages. NULL when out
+ * of memory. */
+static char *table_reserve(size_t len, void **map, size_t *map_len) {
+    size_t extra = len >= TC__HUGE ? TC__HUGE : 0;
+    char *m = mmap(NULL, len + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    *map = m;
+    *map_len = len + extra;
+    return extra ? (char *)(((uintptr_t)m + TC__HUGE - 1) & ~(uintptr_t)(TC__HUGE - 1)) : m;
+}
+
+/* Gives back the pages of b bytes at p (a table part that is being rewritten, or left), and
+ * advises huge pages for the next use when it will be that large. */
+static void part_reset(char *p, size_t b, size_t next) {
+    if (b > 0) (void)madvise(p, part_cost(b), MADV_DONTNEED);
+#ifdef MADV_HUGEPAGE
+    if (next >= TC__HUGE) (void)madvise(p, part_cost(next), MADV_HUGEPAGE);
+#endif
+}
+
+static uint32_t gcd32(uint32_t a, uint32_t b) {
+    while (b != 0) {
+        uint32_t r = a % b;
+        a = b;
+        b = r;
+    }
+    return a;
+}
+
+/* The CLOCK hand's step for n slots: coprime with n, near n / the golden ratio. */
+static uint32_t stride_for(uint32_t n) {
+    uint32_t st = (uint32_t)(n * 0.6180339887) | 1;
+    while (gcd32(st, n) != 1) st += 2;
+    return st >= n ? 1 : st;
+}
+
+/* 1 when the policy can always find a victim (not noeviction, not volatile-*). */
+static inline int evicts_any(tc_policy p) {
+    return p == TC_POLICY_TINYLFU || p == TC_POLICY_ALLKEYS_LRU || p == TC_POLICY_ALLKEYS_LFU ||
+           p == TC_POLICY_ALLKEYS_RANDOM;
+}
+
+/* Moves the shard's entries into a table of n slots (table_cap(n) >= count) and the sketch's
+ * counts into one sized for it, in the shard's reservation, and charges the difference: the old
+ * table and sketch are copied aside, their pages given back, and the entries rehashed into the
+ * zeroed space. Readers warming a lookup meanwhile see zeros or half a table: a hint, no more.
+ * 0, or TC_ENOMEM (nothing changed). O(old slots + n + sketch blocks). */
+static int table_resize_locked(l1_tier *t, l1_shard *sh, uint32_t n) {
+    uint32_t on = sh->nslots, first = sh->min_nslots;
+    size_t oslots = (size_t)on * sizeof(l1_slot), nslots_b = (size_t)n * sizeof(l1_slot);
+    size_t osk = sketch_bytes(t->policy, first, on), nsk = sketch_bytes(t->policy, first, n);
+    l1_slot *old = malloc(oslots);
+    uint64_t *sk = nsk ? aligned_alloc(64, nsk) : NULL;
+    if (old == NULL || (nsk && sk == NULL)) {
+        free(old);
+        free(sk);
+        return TC_ENOMEM;
+    }
+    memcpy(old, sh->slots, oslots);
+    if (nsk) tc__sketch_resize(&sh->sketch, sketch_cap(first, n), sk); /* reads the old one in place */
+    char *base = (char *)sh->slots;
+    part_reset(base, oslots, nslots_b);
+    part_reset(base + sh->sk_off, osk, nsk);
+    sh->nslots = n;
+    /* inserting into an empty table keeps every probe run unbroken, in any order */
+    for (uint32_t i = 0; i < on; i++) {
+        if (old[i].e == NULL) continue;
+        uint32_t j = home_of(sh, old[i].h);
+        while (sh->slots[j].e != NULL) j = next_slot(sh, j);
+        sh->slots[j] = old[i];
+    }
+    if (nsk) {
+        memcpy(base + sh->sk_off, sk, nsk);
+        sh->sketch.table = (uint64_t *)(base + sh->sk_off);
+    }
+    free(old);
+    free(sk);
+    uint64_t oc = sh->table_cost, nc = table_cost(t->policy, first, n);
+    sh->fixed = sh->fixed - oc + nc;
+    sh->bytes = sh->bytes - oc + nc;
+    sh->table_cost = nc;
+    sh->stride = stride_for(n);
+    sh->hand = 0;
+    sh->sweep = 0;
+    sh->cap = table_cap(n) < sh->cap_max ? table_cap(n) : sh->cap_max;
+    return 0;
+}
+
+/* Called when one more entry would pass the table's load bound. Grows the table (up to the one
+ * for cap_max; by 2, 1.5 or 1.25 times, the most that pays) when that lets the shard hold at
+ * least an eighth more entries of the size it holds on average: its allowance, less its
+ * structures after growing, over that average, against the entries its table bounds it to now.
+ * Else the table stays and bounds the shard's entries (eviction then goes by count). Growth is
+ * paid for by evicting, like any charge. */
+static __attribute__((noinline)) void table_grow_locked(l1_tier *t, l1_shard *sh, uint64_t charge) {
+    uint64_t other = sh->fixed - sh->table_cost; /* header and ring */
+    uint64_t avg = (sh->bytes - sh->fixed + charge) / (sh->count + 1);
+    if (avg == 0) avg = 1;
+    uint64_t want = sh->cap + sh->cap / 8 + 1;
+    if (want > sh->cap_max) want = sh->cap_max; /* the last step, to the full table, may be small */
+    static const unsigned grow8[] = {16, 12, 10}; /* in eighths: 2, 1.5, 1.25 times */
+    for (unsigned g = 0; g < sizeof grow8 / sizeof grow8[0]; g++) {
+        uint64_t n = (uint64_t)sh->nslots * grow8[g] / 8;
+        if (n > sh->max_nslots) n = sh->max_nslots;
+        if (n <= sh->nslots) return;
+        uint64_t fixed = other + table_cost(t->policy, sh->min_nslots, (uint32_t)n);
+        if (fixed >= sh->max_bytes) continue;
+        uint64_t fit = (sh->max_bytes - fixed) / avg, held = table_cap((uint32_t)n);
+        if ((fit < held ? fit : held) < want) continue;
+        /* a policy that may find nothing to evict grows only into room it has */
+        if (!evicts_any(t->policy) && sh->bytes - sh->fixed + fixed + charge > sh->max_bytes) continue;
+        (void)table_resize_locked(t, sh, (uint32_t)n); /* out of memory: the table bounds the entries */
+        return;
+    }
+}
+
+/* Shrinks a table that holds less than a quarter of what it could, by halves, to about twice
+ * what it holds (not below the first table): what a shard emptied to give room to another, or
+ * by a clear, keeps. */
+static void table_fit_locked(l1_tier *t, l1_shard *sh) {
+    uint32_t n = sh->nslots;
+    if (sh->count >= table_cap(n) / 4) return;
+    while (n / 2 >= sh->min_nslots && table_cap(n / 2) >= 2 * sh->count + 2) n /= 2;
+    if (n < sh->nslots) (void)table_resize_locked(t, sh, n);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Byte budget                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Takes up to want bytes of allowance from the pool. */
+static uint64_t pool_take(l1_tier *t, uint64_t want) {
+    uint64_t cur = atomic_load_explicit(&t->pool, memory_order_relaxed);
+    while (cur > 0 && want > 0) {
+        uint64_t take = cur < want ? cur : want;
+        if (atomic_compare_exchange_weak_explicit(&t->pool, &cur, cur - take, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return take;
+    }
+    return 0;
+}
+
+static void pool_put(l1_tier *t, uint64_t n) {
+    if (n > 0) atomic_fetch_add_explicit(&t->pool, n, memory_order_relaxed);
+}
+
+/* A shard above its share keeps only what it holds; the rest goes back to the pool. */
+static inline void give_back_locked(l1_tier *t, l1_shard *sh) {
+    if (sh->max_bytes <= sh->base) return;
+    uint64_t keep = sh->bytes > sh->base ? sh->bytes : sh->base;
+    if (sh->max_bytes > keep) {
+        pool_put(t, sh->max_bytes - keep);
+        sh->max_bytes = keep;
+    }
+}
+
+/* make_room_locked for the rare path that gives room to another shard, out of line: the write
+ * path keeps make_room_locked inlined (a call there cost 1 % more instructions per operation). */
+static __attribute__((noinline, cold)) int make_room_cold_locked(l1_tier *t, l1_shard *sh, uint64_t now_ms) {
+    return make_room_locked(t, sh, now_ms);
+}
+
+/* Gives up to want bytes of the shard's allowance away: first what it does not use, then, when
+ * evict is set, what evicting its entries by its policy (not under noeviction) and shrinking its
+ * emptied table free. Returns the bytes given. Work: the entries evicted, at most one resize. */
+static uint64_t give_locked(l1_tier *t, l1_shard *sh, uint64_t want, int evict, uint64_t now_ms) {
+    if (sh->gathering) return 0; /* its room is counted on by a large entry on its way in */
+    uint64_t limit = sh->max_bytes;
+    uint64_t unused = sh->bytes < limit ? limit - sh->bytes : 0;
+    if (unused < want && evict && t->policy != TC_POLICY_NOEVICTION) {
+        uint64_t target = limit > want ? limit - want : 0;
+        sh->max_bytes = target > sh->fixed ? target : sh->fixed;
+        (void)make_room_cold_locked(t, sh, now_ms); /* as far as the policy can (volatile-*: with a TTL) */
+        table_fit_locked(t, sh);
+        unused = sh->bytes < limit ? limit - sh->bytes : 0;
+    }
+    uint64_t give = unused < want ? unused : want;
+    sh->max_bytes = limit - give;
+    return give;
+}
+
+/* Gathers need bytes of allowance for a large entry of shard self, in rounds over the other
+ * shards, one shard lock at a time (self's own room is what need leaves out): first the pool and what shards hold unused (an
+ * eviction of a large entry can leave a shard much more than it was asked for); then each
+ * shard evicts an equal part of what is still missing; then, in a last round, all of it.
+ * Called with no shard lock held. Returns the bytes gathered, fewer than need only when the
+ * policy cannot evict enough (noeviction, volatile-*) or other writers took the room first.
+ * At most 3 x nshards lock acquisitions, plus the evictions. */
+static uint64_t gather(l1_tier *t, const l1_shard *self, uint64_t need, uint64_t now_ms) {
+    uint64_t got = pool_take(t, need);
+    unsigned n = t->nshards;
+    for (int round = 0; round < 3 && got < need; round++) {
+        unsigned start = atomic_fetch_add_explicit(&t->gather_next, 1, memory_order_relaxed);
+        for (unsigned v = 0; v < n && got < need; v++) {
+            l1_shard *sh = &t->shards[(start + v) % n];
+            if (sh == self) continue;
+            uint64_t ask = need - got;
+            if (round == 1) ask = (ask + (n - v) - 1) / (n - v);
+            l1_lock_acquire(&sh->lock);
+            got += give_locked(t, sh, ask, round > 0, now_ms);
+            shard_unlock(sh);
+        }
+    }
+    return got;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Tier operations                                                          */
 /* ------------------------------------------------------------------------ */
 
@@ -504,13 +836,16 @@ static inline void touch_locked(l1_tier *t, l1_shard *sh, l1_slot *s, uint64_t n
     }
 }
 
-/* Brings the key's slot and entry into the cache *before* the shard lock is taken, so the lock is
- * held for cache hits only: with the loads inside, two threads on one shard wait out each
- * other's memory latency (measured: two threads slower than one). The slot is read without the
- * lock -- a deliberate, benign race: the pointer read is only a prefetch hint (a prefetch of
- * freed memory does not fault), never dereferenced; the real lookup is redone under the lock.
- * Hence no ThreadSanitizer instrumentation here. */
-__attribute__((no_sanitize("thread"))) static inline void warm_locked_path(const l1_shard *sh, uint32_t h) {
+/* Brings the key's sketch block, slot and entry into the cache *before* the shard lock is taken,
+ * so the lock is held for cache hits only: with the loads inside, two threads on one shard wait
+ * out each other's memory latency (measured: two threads slower than one). The slot is read
+ * without the lock -- a deliberate, benign race: the table may be being resized, but it lies in
+ * a reservation that stays mapped (table_reserve), so the read never faults; the pointer read
+ * is only a prefetch hint (a prefetch of freed memory does not fault), never dereferenced; the
+ * real lookup is redone under the lock. Hence no ThreadSanitizer instrumentation here. */
+__attribute__((no_sanitize("thread"))) static inline void warm_locked_path(const l1_tier *t, const l1_shard *sh,
+                                                                        uint32_t h) {
+    if (t->policy == TC_POLICY_TINYLFU) tc__sketch_prefetch(&sh->sketch, h);
     const l1_slot *s = &sh->slots[home_of(sh, h)];
     const l1_ent *e = s->h == h ? s->e : NULL;
     if (e != NULL) {
@@ -526,8 +861,7 @@ static int l1_get(tc__tier *tier, const tc__key *k, tc__sink *out, int64_t *ttl_
     uint64_t hash = k->hash;
     uint32_t h = (uint32_t)(hash >> 32);
     l1_shard *sh = shard_of(t, hash);
-    if (t->policy == TC_POLICY_TINYLFU) tc__sketch_prefetch(&sh->sketch, h);
-    warm_locked_path(sh, h);
+    warm_locked_path(t, sh, h);
     uint64_t now = tc__now_ms();
     int rc = 0;
     l1_lock_acquire(&sh->lock);
@@ -544,7 +878,7 @@ static int l1_get(tc__tier *tier, const tc__key *k, tc__sink *out, int64_t *ttl_
         drop_slot_locked(sh, i);
         sh->expirations++;
         sh->misses++;
-        l1_lock_release(&sh->lock);
+        shard_unlock(sh);
         return TC_EMISS;
     }
     sh->hits++;
@@ -553,6 +887,30 @@ static int l1_get(tc__tier *tier, const tc__key *k, tc__sink *out, int64_t *ttl_
     if (out != NULL) rc = tc__sink_put(out, ent_val(e), e->vlen);
     l1_lock_release(&sh->lock);
     return rc;
+}
+
+/* Called when an entry of the given charge does not fit the shard's allowance. A shard that gave
+ * room takes it back from the pool (up to its share). A large entry takes its room from the
+ * whole tier, not from this shard alone: gathered while the shard lock is released (the shard
+ * gives none meanwhile: its room is counted on), and gathered again, a few times, when other
+ * writers of the shard used some of it. Returns 1 when it gathered. Out of line: the write
+ * path seldom comes here. */
+static __attribute__((noinline)) int room_locked(l1_tier *t, l1_shard *sh, uint64_t charge, uint64_t now) {
+    if (charge <= sh->large) {
+        if (sh->max_bytes < sh->base) sh->max_bytes += pool_take(t, sh->base - sh->max_bytes);
+        return 0;
+    }
+    for (int round = 0; round < 4 && sh->bytes + charge > sh->max_bytes; round++) {
+        uint64_t need = sh->bytes + charge - sh->max_bytes;
+        sh->gathering++;
+        shard_unlock(sh);
+        uint64_t got = gather(t, sh, need, now);
+        l1_lock_acquire(&sh->lock);
+        sh->gathering--;
+        sh->max_bytes += got;
+        if (got == 0) break; /* nothing more to be had (noeviction, volatile-*) */
+    }
+    return 1;
 }
 
 static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen, int64_t ttl_ms,
@@ -566,7 +924,7 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
     uint32_t h = (uint32_t)(hash >> 32);
     l1_shard *sh = shard_of(t, hash);
     uint64_t charge = ent_charge(klen, vlen);
-    if (charge > sh->max_bytes) return TC_ETOOLARGE;
+    if (charge > t->fits) return TC_ETOOLARGE;
     uint64_t now = tc__now_ms();
     uint64_t exp = 0;
     if (ttl_ms == TC__TTL_DEFAULT) exp = t->default_ttl_ms ? now + t->default_ttl_ms : 0;
@@ -574,13 +932,27 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
     /* the cap bounds every entry, back-fills of a lower tier's value included (HybridCache's
      * LocalCacheExpiration): how long this process may keep a copy */
     if (t->max_ttl_ms != 0 && (exp == 0 || exp > now + t->max_ttl_ms)) exp = now + t->max_ttl_ms;
+    /* an entry larger than the slab's chunks is allocated and filled before the lock: a copy of
+     * a megabyte, and a mapping's page faults, held every reader of the shard waiting */
+    size_t esize = ent_size(klen, vlen);
+    l1_ent *fresh = NULL;
+    if (__builtin_expect(esize > TC__SLAB_MAX, 0)) {
+        fresh = tc__slab_alloc_big(esize);
+        if (fresh == NULL) return TC_ENOMEM;
+        ent_fill(fresh, exp, key, klen, val, vlen);
+    }
+    int gathered = 0;
     l1_lock_acquire(&sh->lock);
+    if (__builtin_expect(sh->bytes + charge > sh->max_bytes, 0)) gathered = room_locked(t, sh, charge, now);
     if (!tc__fence_ok(fence)) {
-        l1_lock_release(&sh->lock);
+        give_back_locked(t, sh);
+        shard_unlock(sh);
+        if (fresh != NULL) tc__slab_free_big(fresh, esize);
         return 0;
     }
     uint64_t now_s = now > sh->epoch_ms ? (now - sh->epoch_ms) / 1000 : 0;
     sweep_locked(sh, now_s); /* before the lookup: its removals move slots */
+    if (sh->count + 1 > sh->cap && sh->nslots < sh->max_nslots) table_grow_locked(t, sh, charge);
     uint32_t empty = 0;
     uint32_t i = find_locked(sh, h, key, klen, &empty);
     if (i == UINT32_MAX && t->policy == TC_POLICY_NOEVICTION &&
@@ -589,26 +961,29 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
         for (uint32_t n = 0; n < sh->nslots && (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes); n++)
             sweep_locked(sh, now_s);
         if (sh->count + 1 > sh->cap || sh->bytes + charge > sh->max_bytes) {
-            l1_lock_release(&sh->lock);
+            give_back_locked(t, sh);
+            shard_unlock(sh);
+            if (fresh != NULL) tc__slab_free_big(fresh, esize);
             return TC_EFULL;
         }
         find_locked(sh, h, key, klen, &empty); /* the sweeps moved slots */
     }
     if (i != UINT32_MAX && t->policy == TC_POLICY_NOEVICTION &&
         sh->bytes - ent_charge(klen, sh->slots[i].e->vlen) + charge > sh->max_bytes) {
-        l1_lock_release(&sh->lock);
+        give_back_locked(t, sh);
+        shard_unlock(sh);
+        if (fresh != NULL) tc__slab_free_big(fresh, esize);
         return TC_EFULL;
     }
-    l1_ent *fresh = tc__slab_alloc(&sh->slab, ent_size(klen, vlen));
     if (fresh == NULL) {
-        l1_lock_release(&sh->lock);
-        return TC_ENOMEM;
+        fresh = tc__slab_alloc(sh->slab, &sh->slab_cache, esize);
+        if (fresh == NULL) {
+            give_back_locked(t, sh);
+            shard_unlock(sh);
+            return TC_ENOMEM;
+        }
+        ent_fill(fresh, exp, key, klen, val, vlen);
     }
-    fresh->exp_klen = (exp << 16) | klen;
-    fresh->vlen = (uint32_t)vlen;
-    fresh->aux = 0;
-    memcpy((char *)(fresh + 1), key, klen);
-    if (vlen) memcpy((char *)(fresh + 1) + klen, val, vlen);
     if (i != UINT32_MAX) {
         /* overwrite: same slot, same policy position */
         l1_slot *s = &sh->slots[i];
@@ -620,7 +995,7 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
         s->e = fresh;
         s->meta = (s->meta & (META_FREQ | META_WIN)) | meta_exp(sh, exp);
         touch_locked(t, sh, s, now);
-        tc__slab_free(&sh->slab, old, ent_size(klen, old->vlen));
+        ent_free_locked(sh, old);
     } else {
         i = empty;
         l1_slot *s = &sh->slots[i];
@@ -649,8 +1024,14 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
         uint32_t j = find_locked(sh, h, key, klen, NULL);
         if (j != UINT32_MAX && sh->slots[j].e == fresh) drop_slot_locked(sh, j);
         sh->sets--;
+    } else if (gathered) {
+        /* the room gathered was taken by other writers meanwhile, and the entry was the one
+         * evicted to keep the bound: say so rather than report it stored */
+        uint32_t j = find_locked(sh, h, key, klen, NULL);
+        if (j == UINT32_MAX || sh->slots[j].e != fresh) rc = TC_EFULL;
     }
-    l1_lock_release(&sh->lock);
+    give_back_locked(t, sh);
+    shard_unlock(sh);
     return rc;
 }
 
@@ -665,8 +1046,9 @@ static int l1_del(tc__tier *tier, const tc__key *k) {
     if (i != UINT32_MAX) {
         drop_slot_locked(sh, i);
         sh->deletes++;
+        give_back_locked(t, sh);
     }
-    l1_lock_release(&sh->lock);
+    shard_unlock(sh);
     return 0;
 }
 
@@ -690,7 +1072,9 @@ static void remove_matching(l1_tier *t, const void *prefix, size_t plen) {
             i = next_slot(sh, i);
             seen++;
         }
-        l1_lock_release(&sh->lock);
+        table_fit_locked(t, sh);
+        give_back_locked(t, sh);
+        shard_unlock(sh);
     }
 }
 
@@ -712,6 +1096,7 @@ static void l1_stats(tc__tier *tier, tc_tier_stats *out) {
     out->available = 1;
     out->max_entries = t->cap;
     out->max_bytes = t->max_bytes;
+    uint64_t fixed = 0;
     for (unsigned k = 0; k < t->nshards; k++) {
         l1_shard *sh = &t->shards[k];
         l1_lock_acquire(&sh->lock);
@@ -723,21 +1108,25 @@ static void l1_stats(tc__tier *tier, tc_tier_stats *out) {
         out->expirations += sh->expirations;
         out->entries += sh->count;
         out->bytes += sh->bytes;
+        fixed += sh->fixed;
         l1_lock_release(&sh->lock);
     }
     tc__stat_extra(out, "policy", "%s", tc_policy_name(t->policy));
     tc__stat_extra(out, "shards", "%u", t->nshards);
-    tc__stat_extra(out, "table_bytes_per_entry", "%d", TC__L1_TABLE_OVERHEAD);
+    /* of bytes: the tier's own structures (shard headers, window rings, slot tables, sketches) */
+    tc__stat_extra(out, "structure_bytes", "%llu", (unsigned long long)fixed);
+    /* the entries' pages (64 KiB each, resident as far as used) */
+    tc__stat_extra(out, "slab_pages", "%llu", (unsigned long long)tc__slab_pages(t->slab));
 }
 
 static void shard_free(l1_shard *sh) {
-    if (sh->slots != NULL) {
-        for (uint32_t i = 0; i < sh->nslots; i++) {
-            l1_ent *e = sh->slots[i].e;
-            if (e != NULL) tc__slab_free(&sh->slab, e, ent_size(ent_klen(e), e->vlen));
-        }
+    if (sh->slots == NULL) return;
+    /* chunks of the slab go with it; larger entries were malloc'd one by one */
+    for (uint32_t i = 0; i < sh->nslots; i++) {
+        l1_ent *e = sh->slots[i].e;
+        if (e != NULL && ent_size(ent_klen(e), e->vlen) > TC__SLAB_MAX) tc__slab_free_big(e, ent_size(ent_klen(e), e->vlen));
     }
-    tc__slab_destroy(&sh->slab);
+    munmap(sh->tmap, sh->tmap_len);
     free(sh->ring);
 }
 
@@ -746,7 +1135,8 @@ static void l1_close(tc__tier *tier) {
     if (t == NULL) return;
     for (unsigned k = 0; k < t->nshards; k++) shard_free(&t->shards[k]);
     free(t->shards);
-    tc__big_free(t->region, t->region_bytes);
+    if (t->slab != NULL) tc__slab_destroy(t->slab);
+    free(t->slab);
     free(t);
 }
 
@@ -764,72 +1154,93 @@ static const tc__tier_ops l1_ops = {
 /* Construction                                                             */
 /* ------------------------------------------------------------------------ */
 
+/* The least an entry can cost: the smallest chunk (header only) and its slots and sketch at
+ * load 0.75. A byte limit holds at most max_bytes / this many entries, whatever
+ * CACHE_MEMORY_MAX_ENTRIES says: what is sized by entry count (the window ring, the largest
+ * table) is sized by the smaller of the two. */
+static uint64_t min_entry_cost(tc_policy p) {
+    return sizeof(l1_ent) + (sizeof(l1_slot) * 4 + 2) / 3 +
+           (p == TC_POLICY_TINYLFU ? 8 * TC__SKETCH_WORDS_PER_ENTRY : 0);
+}
+
 /* Shards: one per 1024 entries (a power of two, at most 256), and at least 4 per CPU when the
  * capacity allows. Many shards keep two threads off one lock (measured on zipf99, capacity
  * 100000, 2 threads: 8 shards ran slower than one thread, 64 shards 1.2x faster), and each
  * shard of >= 1024 entries keeps its own W-TinyLFU as good as a global one (hit ratio 0.8085
- * with 64 shards, 0.8073 with 8, 0.7977 with 1). */
-static unsigned auto_shards(uint64_t cap) {
+ * with 64 shards, 0.8073 with 8, 0.7977 with 1). cap is the entries the byte limit allows, and
+ * every share is at least TC__L1_SHARD_MIN_BYTES: a small limit split 256 ways gave shards
+ * whose own structures took a large part of their share and whose largest entry was small. */
+static unsigned auto_shards(uint64_t cap, uint64_t max_bytes) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (ncpu < 1) ncpu = 1;
     uint64_t want = cap / 1024;
     if (want < (uint64_t)ncpu * 4) want = (uint64_t)ncpu * 4;
     if (want > cap / 64) want = cap / 64; /* never shards of fewer than 64 entries */
+    if (want > max_bytes / TC__L1_SHARD_MIN_BYTES) want = max_bytes / TC__L1_SHARD_MIN_BYTES;
     unsigned n = 1;
     while ((uint64_t)n * 2 <= want && n < 256) n *= 2;
     return n;
 }
 
-static uint32_t gcd32(uint32_t a, uint32_t b) {
-    while (b != 0) {
-        uint32_t r = a % b;
-        a = b;
-        b = r;
-    }
-    return a;
-}
-
-static uint64_t shard_nslots(uint64_t cap) { return cap + cap / 3 + 2; }
-
-/* Bytes of the region a shard of cap entries uses: its slot table, then its sketch. */
-static size_t shard_region_bytes(tc_policy policy, uint64_t cap) {
-    size_t b = (size_t)shard_nslots(cap) * sizeof(l1_slot);
-    b = (b + 63) & ~(size_t)63;
-    if (policy == TC_POLICY_TINYLFU) b += tc__sketch_bytes(cap);
-    return b;
-}
-
-static int shard_init(l1_shard *sh, tc_policy policy, uint64_t cap, uint64_t max_bytes, uint64_t seed,
-                      uint64_t epoch, char *mem) {
+/* Sets up shard sh of tier t with its share of the entries (cap_max) and of the bytes (base):
+ * a small table that grows as it fills, the window ring, an empty cache of free chunks. */
+static int shard_init(l1_tier *t, l1_shard *sh, uint64_t cap_max, uint64_t base, size_t cache_bound,
+                      uint64_t seed, uint64_t epoch) {
     memset(sh, 0, sizeof *sh);
     atomic_init(&sh->lock.held, 0);
-    sh->cap = cap;
-    sh->max_bytes = max_bytes;
+    sh->cap_max = cap_max;
+    sh->base = sh->max_bytes = base;
+    sh->large = base / 8;
     sh->epoch_ms = epoch;
     sh->rng = seed | 1;
-    tc__slab_init(&sh->slab);
-    uint64_t nslots = shard_nslots(cap);
-    if (nslots > UINT32_MAX - 1) return TC_EINVAL;
-    sh->nslots = (uint32_t)nslots;
-    sh->stride = (uint32_t)(nslots * 0.6180339887) | 1;
-    while (gcd32(sh->stride, sh->nslots) != 1) sh->stride += 2;
-    if (sh->stride >= sh->nslots) sh->stride = 1;
+    sh->slab = t->slab;
+    tc__slab_cache_init(&sh->slab_cache, cache_bound);
+    /* the largest table is the first doubled k times, so that growing to it only doubles (and
+     * the sketch with it, see sketch_cap). The first is the table for cap_max over 2^k, rounded
+     * up, about TC__L1_START_SLOTS. */
+    uint64_t max_nslots = shard_nslots(cap_max);
+    unsigned k = 0;
+    while ((max_nslots >> (k + 1)) >= TC__L1_START_SLOTS) k++;
+    uint64_t first = (max_nslots + (1ull << k) - 1) >> k;
+    max_nslots = first << k;
+    if (max_nslots > UINT32_MAX - 1) return TC_EINVAL;
+    sh->max_nslots = (uint32_t)max_nslots;
+    sh->min_nslots = (uint32_t)first;
+    uint32_t n = (uint32_t)first;
+    size_t sk_max = sketch_bytes(t->policy, n, sh->max_nslots);
+    if (t->policy == TC_POLICY_TINYLFU && tc__sketch_bytes(table_cap(sh->max_nslots)) > sk_max)
+        sk_max = tc__sketch_bytes(table_cap(sh->max_nslots)); /* a table off the doublings */
+    sh->sk_off = part_cost((size_t)sh->max_nslots * sizeof(l1_slot));
+    char *mem = table_reserve(sh->sk_off + part_cost(sk_max), &sh->tmap, &sh->tmap_len);
+    if (mem == NULL) return TC_ENOMEM;
     sh->slots = (l1_slot *)mem;
-    if (policy == TC_POLICY_TINYLFU) {
-        sh->wcap = cap / 100 ? cap / 100 : 1;
+    sh->nslots = n;
+    sh->table_cost = table_cost(t->policy, n, n);
+    sh->stride = stride_for(n);
+    sh->cap = table_cap(n) < cap_max ? table_cap(n) : cap_max;
+    if (t->policy == TC_POLICY_TINYLFU) {
+        sh->wcap = cap_max / 100 ? cap_max / 100 : 1;
         sh->ring_cap = (uint32_t)(2 * sh->wcap + 2);
         sh->ring = calloc(sh->ring_cap, sizeof(*sh->ring));
         if (sh->ring == NULL) return TC_ENOMEM;
-        size_t off = ((size_t)nslots * sizeof(l1_slot) + 63) & ~(size_t)63;
-        tc__sketch_init(&sh->sketch, cap, mem + off);
+        tc__sketch_init(&sh->sketch, sketch_cap(n, n), mem + sh->sk_off);
     }
+    sh->fixed = sizeof(l1_shard) + (uint64_t)sh->ring_cap * sizeof(*sh->ring) + sh->table_cost;
+    sh->bytes = sh->fixed;
     return 0;
 }
 
 int tc__l1_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen) {
     *out = NULL; /* opt's ranges were checked by the configuration table (tc__opts_validate) */
-    l1_tier *t = calloc(1, sizeof *t);
-    if (t == NULL) return tc__errf(errbuf, errlen, TC_ENOMEM, "L1: out of memory");
+    l1_tier *t = aligned_alloc(64, (sizeof *t + 63) & ~(size_t)63);
+    tc__slab *slab = aligned_alloc(64, (sizeof *slab + 63) & ~(size_t)63);
+    if (t == NULL || slab == NULL || tc__slab_init(slab) != 0) {
+        free(t);
+        free(slab);
+        return tc__errf(errbuf, errlen, TC_ENOMEM, "L1: out of memory");
+    }
+    memset(t, 0, sizeof *t);
+    t->slab = slab;
     t->base.ops = &l1_ops;
     t->base.id = TC_TIER_L1;
     t->policy = opt->mem_eviction;
@@ -837,27 +1248,34 @@ int tc__l1_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
     t->max_ttl_ms = opt->mem_max_ttl_ms;
     t->cap = opt->mem_max_entries;
     t->max_bytes = opt->mem_max_bytes;
-    unsigned n = opt->mem_shards ? opt->mem_shards : auto_shards(t->cap);
+    atomic_init(&t->pool, 0);
+    atomic_init(&t->gather_next, 0);
+    uint64_t cost = min_entry_cost(t->policy);
+    uint64_t cap_eff = t->max_bytes / cost < t->cap ? t->max_bytes / cost : t->cap;
+    unsigned n = opt->mem_shards ? opt->mem_shards : auto_shards(cap_eff, t->max_bytes);
     while (n > 1 && n > t->cap) n /= 2;
     t->nshards = n;
     t->shard_mask = n - 1;
     t->shards = aligned_alloc(64, sizeof(l1_shard) * n);
     if (t->shards == NULL) {
-        free(t);
+        t->nshards = 0;
+        l1_close(&t->base);
         return tc__errf(errbuf, errlen, TC_ENOMEM, "L1: out of memory");
     }
+    size_t cache_bound = TC__L1_CACHE_TOTAL / n;
+    if (cache_bound < 2 * TC__SLAB_MAX) cache_bound = 2 * TC__SLAB_MAX;
+    if (cache_bound > 64 * 1024) cache_bound = 64 * 1024;
     uint64_t epoch = tc__now_ms();
     uint64_t seed = tc__hash(&t, sizeof t) ^ tc__now_ns();
-    for (unsigned k = 0; k < n; k++) t->region_bytes += shard_region_bytes(t->policy, t->cap / n + (k < t->cap % n));
-    t->region = tc__big_alloc(t->region_bytes);
+    uint64_t fixed = 0;
     unsigned made = 0;
-    int rc = t->region == NULL ? TC_ENOMEM : 0;
-    char *mem = t->region;
+    int rc = 0;
     for (; made < n && rc == 0; made++) {
         uint64_t cap = t->cap / n + (made < t->cap % n);
-        uint64_t bytes = t->max_bytes / n + (made < t->max_bytes % n);
-        rc = shard_init(&t->shards[made], t->policy, cap, bytes, seed + made * 0x9E3779B97F4A7C15ULL, epoch, mem);
-        mem += shard_region_bytes(t->policy, cap);
+        uint64_t base = t->max_bytes / n + (made < t->max_bytes % n);
+        if (cap > base / cost) cap = base / cost ? base / cost : 1;
+        rc = shard_init(t, &t->shards[made], cap, base, cache_bound, seed + made * 0x9E3779B97F4A7C15ULL, epoch);
+        fixed += t->shards[made].fixed;
     }
     if (rc != 0) {
         t->nshards = made;
@@ -865,6 +1283,15 @@ int tc__l1_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
         return tc__errf(errbuf, errlen, rc, "L1: cannot allocate %llu entries: %s",
                         (unsigned long long)opt->mem_max_entries, tc_strerror(rc));
     }
+    if (fixed >= t->max_bytes) { /* no room for a single entry */
+        l1_close(&t->base);
+        return tc__errf(errbuf, errlen, TC_ECONFIG,
+                        "CACHE_MEMORY_MAX_BYTES=%llu is too small for L1's own structures (%llu bytes in %u "
+                        "shards): raise it%s",
+                        (unsigned long long)opt->mem_max_bytes, (unsigned long long)fixed, n,
+                        opt->mem_shards ? ", or lower CACHE_MEMORY_SHARDS" : "");
+    }
+    t->fits = t->max_bytes - fixed;
     *out = &t->base;
     return 0;
 }

@@ -27,6 +27,45 @@ void tc__sketch_init(tc__sketch *s, uint64_t capacity, void *mem) {
     s->sample = TC__SKETCH_SAMPLE_FACTOR * (capacity ? capacity : 1);
 }
 
+/* The counter-wise (4-bit) maximum of two words, eight counters at a time: with the even (then
+ * the odd) counters spread one to a byte, 0x80 + x - y has its top bit set where x >= y. */
+static uint64_t nibble_max(uint64_t a, uint64_t b) {
+    const uint64_t lo = 0x0F0F0F0F0F0F0F0FULL, top = 0x8080808080808080ULL;
+    uint64_t m = 0;
+    for (unsigned sh = 0; sh < 8; sh += 4) {
+        uint64_t x = (a >> sh) & lo, y = (b >> sh) & lo;
+        uint64_t ge = (((x | top) - y) & top) >> 7; /* 1 in each byte where x >= y */
+        uint64_t keep = ge * 0xFF;
+        m |= ((x & keep) | (y & ~keep)) << sh;
+    }
+    return m;
+}
+
+void tc__sketch_resize(tc__sketch *s, uint64_t capacity, void *mem) {
+    uint64_t *old = s->table, on = s->nblocks;
+    uint64_t nn = tc__sketch_bytes(capacity) / sizeof(uint64_t) / 8;
+    uint64_t *t = mem;
+    /* a key's block is floor(y * nblocks / 2^32) for its 32-bit y: the keys of new block j
+     * had old blocks floor(j * on / nn) .. floor(((j + 1) * on - 1) / nn); when the count
+     * doubles, that is block j / 2 alone */
+    if (nn == 2 * on) {
+        for (uint64_t j = 0; j < nn; j++)
+            for (unsigned w = 0; w < 8; w++) t[j * 8 + w] = old[(j / 2) * 8 + w];
+    } else {
+        for (uint64_t j = 0; j < nn; j++) {
+            uint64_t a = j * on / nn, b = ((j + 1) * on - 1) / nn;
+            for (unsigned w = 0; w < 8; w++) {
+                uint64_t v = old[a * 8 + w];
+                for (uint64_t k = a + 1; k <= b; k++) v = nibble_max(v, old[k * 8 + w]);
+                t[j * 8 + w] = v;
+            }
+        }
+    }
+    s->table = t;
+    s->nblocks = nn;
+    s->sample = TC__SKETCH_SAMPLE_FACTOR * (capacity ? capacity : 1);
+}
+
 /* The word index (within the table) and nibble shift of counter i of a key. */
 static inline void locate(const tc__sketch *s, uint32_t h, unsigned i, uint64_t *word, unsigned *shift) {
     uint64_t block = tc__sketch_block(s, h);

@@ -40,6 +40,13 @@ size_t tc__sketch_bytes(uint64_t capacity);
  * by the caller and outliving the sketch. */
 void tc__sketch_init(tc__sketch *s, uint64_t capacity, void *mem);
 
+/* Moves the sketch onto mem, tc__sketch_bytes(capacity) zeroed bytes, 64-byte aligned, for a
+ * table that grew or shrank to capacity entries; the caller frees the old table after. Each new
+ * block takes, counter by counter, the largest value of the old blocks whose keys now map to it:
+ * exact when the block count doubles (each old block feeds two new ones), an over-estimate
+ * otherwise, as a count-min sketch may give. O(old blocks + new blocks). */
+void tc__sketch_resize(tc__sketch *s, uint64_t capacity, void *mem);
+
 /* The first word of the block of the key with 32-bit hash h. */
 static inline uint64_t tc__sketch_block(const tc__sketch *s, uint32_t h) {
     uint64_t x = (uint64_t)h * 0xD6E8FEB86659FD93ULL;

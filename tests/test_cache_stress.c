@@ -1,7 +1,8 @@
 /*
  * test_cache_stress.c -- many threads on one handle: gets, sets, deletes, TTL lookups,
  * clears by prefix and single-flight loads on a small key space, on a one-tier and a
- * two-tier cache. Every value carries its key id and a checksum, so a torn or misplaced value
+ * two-tier cache, and on a tier of several shards where some values are larger than a shard's
+ * share of the bytes (their room is gathered from the other shards, one lock at a time). Every value carries its key id and a checksum, so a torn or misplaced value
  * is caught; the bounds are checked at the end. Also run under ThreadSanitizer.
  */
 #include <pthread.h>
@@ -30,9 +31,13 @@
 typedef struct ctx {
     tc_cache *c;
     unsigned seed;
+    unsigned big; /* not 0: one set in 16 pads its value with up to this many bytes */
+    int ops;
     _Atomic long *bad;
     _Atomic long *hits;
 } ctx;
+
+#define BIG_MAX 100000
 
 static uint32_t checksum(const char *p, size_t n) {
     uint32_t h = 2166136261u;
@@ -73,8 +78,15 @@ static int loader(void *ud, const void *key, size_t klen, void **val, size_t *vl
 
 static void *worker(void *arg) {
     ctx *x = arg;
-    char key[32], val[512], out[512];
-    for (int i = 0; i < OPS; i++) {
+    char key[32];
+    char *val = malloc(BIG_MAX + 64), *out = malloc(BIG_MAX + 64);
+    const size_t out_cap = BIG_MAX + 64;
+    if (val == NULL || out == NULL) {
+        atomic_fetch_add(x->bad, 1);
+        free(val), free(out);
+        return NULL;
+    }
+    for (int i = 0; i < x->ops; i++) {
         unsigned r = (unsigned)rand_r(&x->seed);
         unsigned id = (r >> 8) % KEYS;
         /* key:"k:<id>"; a skewed half of the traffic goes to the first 100 keys */
@@ -82,7 +94,7 @@ static void *worker(void *arg) {
         int klen = snprintf(key, sizeof key, "k:%u", id);
         unsigned op = (r >> 1) % 100;
         if (op < 55) {
-            size_t len = sizeof out;
+            size_t len = out_cap;
             int rc = tc_get(x->c, key, (size_t)klen, out, &len, NULL);
             if (rc == 0) {
                 atomic_fetch_add(x->hits, 1);
@@ -91,7 +103,9 @@ static void *worker(void *arg) {
                 atomic_fetch_add(x->bad, 1);
             }
         } else if (op < 80) {
-            size_t len = make_value(val, id, (unsigned)i, (r >> 16) % 300);
+            unsigned pad = (r >> 16) % 300;
+            if (x->big && (r >> 24) % 16 == 0) pad = (r >> 9) % x->big;
+            size_t len = make_value(val, id, (unsigned)i, pad);
             int rc = tc_set(x->c, key, (size_t)klen, val, len, (r & 4) ? 0 : 50);
             if (rc != 0) atomic_fetch_add(x->bad, 1);
         } else if (op < 90) {
@@ -112,15 +126,17 @@ static void *worker(void *arg) {
             if (tc_clear_prefix(x->c, prefix, (size_t)plen) != 0) atomic_fetch_add(x->bad, 1);
         }
     }
+    free(val);
+    free(out);
     return NULL;
 }
 
-static void hammer(tc_cache *c) {
+static void hammer(tc_cache *c, unsigned big, int ops) {
     pthread_t th[THREADS];
     ctx x[THREADS];
     _Atomic long bad = 0, hits = 0;
     for (int i = 0; i < THREADS; i++) {
-        x[i] = (ctx){c, (unsigned)(i * 7919 + 1), &bad, &hits};
+        x[i] = (ctx){c, (unsigned)(i * 7919 + 1), big, ops, &bad, &hits};
         pthread_create(&th[i], NULL, worker, &x[i]);
     }
     /* a reader of statistics alongside */
@@ -144,7 +160,7 @@ static void test_stress_one_tier(void **state) {
     o.mem_max_bytes = 200000;
     tc_cache *c;
     assert_int_equal(tc__open_opts(&o, &c, NULL, 0), 0);
-    hammer(c);
+    hammer(c, 0, OPS);
     tc__snapshot st;
     snap_get(c, &st);
     assert_true(st.tiers[0].entries <= 1000);
@@ -168,7 +184,7 @@ static void test_stress_two_tiers(void **state) {
     tc__tier *tiers[2] = {a, b};
     tc_cache *c;
     assert_int_equal(tc__open_tiers(&o, tiers, 2, &c, err, sizeof err), 0);
-    hammer(c);
+    hammer(c, 0, OPS);
     tc__snapshot st;
     snap_get(c, &st);
     assert_true(st.tiers[0].entries <= 300);
@@ -177,10 +193,31 @@ static void test_stress_two_tiers(void **state) {
     tc_close(c);
 }
 
+/* Values up to 100 KB in shards of 128 KiB: every set of one stores it (0), whatever the others
+ * do meanwhile; the tier stays within its bounds. */
+static void test_stress_large_values_across_shards(void **state) {
+    (void)state;
+    tc__opts o;
+    tc__opts_init(&o);
+    o.mem_max_entries = 2000;
+    o.mem_max_bytes = 1 << 20;
+    o.mem_shards = 8;
+    tc_cache *c;
+    assert_int_equal(tc__open_opts(&o, &c, NULL, 0), 0);
+    hammer(c, BIG_MAX, OPS / 5); /* a large value costs a mapping: fewer operations */
+    tc__snapshot st;
+    snap_get(c, &st);
+    assert_true(st.tiers[0].entries <= 2000);
+    assert_true(st.tiers[0].bytes <= 1 << 20);
+    assert_true(st.tiers[0].evictions > 0);
+    tc_close(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stress_one_tier),
         cmocka_unit_test(test_stress_two_tiers),
+        cmocka_unit_test(test_stress_large_values_across_shards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,12 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "l1_sketch.h"
 #include "tier.h"
 #include "util.h"
 
@@ -57,6 +59,20 @@ static tc_tier_stats stats(tc__tier *t) {
     return st;
 }
 
+/* A numeric extra of the tier's statistics (0 when absent). */
+static uint64_t extra(const tc_tier_stats *st, const char *name) {
+    for (int i = 0; i < st->nextra; i++)
+        if (strcmp(st->extra[i].name, name) == 0) return strtoull(st->extra[i].value, NULL, 10);
+    return 0;
+}
+
+/* The bytes charged for entries: the tier's bytes less its own structures. */
+static uint64_t entry_bytes(tc__tier *t) {
+    tc_tier_stats st = stats(t);
+    assert_true(st.bytes >= extra(&st, "structure_bytes"));
+    return st.bytes - extra(&st, "structure_bytes");
+}
+
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -92,9 +108,11 @@ static void test_overwrite_updates_value_ttl_and_bytes(void **state) {
     (void)state;
     tc__tier *t = open_l1(100, 1 << 20, TC_POLICY_TINYLFU, 1, 0);
     assert_int_equal(put(t, "k", "short", 60000), 0);
-    assert_int_equal(stats(t).bytes, CHARGE(1, 5));
-    assert_int_equal(CHARGE(1, 5), 24 + 46); /* 16+1+5 = 22 -> 24-byte chunk, + table share */
-    assert_int_equal(CHARGE(16, 100), 136 + 46);
+    assert_int_equal(entry_bytes(t), CHARGE(1, 5));
+    assert_int_equal(CHARGE(1, 5), 24);    /* 16+1+5 = 22 -> 24-byte chunk */
+    assert_int_equal(CHARGE(16, 100), 136);
+    assert_int_equal(CHARGE(16, 3000), 3040);   /* malloc: 8 bytes of header, 16-byte multiples */
+    assert_int_equal(CHARGE(16, 100000), 102400); /* a mapping of its own: whole pages */
     assert_int_equal(put(t, "k", "a longer value", TC_TTL_NONE), 0);
     char buf[64];
     int64_t ttl;
@@ -103,7 +121,7 @@ static void test_overwrite_updates_value_ttl_and_bytes(void **state) {
     assert_int_equal(ttl, TC_TTL_NONE);
     tc_tier_stats st = stats(t);
     assert_int_equal(st.entries, 1);
-    assert_int_equal(st.bytes, CHARGE(1, 14));
+    assert_int_equal(entry_bytes(t), CHARGE(1, 14));
     t->ops->close(t);
 }
 
@@ -160,7 +178,7 @@ static void test_expired_entries_reclaimed_incrementally(void **state) {
     assert_int_equal(st.entries, 20);
     assert_int_equal(st.expirations, 500);
     assert_int_equal(st.evictions, 0);
-    assert_int_equal(st.bytes, 10 * CHARGE(6, 1) + 10 * CHARGE(7, 1)); /* keep:0..9, keep:10..19 */
+    assert_int_equal(entry_bytes(t), 10 * CHARGE(6, 1) + 10 * CHARGE(7, 1)); /* keep:0..9, keep:10..19 */
     t->ops->close(t);
 }
 
@@ -177,9 +195,9 @@ static void test_entry_bound_and_exact_bytes(void **state) {
         tc_tier_stats st = stats(t);
         assert_true(st.entries <= 64);
         expect_max = st.entries * CHARGE(strlen("key:4999"), 49);
-        assert_true(st.bytes <= expect_max);
+        assert_true(st.bytes - extra(&st, "structure_bytes") <= expect_max);
     }
-    /* bytes is exactly the sum of the charges of what is present */
+    /* bytes is exactly the sum of the charges of what is present, and the structures */
     uint64_t sum = 0, n = 0;
     char buf[64];
     for (int i = 0; i < 5000; i++) {
@@ -193,7 +211,7 @@ static void test_entry_bound_and_exact_bytes(void **state) {
     }
     tc_tier_stats st = stats(t);
     assert_int_equal(st.entries, n);
-    assert_int_equal(st.bytes, sum);
+    assert_int_equal(entry_bytes(t), sum);
     t->ops->close(t);
 }
 
@@ -473,10 +491,13 @@ static void test_clear_and_clear_prefix(void **state) {
     assert_int_equal(t->ops->get(t, &TC__KEY(bin_key, 4), NULL, &ttl), TC_EMISS);
     assert_int_equal(t->ops->get(t, &TC__KEY(other_key, 3), NULL, &ttl), 0);
     assert_int_equal(stats(t).entries, 2001);
+    tc_tier_stats full = stats(t);
     assert_int_equal(t->ops->clear(t), 0);
     tc_tier_stats st = stats(t);
     assert_int_equal(st.entries, 0);
-    assert_int_equal(st.bytes, 0);
+    assert_int_equal(entry_bytes(t), 0);
+    /* the emptied tables shrank back */
+    assert_true(extra(&st, "structure_bytes") < extra(&full, "structure_bytes"));
     assert_int_equal(put(t, "after", "v", TC_TTL_NONE), 0);
     assert_true(present(t, "after"));
     t->ops->close(t);
@@ -518,6 +539,29 @@ static void test_ttl_beyond_range_is_refused(void **state) {
     t->ops->close(t);
 }
 
+/* The sketch moves with the table it belongs to: doubling keeps every estimate, any other
+ * resize (a table that grew less, or shrank) may only raise one, as a count-min sketch may. */
+static void test_sketch_resize_keeps_counts(void **state) {
+    (void)state;
+    static _Alignas(64) uint64_t a[4096], b[4096], c[4096], d[4096];
+    tc__sketch s;
+    tc__sketch_init(&s, 304, a); /* 114 blocks */
+    unsigned want[500];
+    for (uint32_t k = 0; k < 500; k++) {
+        uint32_t h = k * 0x9E3779B1u;
+        for (uint32_t n = 0; n < k % 17; n++) tc__sketch_incr(&s, h);
+        want[k] = tc__sketch_freq(&s, h);
+    }
+    tc__sketch_resize(&s, 608, b); /* 228 blocks: each old one feeds two */
+    for (uint32_t k = 0; k < 500; k++) assert_int_equal(tc__sketch_freq(&s, k * 0x9E3779B1u), want[k]);
+    tc__sketch_resize(&s, 1000, c); /* 1.67 times */
+    for (uint32_t k = 0; k < 500; k++) assert_true(tc__sketch_freq(&s, k * 0x9E3779B1u) >= want[k]);
+    for (uint32_t k = 0; k < 500; k++) want[k] = tc__sketch_freq(&s, k * 0x9E3779B1u);
+    tc__sketch_resize(&s, 100, d); /* shrunk */
+    for (uint32_t k = 0; k < 500; k++) assert_true(tc__sketch_freq(&s, k * 0x9E3779B1u) >= want[k]);
+    assert_true(tc__sketch_freq(&s, 16 * 0x9E3779B1u) >= 15);
+}
+
 static void test_open_rejects_bad_options(void **state) {
     (void)state;
     tc__opts o;
@@ -529,6 +573,13 @@ static void test_open_rejects_bad_options(void **state) {
     assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), TC_ECONFIG);
     assert_null(c);
     assert_non_null(strstr(err, "CACHE_MEMORY_MAX_ENTRIES=\"0\": expected a positive integer"));
+    /* a limit that cannot hold the tier's own structures, let alone an entry */
+    tc__opts_init(&o);
+    o.mem_max_bytes = 4096;
+    tc__tier *t = (tc__tier *)1;
+    assert_int_equal(tc__l1_open(&o, &t, err, sizeof err), TC_ECONFIG);
+    assert_null(t);
+    assert_non_null(strstr(err, "CACHE_MEMORY_MAX_BYTES=4096 is too small"));
 }
 
 int main(void) {
@@ -554,6 +605,7 @@ int main(void) {
         cmocka_unit_test(test_clear_and_clear_prefix),
         cmocka_unit_test(test_fence_blocks_stale_write),
         cmocka_unit_test(test_ttl_beyond_range_is_refused),
+        cmocka_unit_test(test_sketch_resize_keeps_counts),
         cmocka_unit_test(test_open_rejects_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
