@@ -286,7 +286,9 @@ TC_EXPORT int tc_get_alloc(tc_cache *c, const void *key, size_t klen, void **val
 /* Stores a copy of key and value in every tier. ttl_ms 0 means each tier's default TTL; at
  * most TC_TTL_MAX_MS.
  * Returns 0 when every tier stored it; TC_EKEYTOOBIG / TC_EVALTOOBIG / TC_EINVAL (a NULL value
- * with vlen > 0, a TTL above TC_TTL_MAX_MS: nothing stored anywhere);
+ * with vlen > 0, a TTL above TC_TTL_MAX_MS: nothing stored anywhere); TC_ETOOLARGE when no tier
+ * can ever hold the entry (for L1: larger than CACHE_MEMORY_MAX_BYTES less L1's own
+ * structures), while a tier that cannot hold it when others can is skipped and holds no copy;
  * TC_EFULL when a noeviction tier is full; TC_EPARTIAL when some tiers stored it and others
  * failed -- the failing tiers hold no copy of the key (a stale one is deleted), so a later
  * read never returns an older value; TC_ETIER when every tier failed. Thread-safe. */

@@ -30,11 +30,11 @@ typedef struct tc__opts {
 
     /* L1 memory tier. */
     uint64_t mem_max_entries;    /* CACHE_MEMORY_MAX_ENTRIES */
-    uint64_t mem_max_bytes;      /* CACHE_MEMORY_MAX_BYTES: keys+values+per-entry overhead */
+    uint64_t mem_max_bytes;      /* CACHE_MEMORY_MAX_BYTES: all L1 allocates (entries, tables, sketches) */
     uint64_t mem_default_ttl_ms; /* CACHE_MEMORY_DEFAULT_TTL */
     uint64_t mem_max_ttl_ms;     /* CACHE_MEMORY_MAX_TTL: cap on any L1 entry's TTL (0: none) */
     tc_policy mem_eviction;      /* CACHE_MEMORY_EVICTION */
-    unsigned mem_shards;         /* CACHE_MEMORY_SHARDS (0 = chosen from capacity and CPUs) */
+    unsigned mem_shards;         /* CACHE_MEMORY_SHARDS (0 = chosen from capacity, CPUs, bytes) */
 
     /* L2 shared-memory tier. */
     char shared_name[TC_STR_MAX];   /* CACHE_SHARED_NAME */
