@@ -291,13 +291,20 @@ TC_EXPORT int tc_get_alloc(tc_cache *c, const void *key, size_t klen, void **val
  * structures), while a tier that cannot hold it when others can is skipped and holds no copy;
  * TC_EFULL when a noeviction tier is full; TC_EPARTIAL when some tiers stored it and others
  * failed -- the failing tiers hold no copy of the key (a stale one is deleted), so a later
- * read never returns an older value; TC_ETIER when every tier failed. Thread-safe. */
+ * read never returns an older value; TC_ETIER when every tier failed. Thread-safe.
+ * Exception, until L2 has an invalidation that needs no lock: when L2 fails because the key's
+ * shard lock stayed held past CACHE_SHARED_LOCK_TIMEOUT (a stopped process), L2 cannot delete
+ * its old copy either. That copy is unreadable while the lock stays held (reads of the shard
+ * time out too), and readable again once the holder runs on or dies -- until its TTL ends or
+ * the key is written or deleted again. The result is then TC_EPARTIAL or TC_ETIER, never 0:
+ * a caller that must not see the old value again repeats the write (docs/SHARED.md). */
 TC_EXPORT int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
                      uint64_t ttl_ms);
 
 /* Deletes the key from every tier. Returns 0 when it was deleted everywhere it was (deleting a
  * missing key is 0: the result is the same), TC_EPARTIAL when a tier failed to delete it (the
- * tiers above the failing one are deleted anyway), TC_ETIER when every tier failed. */
+ * tiers above the failing one are deleted anyway), TC_ETIER when every tier failed. A delete
+ * that fails on L2 because the key's shard lock stayed held keeps L2's copy, as for tc_set(). */
 TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen);
 
 /* Removes every entry of this cache from every tier (for L3: only keys under REDIS_KEY_PREFIX;
@@ -490,7 +497,10 @@ TC_EXPORT int tc_parse_size(const char *s, uint64_t *bytes, char *errbuf, size_t
 
 /* These work on L2 segments by name, without a tc_cache (the CLI's `tiercache shared ...`).
  * A segment is the file /dev/shm/tiercache.<name>; names are 1..200 bytes of letters,
- * digits, '.', '_' and '-', not starting with '.'. All are thread-safe. */
+ * digits, '.', '_' and '-', not starting with '.'. All are thread-safe. Except for
+ * tc_shared_destroy(), they use only segments the calling process's effective uid owns, with
+ * no permission for others: another user's segment is refused with TC_EPERM and a message
+ * naming its owner and mode (run them as the segment's owner). */
 
 /* The names of the segments on this host, one per line ("a\nb\n"), in *out, freed by the
  * caller with tc_free(); *count (may be NULL) receives how many. 0 or TC_ENOMEM. */
@@ -506,9 +516,20 @@ TC_EXPORT int tc_shared_stats(const char *name, tc_tier_stats *out, char *errbuf
 
 /* Verifies every invariant of segment name (docs/SHARED.md lists them), shard by shard under
  * each shard's lock; a shard whose last owner died holding its lock is repaired first, as any
- * user would. Returns 0 with a one-line summary in report, TC_ECORRUPT with one line per
- * problem, or the errors of tc_shared_stats() with their message. report may be NULL. */
+ * user would. Lock waits share a budget of one second: a shard whose lock stays held (a
+ * stopped process) is reported with the holder's thread id and skipped, so the call returns
+ * after about one second plus 1 ms per shard at worst. Returns 0 with a one-line summary in
+ * report, TC_ECORRUPT with one line per problem, TC_ETIMEDOUT when some shard could not be
+ * locked (and nothing else was found), TC_EIO when the file changed size meanwhile, or the
+ * errors of tc_shared_stats() with their message. report may be NULL. */
 TC_EXPORT int tc_shared_check(const char *name, char *report, size_t len);
+
+/* As tc_shared_check(), then rebuilds every shard that had a problem from its verified entries
+ * (restoring the limits and counters the segment header gives; entries that fail their
+ * checksums, or exceed the shard's share of the limits, are dropped). report lists what was
+ * found, then a summary. Returns 0 when every shard is consistent afterwards, TC_ETIMEDOUT when
+ * some shard could not be locked, else as tc_shared_check(). */
+TC_EXPORT int tc_shared_repair(const char *name, char *report, size_t len);
 
 /* Removes segment name. Processes attached to it keep using their mapping until they close
  * it; the next open by name creates a new segment. Returns 0, TC_ENOENT, TC_EPERM, TC_EINVAL. */

@@ -50,6 +50,7 @@ typedef enum {
     TC__K_POLICY,   /* an eviction policy */
     TC__K_BOOL,     /* true/false 1/0 yes/no on/off */
     TC__K_NAME,     /* 1..cap characters of [A-Za-z0-9._-] */
+    TC__K_MODE,     /* permission bits in octal: 0600 or 0660 */
     TC__K_HOST,     /* a host name or address, may be empty */
     TC__K_TEXT,     /* printable ASCII without spaces, may be empty */
     TC__K_PREFIX,   /* no control characters (spaces and UTF-8 allowed), may be empty */
@@ -82,6 +83,7 @@ typedef struct tc__var {
 
 #define TC__MIB (1024ull * 1024ull)
 #define TC__MAX_TIMEOUT_MS 86400000ull /* 1 day */
+#define TC__MAX_LOCK_WAIT_MS 60000ull /* a shard lock is held for microseconds */
 
 #define TC__F(field) offsetof(tc__opts, field)
 #define TC__FSIZE(field) sizeof(((tc__opts *)0)->field)
@@ -109,6 +111,10 @@ static const tc__var tc__vars[] = {
             0, TC_TTL_MAX_MS, "5m"),
     TC__NUM("CACHE_SHARED_EVICTION", "CACHE_ENCORE_EVICTION", TC__K_POLICY, TC__C_POLICY, shared_eviction, 0, 0,
             "allkeys-lru"),
+    TC__NUM("CACHE_SHARED_LOCK_TIMEOUT", NULL, TC__K_DURATION, TC__C_U64, shared_lock_timeout_ms, 1,
+            TC__MAX_LOCK_WAIT_MS, "100ms"),
+    TC__STR("CACHE_SHARED_GROUP", TC__K_TEXT, shared_group, TC_STR_MAX - 1, NULL),
+    TC__NUM("CACHE_SHARED_MODE", NULL, TC__K_MODE, TC__C_UINT, shared_mode, 0600, 0660, "0600"),
     {"REDIS_URL", NULL, TC__K_URL, TC__C_NONE, 0, 0, 0, 0, 0, NULL},
     TC__STR("REDIS_HOST", TC__K_HOST, redis_host, TC_STR_MAX - 1, NULL),
     TC__NUM("REDIS_PORT", NULL, TC__K_COUNT, TC__C_INT, redis_port, 1, 65535, "6379"),
@@ -269,6 +275,8 @@ static const char *tc__str_cfield(const tc__opts *o, const tc__var *v) {
     "allkeys-random, volatile-lru, volatile-lfu, volatile-ttl, volatile-random or noeviction " \
     "(any case; Encore spellings such as AllKeysLRU too)"
 #define TC__BOOL_EXPECT "expected a boolean: true/false, 1/0, yes/no or on/off (any case)"
+#define TC__MODE_EXPECT \
+    "expected 0600 (the owner only) or 0660 (the owner and CACHE_SHARED_GROUP), in octal"
 #define TC__TLS_OFF "set while TLS is off (set REDIS_USE_TLS=true or use a rediss:// URL)"
 #define TC__URL_FORM "expected redis://[user[:password]@]host[:port][/db], or rediss://... for TLS"
 
@@ -313,6 +321,7 @@ static void tc__expect(const tc__var *v, char *buf, size_t len) {
         break;
     case TC__K_POLICY: snprintf(buf, len, TC__POLICY_EXPECT); break;
     case TC__K_BOOL: snprintf(buf, len, TC__BOOL_EXPECT); break;
+    case TC__K_MODE: snprintf(buf, len, TC__MODE_EXPECT); break;
     case TC__K_NAME:
         snprintf(buf, len, "expected 1..%zu characters of A-Z a-z 0-9 . _ -, not starting with .", v->cap);
         break;
@@ -348,6 +357,7 @@ static int tc__num_ok(const tc__var *v, uint64_t n) {
     case TC__K_POW2: return n == 0 || ((n & (n - 1)) == 0 && n <= v->max);
     case TC__K_BOOL: return 1;
     case TC__K_POLICY: return n < TC_POLICY__COUNT;
+    case TC__K_MODE: return n == v->min || n == v->max;
     default: return n >= v->min && n <= v->max;
     }
 }
@@ -689,6 +699,19 @@ static int tc__apply(tc__opts *o, const tc__var *v, const char *name, const char
         tc__num_set(o, v, (uint64_t)b);
         return 0;
     }
+    case TC__K_MODE: {
+        /* three or four octal digits ("660", "0660"), nothing else */
+        size_t len = strlen(val);
+        n = 0;
+        if (len < 3 || len > 4 || (len == 4 && val[0] != '0'))
+            return tc__bad(errbuf, errlen, name, shown, "%s", expect);
+        for (size_t i = 0; i < len; i++) {
+            if (val[i] < '0' || val[i] > '7')
+                return tc__bad(errbuf, errlen, name, shown, "%s", expect);
+            n = n * 8 + (uint64_t)(val[i] - '0');
+        }
+        goto range;
+    }
 
     case TC__K_HOST: {
         /* "[::1]" is accepted for an IPv6 literal, as in a URL, and stored without brackets */
@@ -975,11 +998,15 @@ int tc__opts_validate(const tc__opts *opt, char *errbuf, size_t errlen) {
         case TC__K_POW2:
         case TC__K_DURATION:
         case TC__K_POLICY:
-        case TC__K_BOOL: {
+        case TC__K_BOOL:
+        case TC__K_MODE: {
             uint64_t n = tc__num_get(opt, v, &neg);
             if (!neg && tc__num_ok(v, n)) break;
-            snprintf(text, sizeof text, "%s%llu%s", neg ? "-" : "", (unsigned long long)n,
-                     v->kind == TC__K_DURATION ? "ms" : "");
+            if (v->kind == TC__K_MODE)
+                snprintf(text, sizeof text, "%04llo", (unsigned long long)n);
+            else
+                snprintf(text, sizeof text, "%s%llu%s", neg ? "-" : "", (unsigned long long)n,
+                         v->kind == TC__K_DURATION ? "ms" : "");
             tc__expect(v, expect, sizeof expect);
             return tc__bad(errbuf, errlen, v->name, tc__quote(shown, sizeof shown, text), "%s",
                            expect);
@@ -1011,6 +1038,16 @@ int tc__opts_validate(const tc__opts *opt, char *errbuf, size_t errlen) {
             return tc__errf(errbuf, errlen, TC_ECONFIG,
                             "CACHE_TIERING=%s needs REDIS_HOST or REDIS_URL", text);
         }
+    }
+    if ((opt->shared_group[0] != '\0') != (opt->shared_mode == 0660)) {
+        snprintf(text, sizeof text, "%04o", opt->shared_mode);
+        if (opt->shared_group[0] == '\0')
+            return tc__bad(errbuf, errlen, "CACHE_SHARED_MODE", tc__quote(shown, sizeof shown, text),
+                           "0660 shares the segment with a group: name it in CACHE_SHARED_GROUP");
+        return tc__bad(errbuf, errlen, "CACHE_SHARED_GROUP",
+                       tc__quote(shown, sizeof shown, opt->shared_group),
+                       "set CACHE_SHARED_MODE=0660 too (with mode %04o the group gets no access)",
+                       opt->shared_mode);
     }
     if ((opt->redis_tls_cert_file[0] != '\0') != (opt->redis_tls_key_file[0] != '\0')) {
         int cert = opt->redis_tls_cert_file[0] != '\0';
@@ -1099,6 +1136,7 @@ static void tc__describe_var(tc__strbuf *b, const tc__opts *opt, const tc__var *
         break;
     }
     case TC__K_DURATION: tc__sb_printf(b, "%llums", (unsigned long long)tc__num_get(opt, v, &neg)); break;
+    case TC__K_MODE: tc__sb_printf(b, "%04llo", (unsigned long long)tc__num_get(opt, v, &neg)); break;
     case TC__K_POLICY: {
         tc_policy p;
         memcpy(&p, (const char *)opt + v->off, sizeof p);

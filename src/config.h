@@ -42,6 +42,9 @@ typedef struct tc__opts {
     uint64_t shared_max_bytes;      /* CACHE_SHARED_MAX_BYTES */
     uint64_t shared_default_ttl_ms; /* CACHE_SHARED_DEFAULT_TTL, alias CACHE_ENCORE_DEFAULT_TTL */
     tc_policy shared_eviction;      /* CACHE_SHARED_EVICTION, alias CACHE_ENCORE_EVICTION */
+    uint64_t shared_lock_timeout_ms; /* CACHE_SHARED_LOCK_TIMEOUT: longest wait for a shard lock */
+    char shared_group[TC_STR_MAX];   /* CACHE_SHARED_GROUP: group (name or gid) trusted to share */
+    unsigned shared_mode;            /* CACHE_SHARED_MODE: 0600, or 0660 with the group */
 
     /* L3 Redis tier. */
     char redis_host[TC_STR_MAX];       /* REDIS_HOST (empty: no L3 server configured) */

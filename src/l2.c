@@ -19,7 +19,18 @@
  * host shares, that never jumps with the wall clock, and whose epoch (boot) is also the
  * lifetime of a /dev/shm segment. An expired entry is never returned; it is removed when met
  * and by a sweep of a few index slots on every set (bounded incremental work).
+ *
+ * No operation waits for ever on another process. A shard lock is waited for at most
+ * CACHE_SHARED_LOCK_TIMEOUT; past it the operation fails with TC_ETIMEDOUT (a tier failure:
+ * the orchestrator reads or writes the next tier) and the shard is marked stalled in this
+ * handle, so that later operations on it wait only TC__L2_LOCK_MIN_WAIT_NS until the lock is
+ * free again (a stopped holder costs one full timeout per handle, not one per operation).
+ * Every TC__L2_SIZE_CHECK_MS a handle checks that the segment's file still has its size: a
+ * truncated segment fails the tier (TC_EIO) instead of killing the process with SIGBUS.
  */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +46,11 @@ typedef struct tc__l2 {
     tc_policy policy;
     uint64_t default_ttl_ms;
     uint64_t max_key, max_value;
+    uint64_t lock_wait_ns;          /* CACHE_SHARED_LOCK_TIMEOUT */
+    _Atomic uint64_t size_check_ms; /* when the file's size is due to be checked again */
+    _Atomic int gone;               /* 1: the file changed size; the mapping is never touched */
+    _Atomic int32_t stalled[TC__L2_MAX_SHARDS]; /* holder that made this shard's lock time out
+                                                    (thread id; -1 unknown), 0: none */
     tc_log_fn log_fn;
     void *log_ud;
 } tc__l2;
@@ -147,18 +163,59 @@ static tc__l2_blk *slot_blk_locked(tc__l2 *l2, uint32_t si, uint64_t slot) {
     return (tc__l2_blk *)b;
 }
 
-/* Takes the shard lock, logging a repair. */
-static int lock_shard(tc__l2 *l2, uint32_t si) {
-    int repaired = 0;
-    int rc = tc__l2_lock(&l2->seg, si, &repaired);
-    if (rc != 0)
+/* 0 while the segment's file keeps its size; TC_EIO once it changed (then for good: nothing
+ * in the mapping is touched again, since pages past a file's end raise SIGBUS). now is the
+ * caller's coarse clock; the fstat() runs once per TC__L2_SIZE_CHECK_MS per handle. */
+static int segment_ok(tc__l2 *l2, uint64_t now) {
+    if (atomic_load_explicit(&l2->gone, memory_order_relaxed)) return TC_EIO;
+    uint64_t due = atomic_load_explicit(&l2->size_check_ms, memory_order_relaxed);
+    if (__builtin_expect(now < due, 1)) return 0;
+    if (!atomic_compare_exchange_strong(&l2->size_check_ms, &due, now + TC__L2_SIZE_CHECK_MS))
+        return 0; /* another thread checks */
+    char msg[512];
+    if (tc__l2_seg_size_ok(&l2->seg, msg, sizeof msg) == 0) return 0;
+    if (!atomic_exchange(&l2->gone, 1))
+        tc__log(l2->log_fn, l2->log_ud, TC_LOG_ERROR, "L2: %s", msg);
+    return TC_EIO;
+}
+
+/* Takes the shard lock, waiting at most wait_ns -- or only the minimum wait while the holder
+ * that made the last wait on this shard time out still holds it (a stopped process then
+ * costs one full timeout per handle, not one per operation). Logs a repair, the first timeout
+ * of a stall and its end. *how (may be NULL): TC__L2_LOCK_* flags. */
+static int lock_shard(tc__l2 *l2, uint32_t si, uint64_t wait_ns, int *how) {
+    int fl = 0;
+    int32_t stalled = atomic_load_explicit(&l2->stalled[si], memory_order_relaxed);
+    if (__builtin_expect(stalled != 0, 0)) {
+        long holder = tc__l2_lock_holder(&l2->seg, si);
+        if (holder != 0 && (holder == stalled || stalled == -1)) wait_ns = 0;
+    }
+    int rc = tc__l2_lock(&l2->seg, si, wait_ns, &fl);
+    if (how) *how = fl;
+    if (rc == TC_ETIMEDOUT) {
+        long holder = tc__l2_lock_holder(&l2->seg, si);
+        if (atomic_exchange(&l2->stalled[si], holder > 0 ? (int32_t)holder : -1) == 0)
+            tc__log(l2->log_fn, l2->log_ud, TC_LOG_WARN,
+                    "L2 '%s': shard %u lock held for more than %llu ms by thread %ld (a stopped "
+                    "or hung process, or an overloaded host); operations on it fail over to the "
+                    "next tier until it is released",
+                    l2->seg.name, si, (unsigned long long)(wait_ns / 1000000u), holder);
+        return rc;
+    }
+    if (rc != 0) {
         tc__log(l2->log_fn, l2->log_ud, TC_LOG_ERROR,
-                "L2 '%s': shard %u lock is unrecoverable", l2->seg.name, si);
-    else if (repaired)
-        tc__log(l2->log_fn, l2->log_ud, TC_LOG_WARN,
-                "L2 '%s': shard %u repaired (a process died holding it, or damage was found)",
+                "L2 '%s': shard %u lock is damaged or unrecoverable", l2->seg.name, si);
+        return rc;
+    }
+    if (__builtin_expect(stalled != 0, 0) && atomic_exchange(&l2->stalled[si], 0) != 0)
+        tc__log(l2->log_fn, l2->log_ud, TC_LOG_INFO, "L2 '%s': shard %u lock released again",
                 l2->seg.name, si);
-    return rc;
+    if (fl & TC__L2_LOCK_REPAIRED)
+        tc__log(l2->log_fn, l2->log_ud, TC_LOG_WARN,
+                "L2 '%s': shard %u rebuilt (a process died holding it, or its header or data was "
+                "damaged)",
+                l2->seg.name, si);
+    return 0;
 }
 
 /* Called with the lock held after an op found a broken invariant: rebuilds the shard now so
@@ -260,14 +317,18 @@ static int l2_get(tc__tier *t, const tc__key *k, tc__sink *out, int64_t *ttl_ms)
     const void *key = k->p;
     size_t klen = k->len;
     if (klen > l2->max_key) return TC_EMISS; /* can never have been stored */
+    uint64_t now = tc__now_ms();
+    int rc = segment_ok(l2, now);
+    if (rc) return rc;
     uint64_t h = k->hash;
     uint32_t si = tc__l2_shard_of(&l2->seg, h);
     tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
     /* The home slot's line is fetched while the lock is being taken. */
     __builtin_prefetch(&tc__l2_index_of(&l2->seg, si)[tc__l2_hash_home(h, l2->seg.index_slots - 1)]);
-    int rc = lock_shard(l2, si);
+    int how;
+    rc = lock_shard(l2, si, l2->lock_wait_ns, &how);
     if (rc) return rc;
-    uint64_t now = tc__now_ms();
+    if (how) now = tc__now_ms(); /* waited, or repaired: the clock moved */
     const tc__l2_blk *cb = NULL;
     int64_t pos = tc__l2_index_find_locked(&l2->seg, si, h, key, klen, &cb);
     if (pos == -2) return corrupt_locked(l2, si, "an index slot points at a broken block");
@@ -308,8 +369,13 @@ static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, i
     uint32_t si = tc__l2_shard_of(&l2->seg, h);
     tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
     uint8_t *heap = tc__l2_heap_of(&l2->seg, si);
-    if (need > sh->max_bytes) return TC_ETOOLARGE;
-    int rc = lock_shard(l2, si);
+    /* The shard's limits come from the geometry validated at open, never from the shard. */
+    uint64_t max_entries = tc__l2_share_entries(&l2->seg, si);
+    uint64_t max_bytes = tc__l2_share_bytes(&l2->seg, si);
+    if (need > max_bytes) return TC_ETOOLARGE;
+    int rc = segment_ok(l2, tc__now_ms());
+    if (rc) return rc;
+    rc = lock_shard(l2, si, l2->lock_wait_ns, NULL);
     if (rc) return rc;
     if (!tc__fence_ok(fence)) {
         tc__l2_unlock(&l2->seg, si);
@@ -337,10 +403,13 @@ static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, i
     uint64_t old_size = pos >= 0 ? (uint64_t)ob->size8 * 8u : 0;
 
     /* Limits: evict until the shard's share of entries and bytes holds the new entry. Each
-     * round removes one entry, so the loop ends after at most `entries` rounds. */
+     * round removes one entry, so the loop ends after at most `entries` rounds (entries was
+     * bounded by max_entries when the lock was taken, and live_bytes by max_bytes). */
     int moved = 0;
-    while (TC__L2_LD(sh->entries) - (pos >= 0) + 1 > sh->max_entries ||
-           TC__L2_LD(sh->live_bytes) - old_size + need > sh->max_bytes) {
+    if (TC__L2_LD(sh->live_bytes) < old_size)
+        return corrupt_locked(l2, si, "the byte counter is below the replaced entry's size");
+    while (TC__L2_LD(sh->entries) - (pos >= 0) + 1 > max_entries ||
+           TC__L2_LD(sh->live_bytes) - old_size + need > max_bytes) {
         if (l2->policy == TC_POLICY_NOEVICTION) {
             tc__l2_unlock(&l2->seg, si);
             return TC_EFULL;
@@ -370,8 +439,11 @@ static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, i
         old_off = tc__l2_slot_off(tc__l2_index_of(&l2->seg, si)[pos].key);
     }
 
-    /* Write the block past `used`, where no walk looks, then publish it. */
+    /* Write the block past `used`, where no walk looks, then publish it. Whatever the
+     * counters said, the block must fit the heap: checked here, where the write happens. */
     uint64_t off = sh->used;
+    if (off > l2->seg.heap_bytes || need > l2->seg.heap_bytes - off)
+        return corrupt_locked(l2, si, "the heap has no room where the counters said it had");
     tc__l2_blk *b = (tc__l2_blk *)(heap + off);
     b->size8 = (uint32_t)(need / 8u);
     b->klen = (uint32_t)klen;
@@ -406,7 +478,8 @@ static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, i
         ((tc__l2_blk *)(heap + old_off))->state = TC__L2_DEAD;
         TC__L2_ST(sh->live_bytes, TC__L2_LD(sh->live_bytes) - old_size + need);
     } else {
-        tc__l2_index_insert_locked(&l2->seg, si, slot, meta);
+        if (tc__l2_index_insert_locked(&l2->seg, si, slot, meta) != 0)
+            return corrupt_locked(l2, si, "the index has no free slot");
         TC__L2_ST(sh->entries, TC__L2_LD(sh->entries) + 1);
         TC__L2_ST(sh->live_bytes, TC__L2_LD(sh->live_bytes) + need);
     }
@@ -420,10 +493,12 @@ static int l2_del(tc__tier *t, const tc__key *k) {
     const void *key = k->p;
     size_t klen = k->len;
     if (klen > l2->max_key) return 0;
+    int rc = segment_ok(l2, tc__now_ms());
+    if (rc) return rc;
     uint64_t h = k->hash;
     uint32_t si = tc__l2_shard_of(&l2->seg, h);
     tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
-    int rc = lock_shard(l2, si);
+    rc = lock_shard(l2, si, l2->lock_wait_ns, NULL);
     if (rc) return rc;
     const tc__l2_blk *b = NULL;
     int64_t pos = tc__l2_index_find_locked(&l2->seg, si, h, key, klen, &b);
@@ -436,13 +511,23 @@ static int l2_del(tc__tier *t, const tc__key *k) {
     return 0;
 }
 
-/* Empties every shard, one at a time. Work: O(index_slots) per shard. */
+/* What is left of a call's lock-wait budget (it ends at deadline_ns). */
+static uint64_t budget_left(uint64_t deadline_ns) {
+    uint64_t now = tc__now_ns();
+    return deadline_ns > now ? deadline_ns - now : 0;
+}
+
+/* Empties every shard, one at a time. The call's lock waits share one
+ * CACHE_SHARED_LOCK_TIMEOUT: a shard whose lock stays held is skipped (TC_ETIMEDOUT). Work:
+ * O(index_slots) per shard. */
 static int l2_clear(tc__tier *t) {
     tc__l2 *l2 = (tc__l2 *)t;
-    int ret = 0;
+    int ret = segment_ok(l2, tc__now_ms());
+    if (ret) return ret;
+    uint64_t deadline = tc__now_ns() + l2->lock_wait_ns;
     for (uint32_t si = 0; si < l2->seg.nshards; si++) {
         tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
-        int rc = lock_shard(l2, si);
+        int rc = lock_shard(l2, si, budget_left(deadline), NULL);
         if (rc) {
             ret = rc;
             continue;
@@ -459,20 +544,24 @@ static int l2_clear(tc__tier *t) {
     return ret;
 }
 
-/* Removes every entry whose key starts with prefix, shard by shard. Work: O(index_slots)
- * per shard, under that shard's lock only. */
+/* Removes every entry whose key starts with prefix, shard by shard, the lock waits sharing one
+ * CACHE_SHARED_LOCK_TIMEOUT as in l2_clear. Work: O(index_slots) per shard, under that shard's
+ * lock only; a shard found damaged is rebuilt and walked again, at most twice. */
 static int l2_clear_prefix(tc__tier *t, const void *prefix, size_t plen) {
     tc__l2 *l2 = (tc__l2 *)t;
     if (plen == 0) return l2_clear(t);
-    int ret = 0;
+    int ret = segment_ok(l2, tc__now_ms());
+    if (ret) return ret;
+    uint64_t deadline = tc__now_ns() + l2->lock_wait_ns;
     for (uint32_t si = 0; si < l2->seg.nshards; si++) {
         tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
         tc__l2_slot *idx = tc__l2_index_of(&l2->seg, si);
-        int rc = lock_shard(l2, si);
+        int rc = lock_shard(l2, si, budget_left(deadline), NULL);
         if (rc) {
             ret = rc;
             continue;
         }
+        int rebuilt = 0;
         for (uint64_t pos = 0; pos < l2->seg.index_slots; pos++) {
             uint64_t slot;
             while ((slot = idx[pos].key) != 0) {
@@ -480,6 +569,10 @@ static int l2_clear_prefix(tc__tier *t, const void *prefix, size_t plen) {
                 if (b == NULL) {
                     tc__l2_repair_locked(&l2->seg, si);
                     ret = TC_ECORRUPT;
+                    if (++rebuilt > 2) { /* damaged again under us: leave it to the next op */
+                        pos = l2->seg.index_slots;
+                        break;
+                    }
                     pos = 0; /* the index was rebuilt: start over */
                     continue;
                 }
@@ -496,6 +589,14 @@ static int l2_clear_prefix(tc__tier *t, const void *prefix, size_t plen) {
 
 static void l2_stats(tc__tier *t, tc_tier_stats *out) {
     tc__l2 *l2 = (tc__l2 *)t;
+    if (segment_ok(l2, tc__now_ms()) != 0) { /* the counters live in the mapping */
+        out->tier = TC_TIER_L2;
+        snprintf(out->type, sizeof out->type, "shared");
+        out->available = 0;
+        tc__stat_extra(out, "segment", "%s", l2->seg.name);
+        tc__stat_extra(out, "state", "file changed size; not used");
+        return;
+    }
     tc__l2_fill_stats(&l2->seg, out);
 }
 
@@ -516,6 +617,37 @@ static const tc__tier_ops l2_ops = {
     .close = l2_close,
 };
 
+/* The segments this process trusts, from CACHE_SHARED_GROUP and CACHE_SHARED_MODE (already
+ * validated as a pair by the configuration: 0600 alone, or 0660 with a group). A group is a
+ * name or a numeric gid. 0, or TC_ECONFIG naming the setting. */
+static int trust_of(const tc__opts *opt, tc__l2_trust *t, char *errbuf, size_t errlen) {
+    memset(t, 0, sizeof *t);
+    t->mode = opt->shared_mode;
+    if (t->mode != 0600 && t->mode != 0660)
+        return tc__errf(errbuf, errlen, TC_ECONFIG,
+                        "CACHE_SHARED_MODE=%04o: expected 0600 or 0660", opt->shared_mode);
+    const char *g = opt->shared_group;
+    if (g[0] == '\0') return 0;
+    t->has_group = 1;
+    snprintf(t->group, sizeof t->group, "%s", g);
+    if (strspn(g, "0123456789") == strlen(g) && strlen(g) < 11) {
+        unsigned long v = strtoul(g, NULL, 10);
+        if (v < (unsigned long)(gid_t)-1) {
+            t->gid = (gid_t)v;
+            return 0;
+        }
+    }
+    struct group gr, *res = NULL;
+    char buf[4096];
+    int e = getgrnam_r(g, &gr, buf, sizeof buf, &res);
+    if (e != 0 || res == NULL)
+        return tc__errf(errbuf, errlen, TC_ECONFIG,
+                        "CACHE_SHARED_GROUP=\"%s\": no such group%s%s", g, e ? ": " : "",
+                        e ? strerror(e) : "");
+    t->gid = gr.gr_gid;
+    return 0;
+}
+
 int tc__l2_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen) {
     *out = NULL;
     tc__l2_geom g = {.max_entries = opt->shared_max_entries,
@@ -532,19 +664,26 @@ int tc__l2_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
     if (!tc__opts_explicit(opt, "CACHE_SHARED_EVICTION")) g.adopt |= TC__L2_ADOPT_POLICY;
     int rc = tc__l2_geom_derive(&g, errbuf, errlen);
     if (rc) return rc;
+    if (opt->shared_lock_timeout_ms == 0)
+        return tc__errf(errbuf, errlen, TC_ECONFIG, "CACHE_SHARED_LOCK_TIMEOUT=0: expected 1ms or more");
+    tc__l2_trust trust;
+    rc = trust_of(opt, &trust, errbuf, errlen);
+    if (rc) return rc;
     tc__l2 *l2 = calloc(1, sizeof *l2);
     if (l2 == NULL) return tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory opening L2");
-    rc = tc__l2_seg_open(opt->shared_name, &g, 1, &l2->seg, errbuf, errlen);
+    rc = tc__l2_seg_open(opt->shared_name, &g, &trust, 1, &l2->seg, errbuf, errlen);
     if (rc) {
         free(l2);
         return rc;
     }
     l2->base.ops = &l2_ops;
     l2->base.id = TC_TIER_L2;
-    l2->policy = (tc_policy)l2->seg.hdr->policy;
+    l2->policy = l2->seg.g.policy;
     l2->default_ttl_ms = opt->shared_default_ttl_ms;
-    l2->max_key = l2->seg.hdr->max_key_bytes;
-    l2->max_value = l2->seg.hdr->max_value_bytes;
+    l2->max_key = l2->seg.g.max_key_bytes;
+    l2->max_value = l2->seg.g.max_value_bytes;
+    l2->lock_wait_ns = opt->shared_lock_timeout_ms * 1000000u;
+    l2->size_check_ms = tc__now_ms() + TC__L2_SIZE_CHECK_MS;
     l2->log_fn = opt->log_fn;
     l2->log_ud = opt->log_userdata;
     *out = &l2->base;

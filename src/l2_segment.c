@@ -7,7 +7,15 @@
  * /dev/shm, then link()s it to its public name. link() fails with EEXIST when another process
  * won the race; the loser drops its copy and attaches to the winner's. So a segment that has
  * its name is always fully initialised, and a creator that dies mid-way leaves only a
- * temporary file (removed by the next creator or tc_shared_list once its pid is gone).
+ * temporary file. That file has a random name and is flock()ed by its creator while it lives,
+ * so the next creator (or tc_shared_list) removes it once the lock is gone, whatever became of
+ * the creator's pid; and a leftover can never block a new creation.
+ *
+ * Trust: a segment is used only when its file, checked with fstat() on the descriptor that was
+ * opened (O_NOFOLLOW), belongs to this effective uid or to the configured group and has no
+ * permission beyond the configured mode (tc__l2_trust). Once validated, the geometry is
+ * copied into the process: no offset or limit is ever read from the mapping again, and every
+ * value of the writable part is checked against that copy before use.
  *
  * Crash safety rests on one rule: within a shard, every change happens under the shard's
  * robust mutex and in an order that keeps the heap walkable from 0 to `used` at every
@@ -19,12 +27,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -37,12 +49,11 @@
 #include "util.h"
 
 _Atomic int tc__l2_crash_at;
+_Atomic int tc__l2_crash_signal = SIGKILL;
 
 void tc__l2_crash(void) {
-    raise(SIGKILL);
+    raise(atomic_load(&tc__l2_crash_signal));
 }
-
-#define TC__L2_TMP_PREFIX ".tiercache-tmp."
 
 /* ------------------------------------------------------------------------ */
 /* Names and geometry                                                       */
@@ -155,22 +166,101 @@ static void path_of(char *out, size_t n, const char *name) {
     snprintf(out, n, "%s/%s%s", TC__L2_DIR, TC__L2_FILE_PREFIX, name);
 }
 
+static int pid_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+/* ------------------------------------------------------------------------ */
+/* Trust                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* "name" of a uid or gid for messages, or "?" when it has none. */
+static const char *user_name(uid_t uid, char *out, size_t n) {
+    struct passwd pw, *r = NULL;
+    char buf[1024];
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &r) == 0 && r != NULL)
+        snprintf(out, n, "%s", pw.pw_name);
+    else
+        snprintf(out, n, "?");
+    return out;
+}
+static const char *group_name(gid_t gid, char *out, size_t n) {
+    struct group gr, *r = NULL;
+    char buf[1024];
+    if (getgrgid_r(gid, &gr, buf, sizeof buf, &r) == 0 && r != NULL)
+        snprintf(out, n, "%s", gr.gr_name);
+    else
+        snprintf(out, n, "?");
+    return out;
+}
+
+/* Decides whether the file behind an opened descriptor may be used as a segment: a regular
+ * file owned by this effective uid or by the trusted group, with no permission beyond
+ * t->mode, and group permissions only for the trusted group (or, for the admin functions,
+ * on the owner's own file). Works on fstat() of the descriptor, so the file judged is the file
+ * that will be mapped. 0, or TC_EPERM with a message naming owner, group, mode and the fix. */
+static int trust_check(const struct stat *st, const tc__l2_trust *t, const char *name,
+                       char *errbuf, size_t errlen) {
+    char un[64], gn[64];
+    unsigned perm = (unsigned)(st->st_mode & 07777);
+    uid_t me = geteuid();
+    int group_ok = t->has_group && st->st_gid == t->gid;
+    if (!S_ISREG(st->st_mode))
+        return tc__errf(errbuf, errlen, TC_EPERM,
+                        "shared segment '%s' is not a regular file (mode %06o): refused; remove it "
+                        "with `tiercache shared destroy %s`",
+                        name, (unsigned)st->st_mode, name);
+    if (st->st_uid != me && !group_ok)
+        return tc__errf(errbuf, errlen, TC_EPERM,
+                        "shared segment '%s' belongs to uid %u (%s), group %u (%s), mode %04o, "
+                        "but this process (uid %u) trusts only segments it owns%s%s: refused. If "
+                        "it is not yours, another user may be squatting the name: remove it "
+                        "(`tiercache shared destroy %s`, as its owner or root). To share a "
+                        "segment between users, set CACHE_SHARED_GROUP and CACHE_SHARED_MODE=0660",
+                        name, (unsigned)st->st_uid, user_name(st->st_uid, un, sizeof un),
+                        (unsigned)st->st_gid, group_name(st->st_gid, gn, sizeof gn), perm,
+                        (unsigned)me, t->has_group ? " or that belong to group " : "",
+                        t->has_group ? t->group : "", name);
+    if ((perm & ~t->mode) != 0)
+        return tc__errf(errbuf, errlen, TC_EPERM,
+                        "shared segment '%s' (uid %u (%s), group %u (%s)) has mode %04o, wider "
+                        "than the %04o allowed (CACHE_SHARED_MODE): refused. Its owner can narrow "
+                        "it (chmod %04o /dev/shm/tiercache.%s) or remove it (`tiercache shared "
+                        "destroy %s`)",
+                        name, (unsigned)st->st_uid, user_name(st->st_uid, un, sizeof un),
+                        (unsigned)st->st_gid, group_name(st->st_gid, gn, sizeof gn), perm, t->mode,
+                        perm & t->mode, name, name);
+    if ((perm & 0070) != 0 && !group_ok && !(t->any_group && st->st_uid == me))
+        return tc__errf(errbuf, errlen, TC_EPERM,
+                        "shared segment '%s' (uid %u (%s), mode %04o) is open to group %u (%s), "
+                        "which is not CACHE_SHARED_GROUP%s%s: refused. Its owner can give it to the "
+                        "configured group (chgrp) or remove it (`tiercache shared destroy %s`)",
+                        name, (unsigned)st->st_uid, user_name(st->st_uid, un, sizeof un), perm,
+                        (unsigned)st->st_gid, group_name(st->st_gid, gn, sizeof gn),
+                        t->has_group ? "=" : " (unset)", t->has_group ? t->group : "", name);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Creating and attaching                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int pid_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
-
-/* Removes temporary files of creators that died before linking. Bounded by the directory. */
-static void sweep_stale_tmp(void) {
+void tc__l2_sweep_tmp(void) {
     DIR *d = opendir(TC__L2_DIR);
     if (d == NULL) return;
     struct dirent *e;
     size_t plen = strlen(TC__L2_TMP_PREFIX);
+    uid_t me = geteuid();
+    time_t now = time(NULL);
     while ((e = readdir(d)) != NULL) {
         if (strncmp(e->d_name, TC__L2_TMP_PREFIX, plen) != 0) continue;
-        long pid = strtol(e->d_name + plen, NULL, 10);
-        if (pid > 0 && !pid_alive((pid_t)pid)) unlinkat(dirfd(d), e->d_name, 0);
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) continue;
+        struct stat st;
+        /* Ours, past the moment between its creator's open() and flock(), and not locked: its
+         * creator is gone (a lock dies with its holder, whatever becomes of the pid). */
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == me &&
+            now - st.st_mtime >= TC__L2_TMP_GRACE_S && flock(fd, LOCK_EX | LOCK_NB) == 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+        close(fd);
     }
     closedir(d);
 }
@@ -185,8 +275,6 @@ static int init_shard_lock(pthread_mutex_t *m) {
     return rc;
 }
 
-/* Builds a complete segment under a temporary name and links it to path.
- * Returns 0 (we created it), 1 (someone else's segment got the name first), or an error. */
 /* The error for a segment /dev/shm has no room for: what it needs, what is free, and which
  * variables to lower (the heap follows CACHE_SHARED_MAX_BYTES, the index the entry count). */
 static int no_room(const char *name, const tc__l2_geom *g, char *errbuf, size_t errlen) {
@@ -207,18 +295,70 @@ static int no_room(const char *name, const tc__l2_geom *g, char *errbuf, size_t 
                     (unsigned long long)g->max_entries, (unsigned long long)index, TC__L2_DIR);
 }
 
+static uint64_t random_u64(void) {
+    static _Atomic uint64_t counter;
+    uint64_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+        r = tc__now_ns() ^ ((uint64_t)getpid() << 32) ^ atomic_fetch_add(&counter, 0x9e3779b97f4a7c15ull);
+    return r;
+}
+
+/* Opens a new temporary file for building segment name: a random name (a leftover of any
+ * other creator never collides with it), O_EXCL and O_NOFOLLOW (nothing planted under the name
+ * is opened), locked with flock() at once so that tc__l2_sweep_tmp() leaves it alone while we
+ * live. Returns the descriptor, or -1 with errno set (EAGAIN: a sweeper took the file in the
+ * instant before we locked it; try again). */
+static int open_tmp(const char *name, char *tmp, size_t n) {
+    int fd = -1;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        snprintf(tmp, n, "%s/%s%ld.%016llx.%s", TC__L2_DIR, TC__L2_TMP_PREFIX, (long)getpid(),
+                 (unsigned long long)random_u64(), name);
+        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0 || errno != EEXIST) break;
+    }
+    if (fd < 0) return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        errno = EAGAIN;
+        return -1;
+    }
+    return fd;
+}
+
+/* Builds a complete segment under a temporary name and links it to path. The new file gets
+ * the trusted group and mode before anything is written to it.
+ * Returns 0 (we created it), 1 (the name was taken meanwhile, or our temporary file vanished:
+ * the caller attaches or tries again), or an error. */
 static int create_segment(const char *name, const char *path, const tc__l2_geom *g,
-                          char *errbuf, size_t errlen) {
-    static _Atomic unsigned counter;
+                          const tc__l2_trust *trust, char *errbuf, size_t errlen) {
     char tmp[TC__L2_NAME_MAX + 96];
-    snprintf(tmp, sizeof tmp, "%s/%s%ld.%u.%s", TC__L2_DIR, TC__L2_TMP_PREFIX, (long)getpid(),
-             atomic_fetch_add(&counter, 1), name);
-    sweep_stale_tmp();
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
+    tc__l2_sweep_tmp();
+    int fd = open_tmp(name, tmp, sizeof tmp);
+    if (fd < 0) {
+        if (errno == EAGAIN) return 1;
         return tc__errf(errbuf, errlen, errno == EACCES ? TC_EPERM : TC_EIO,
                         "cannot create %s: %s", tmp, strerror(errno));
-    int rc = posix_fallocate(fd, 0, (off_t)g->total_bytes);
+    }
+    /* The file we hold is the one we created: ours, alone, regular. Then its group and mode. */
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1)
+        rc = tc__errf(errbuf, errlen, TC_EPERM, "temporary file %s is not the file this process "
+                      "created: refused", tmp);
+    else if (trust->has_group && st.st_gid != trust->gid && fchown(fd, (uid_t)-1, trust->gid) != 0)
+        rc = tc__errf(errbuf, errlen, TC_EPERM,
+                      "cannot give the new shared segment '%s' to group %s (CACHE_SHARED_GROUP): "
+                      "%s; the process must be a member of that group",
+                      name, trust->group, strerror(errno));
+    else if (fchmod(fd, trust->mode) != 0)
+        rc = tc__errf(errbuf, errlen, TC_EIO, "cannot set mode %04o on %s: %s", trust->mode, tmp,
+                      strerror(errno));
+    if (rc != 0) {
+        unlink(tmp);
+        close(fd);
+        return rc;
+    }
+    rc = posix_fallocate(fd, 0, (off_t)g->total_bytes);
     if (rc != 0) {
         unlink(tmp);
         close(fd);
@@ -259,27 +399,26 @@ static int create_segment(const char *name, const char *path, const tc__l2_geom 
     for (uint32_t i = 0; i < g->nshards && rc == 0; i++) {
         tc__l2_shard *sh = (tc__l2_shard *)(base + g->off_shards + (uint64_t)i * sizeof *sh);
         rc = init_shard_lock(&sh->lock);
-        /* Shares of the limits: the remainder goes to the first shards, so the sum is exact. */
+        /* Shares of the limits: the remainder goes to the first shards, so the sum is exact
+         * (the same arithmetic as tc__l2_share_entries/bytes). */
         sh->max_entries = g->max_entries / g->nshards + (i < g->max_entries % g->nshards);
         sh->max_bytes = g->max_bytes / g->nshards + (i < g->max_bytes % g->nshards);
     }
     h->hcsum = hdr_csum(h);
     munmap(base, g->total_bytes);
-    close(fd);
     if (rc != 0) {
         unlink(tmp);
+        close(fd);
         return tc__errf(errbuf, errlen, TC_EIO, "cannot initialise a robust process-shared mutex: %s",
                         strerror(rc));
     }
-    if (link(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        if (e == EEXIST) return 1;
-        return tc__errf(errbuf, errlen, e == EACCES ? TC_EPERM : TC_EIO, "cannot create %s: %s",
-                        path, strerror(e));
-    }
+    int linked = link(tmp, path), e = errno;
     unlink(tmp);
-    return 0;
+    close(fd); /* releases the flock */
+    if (linked == 0) return 0;
+    if (e == EEXIST || e == ENOENT) return 1; /* ENOENT: swept while we were stopped: again */
+    return tc__errf(errbuf, errlen, e == EACCES ? TC_EPERM : TC_EIO, "cannot create %s: %s", path,
+                    strerror(e));
 }
 
 /* Appends "field: segment X, asked Y" for each asked-for field that differs. */
@@ -309,9 +448,10 @@ static int geom_diff(const tc__l2_hdr *h, const tc__l2_geom *g, char *out, size_
     return diffs;
 }
 
-/* Validates a mapped header. g NULL: any geometry. */
+/* Validates a copy of a segment's header against the file's size and, when g is not NULL,
+ * against the geometry asked for. On success *out is the segment's geometry. */
 static int validate_hdr(const tc__l2_hdr *h, size_t fsize, const char *name, const tc__l2_geom *g,
-                        char *errbuf, size_t errlen) {
+                        tc__l2_geom *out, char *errbuf, size_t errlen) {
     if (h->magic != TC__L2_MAGIC)
         return tc__errf(errbuf, errlen, TC_ECORRUPT,
                         "shared segment '%s' is corrupt or not a tiercache segment (bad magic); "
@@ -359,6 +499,7 @@ static int validate_hdr(const tc__l2_hdr *h, size_t fsize, const char *name, con
                             "processes using it and run `tiercache shared destroy %s`",
                             name, diff, name);
     }
+    *out = d;
     return 0;
 }
 
@@ -379,33 +520,48 @@ static void register_proc(tc__l2_seg *seg) {
     }
 }
 
-int tc__l2_seg_open(const char *name, const tc__l2_geom *g, int reg, tc__l2_seg *seg,
-                    char *errbuf, size_t errlen) {
+int tc__l2_seg_open(const char *name, const tc__l2_geom *g, const tc__l2_trust *trust, int reg,
+                    tc__l2_seg *seg, char *errbuf, size_t errlen) {
+    tc__l2_trust owner = TC__L2_TRUST_OWNER;
+    if (trust == NULL) trust = &owner;
     memset(seg, 0, sizeof *seg);
     seg->proc_slot = -1;
+    seg->fd = -1;
     int rc = tc__l2_name_check(name, errbuf, errlen);
     if (rc) return rc;
     snprintf(seg->name, sizeof seg->name, "%s", name);
     path_of(seg->path, sizeof seg->path, name);
     for (int attempt = 0;; attempt++) {
-        int fd = open(seg->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        /* O_NONBLOCK: a FIFO planted under the name cannot block the open; O_NOFOLLOW: nor can
+         * a symbolic link redirect it. Everything after is judged on this descriptor. */
+        int fd = open(seg->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0) {
             int e = errno;
             if (e == ENOENT && g != NULL && attempt < 8) {
-                rc = create_segment(name, seg->path, g, errbuf, errlen);
+                rc = create_segment(name, seg->path, g, trust, errbuf, errlen);
                 if (rc < 0) return rc;
                 continue; /* ours or the race winner's: attach to whatever has the name */
             }
             if (e == ENOENT)
                 return tc__errf(errbuf, errlen, TC_ENOENT, "shared segment '%s' does not exist (%s)",
                                 name, seg->path);
+            if (e == ELOOP)
+                return tc__errf(errbuf, errlen, TC_EPERM,
+                                "%s is a symbolic link, not a shared segment: refused; remove it",
+                                seg->path);
             return tc__errf(errbuf, errlen, e == EACCES || e == EPERM ? TC_EPERM : TC_EIO,
                             "cannot open shared segment %s: %s", seg->path, strerror(e));
         }
         struct stat st;
-        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fstat(fd, &st) != 0) {
+            int e = errno;
             close(fd);
-            return tc__errf(errbuf, errlen, TC_ECORRUPT, "%s is not a regular file", seg->path);
+            return tc__errf(errbuf, errlen, TC_EIO, "cannot stat %s: %s", seg->path, strerror(e));
+        }
+        rc = trust_check(&st, trust, name, errbuf, errlen);
+        if (rc) {
+            close(fd);
+            return rc;
         }
         if ((size_t)st.st_size < sizeof(tc__l2_hdr)) {
             close(fd);
@@ -414,39 +570,64 @@ int tc__l2_seg_open(const char *name, const tc__l2_geom *g, int reg, tc__l2_seg 
                             "segment; remove it with `tiercache shared destroy %s`",
                             name, (long long)st.st_size, name);
         }
-        /* Valid header first (a small mapping), then the whole segment, pre-faulted so that
-         * no operation takes a page fault. */
+        /* The header is copied out of a small mapping and validated as a copy (so another
+         * writer cannot change it between the check and the use); only then is the whole
+         * segment mapped, pre-faulted so that no operation takes a page fault. */
+        tc__l2_hdr h;
         uint8_t *base = mmap(NULL, sizeof(tc__l2_hdr), PROT_READ, MAP_SHARED, fd, 0);
         if (base == MAP_FAILED) {
             int e = errno;
             close(fd);
             return tc__errf(errbuf, errlen, TC_ENOMEM, "cannot map %s: %s", seg->path, strerror(e));
         }
-        rc = validate_hdr((const tc__l2_hdr *)base, (size_t)st.st_size, name, g, errbuf, errlen);
+        memcpy(&h, base, sizeof h);
         munmap(base, sizeof(tc__l2_hdr));
+        rc = validate_hdr(&h, (size_t)st.st_size, name, g, &seg->g, errbuf, errlen);
         if (rc) {
             close(fd);
             return rc;
         }
         base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-        int e = errno;
-        close(fd);
-        if (base == MAP_FAILED)
+        if (base == MAP_FAILED) {
+            int e = errno;
+            close(fd);
             return tc__errf(errbuf, errlen, TC_ENOMEM, "cannot map %s: %s", seg->path, strerror(e));
-        rc = validate_hdr((const tc__l2_hdr *)base, (size_t)st.st_size, name, g, errbuf, errlen);
-        if (rc) {
-            munmap(base, (size_t)st.st_size);
-            return rc;
         }
         seg->base = base;
         seg->size = (size_t)st.st_size;
+        seg->fd = fd;
+        /* The geometry validated above must be the mapped one's (unchanged since the copy), and
+         * the file must not have shrunk under the new mapping. */
+        if (memcmp(base, &h, offsetof(tc__l2_hdr, hcsum) + sizeof h.hcsum) != 0 ||
+            tc__l2_seg_size_ok(seg, errbuf, errlen) != 0) {
+            tc__l2_seg_close(seg);
+            return tc__errf(errbuf, errlen, TC_ECORRUPT,
+                            "shared segment '%s' changed while it was being opened; remove it with "
+                            "`tiercache shared destroy %s`",
+                            name, name);
+        }
         seg->hdr = (const tc__l2_hdr *)base;
-        seg->nshards = seg->hdr->nshards;
-        seg->index_slots = seg->hdr->index_slots;
-        seg->heap_bytes = seg->hdr->heap_bytes;
+        seg->nshards = seg->g.nshards;
+        seg->nshards_log2 = (uint32_t)__builtin_ctz(seg->g.nshards);
+        seg->index_slots = seg->g.index_slots;
+        seg->heap_bytes = seg->g.heap_bytes;
         if (reg) register_proc(seg);
         return 0;
     }
+}
+
+int tc__l2_seg_size_ok(const tc__l2_seg *s, char *errbuf, size_t errlen) {
+    struct stat st;
+    if (fstat(s->fd, &st) != 0)
+        return tc__errf(errbuf, errlen, TC_EIO, "shared segment '%s': cannot stat: %s", s->name,
+                        strerror(errno));
+    if ((uint64_t)st.st_size != (uint64_t)s->size)
+        return tc__errf(errbuf, errlen, TC_EIO,
+                        "shared segment '%s' was truncated or extended to %lld bytes while in use "
+                        "(it has %zu); this process no longer touches it. Stop the processes "
+                        "using it and run `tiercache shared destroy %s`",
+                        s->name, (long long)st.st_size, s->size, s->name);
+    return 0;
 }
 
 void tc__l2_seg_close(tc__l2_seg *seg) {
@@ -458,6 +639,8 @@ void tc__l2_seg_close(tc__l2_seg *seg) {
     }
     munmap(seg->base, seg->size);
     seg->base = NULL;
+    if (seg->fd >= 0) close(seg->fd);
+    seg->fd = -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -468,8 +651,11 @@ uint64_t tc__l2_hcheck(const tc__l2_blk *b) {
     return XXH3_64bits(b, offsetof(tc__l2_blk, hcheck)) | 1u;
 }
 
+/* Written so that no sum can wrap: off and used come from the writable part (an index slot, a
+ * shard's cursor, a compaction's intent) and may hold any value. */
 const tc__l2_blk *tc__l2_blk_at(const tc__l2_seg *s, uint32_t i, uint64_t off, uint64_t used) {
-    if ((off & 7u) != 0 || used > s->heap_bytes || off + TC__L2_BLK_HDR > used) return NULL;
+    if ((off & 7u) != 0 || used > s->heap_bytes || off >= used || used - off < TC__L2_BLK_HDR)
+        return NULL;
     const tc__l2_blk *b = (const tc__l2_blk *)(tc__l2_heap_of(s, i) + off);
     uint64_t size = (uint64_t)b->size8 * 8u;
     if (size < TC__L2_BLK_HDR || size > used - off) return NULL;
@@ -504,24 +690,106 @@ static void write_hole(uint8_t *heap, uint64_t off, uint64_t len) {
 /* Locks                                                                    */
 /* ------------------------------------------------------------------------ */
 
-int tc__l2_lock(const tc__l2_seg *s, uint32_t i, int *repaired) {
+/* The type word glibc keeps in a robust process-shared mutex (pthread_mutex_init wrote it at
+ * creation). A mutex whose type word was changed would send glibc down another locking
+ * protocol (priority inheritance, recursion) over memory anyone with write access controls,
+ * where glibc may assert; so the type is compared before the mutex is used. */
+#ifdef __GLIBC__
+static int mutex_kind_expected = -1;
+static pthread_once_t mutex_kind_once = PTHREAD_ONCE_INIT;
+static void mutex_kind_init(void) {
+    pthread_mutex_t m;
+    if (init_shard_lock(&m) == 0) {
+        mutex_kind_expected = m.__data.__kind;
+        pthread_mutex_destroy(&m);
+    }
+}
+static int mutex_kind_ok(const pthread_mutex_t *m) {
+    pthread_once(&mutex_kind_once, mutex_kind_init);
+    return mutex_kind_expected == -1 ||
+           atomic_load_explicit((const _Atomic int *)&m->__data.__kind, memory_order_relaxed) ==
+               mutex_kind_expected;
+}
+#else
+static int mutex_kind_ok(const pthread_mutex_t *m) { return 1; }
+#endif
+
+long tc__l2_lock_holder(const tc__l2_seg *s, uint32_t i) {
+#ifdef __GLIBC__
+    const pthread_mutex_t *m = &tc__l2_shard_at(s, i)->lock;
+    return (long)atomic_load_explicit((const _Atomic int *)&m->__data.__owner, memory_order_relaxed);
+#else
+    return 0;
+#endif
+}
+
+/* Waits for a busy mutex until wait_ns from now on CLOCK_MONOTONIC (a wall-clock step cannot
+ * stretch the wait). ThreadSanitizer knows pthread_mutex_timedlock but not clocklock; its
+ * builds wait on CLOCK_REALTIME. */
+static int mutex_wait(pthread_mutex_t *m, uint64_t wait_ns) {
+    struct timespec ts;
+#if defined(__SANITIZE_THREAD__)
+    clock_gettime(CLOCK_REALTIME, &ts);
+#else
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+#endif
+    uint64_t ns = (uint64_t)ts.tv_nsec + wait_ns;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+#if defined(__SANITIZE_THREAD__)
+    return pthread_mutex_timedlock(m, &ts);
+#else
+    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+#endif
+}
+
+int tc__l2_shard_sane_locked(const tc__l2_seg *s, uint32_t i) {
+    const tc__l2_shard *sh = tc__l2_shard_at(s, i);
+    uint64_t used = sh->used, live = TC__L2_LD(sh->live_bytes), ent = TC__L2_LD(sh->entries);
+    uint64_t se = tc__l2_share_entries(s, i), sb = tc__l2_share_bytes(s, i);
+    return used <= s->heap_bytes && (used & 7u) == 0 && live <= used && live <= sb && ent <= se &&
+           ent * TC__L2_BLK_HDR <= live && sh->max_entries == se && sh->max_bytes == sb &&
+           sh->compacting == 0;
+}
+
+/* The lock alone: repairs only what it must (a holder that died: the shard is in an unknown
+ * state and the mutex must be marked consistent). The checker uses it to see the shard as it
+ * is; everyone else goes through tc__l2_lock(). */
+static int lock_raw(const tc__l2_seg *s, uint32_t i, uint64_t wait_ns, int *how) {
     tc__l2_shard *sh = tc__l2_shard_at(s, i);
-    int rc = pthread_mutex_lock(&sh->lock);
-    int rep = 0;
+    *how = 0;
+    if (!mutex_kind_ok(&sh->lock)) return TC_ECORRUPT;
+    int rc = pthread_mutex_trylock(&sh->lock);
+    if (rc == EBUSY) {
+        *how |= TC__L2_LOCK_WAITED;
+        rc = mutex_wait(&sh->lock, wait_ns > TC__L2_LOCK_MIN_WAIT_NS ? wait_ns : TC__L2_LOCK_MIN_WAIT_NS);
+        if (rc == ETIMEDOUT) return TC_ETIMEDOUT;
+    }
     if (rc == EOWNERDEAD) {
         tc__l2_repair_locked(s, i);
         pthread_mutex_consistent(&sh->lock);
-        rep = 1;
+        *how |= TC__L2_LOCK_REPAIRED;
     } else if (rc != 0) {
         return TC_ECORRUPT;
     }
-    if (sh->damaged) {
-        tc__l2_repair_locked(s, i);
-        rep = 1;
-    }
-    if (repaired) *repaired = rep;
-    TC__L2_CRASHPOINT(TC__L2_CP_LOCKED);
     return 0;
+}
+
+int tc__l2_lock(const tc__l2_seg *s, uint32_t i, uint64_t wait_ns, int *how) {
+    int fl = 0;
+    int rc = lock_raw(s, i, wait_ns, &fl);
+    if (rc == 0) {
+        /* Everything the shard header says is checked against the geometry before any of it
+         * is used (the header is writable by every process that maps the segment). */
+        tc__l2_shard *sh = tc__l2_shard_at(s, i);
+        if (sh->damaged || !tc__l2_shard_sane_locked(s, i)) {
+            tc__l2_repair_locked(s, i);
+            fl |= TC__L2_LOCK_REPAIRED;
+        }
+        TC__L2_CRASHPOINT(TC__L2_CP_LOCKED);
+    }
+    if (how) *how = fl;
+    return rc;
 }
 
 void tc__l2_unlock(const tc__l2_seg *s, uint32_t i) {
@@ -556,14 +824,20 @@ int64_t tc__l2_index_find_locked(const tc__l2_seg *s, uint32_t i, uint64_t hash,
     return -1;
 }
 
-void tc__l2_index_insert_locked(const tc__l2_seg *s, uint32_t i, uint64_t slot, uint64_t meta) {
+int tc__l2_index_insert_locked(const tc__l2_seg *s, uint32_t i, uint64_t slot, uint64_t meta) {
     tc__l2_slot *idx = tc__l2_index_of(s, i);
     uint64_t mask = s->index_slots - 1;
     uint64_t pos = tc__l2_slot_home(slot, mask);
-    while (idx[pos].key != 0) pos = (pos + 1) & mask; /* never full: 2x the shard's max entries */
+    for (uint64_t n = 0; idx[pos].key != 0; n++, pos = (pos + 1) & mask) {
+        if (n + 1 >= s->index_slots) {
+            tc__l2_shard_at(s, i)->damaged = 1;
+            return TC_ECORRUPT;
+        }
+    }
     idx[pos].meta = meta;
     TC__L2_ORDER();
     idx[pos].key = slot;
+    return 0;
 }
 
 /* Backward-shift deletion (linear probing without tombstones): later slots of the probe run
@@ -677,8 +951,10 @@ static void settle_compaction(const tc__l2_seg *s, uint32_t i, uint64_t used) {
     tc__l2_shard *sh = tc__l2_shard_at(s, i);
     uint8_t *heap = tc__l2_heap_of(s, i);
     tc__l2_intent it = sh->intent[sh->icur & 1u];
-    if (it.len == 0 || ((it.src | it.dst | it.len) & 7u) != 0 || it.dst + TC__L2_BLK_HDR > it.src ||
-        it.src > used || it.len > used - it.src)
+    /* The intent is writable by anyone: every comparison is written so that nothing wraps, and
+     * the hole written below lies within [dst, src + len), inside [0, used). */
+    if (it.len == 0 || ((it.src | it.dst | it.len) & 7u) != 0 || it.dst >= it.src ||
+        it.src - it.dst < TC__L2_BLK_HDR || it.src > used || it.len > used - it.src)
         return;
     uint64_t start = it.dst;
     const tc__l2_blk *b = tc__l2_blk_at(s, i, it.dst, it.dst + it.len);
@@ -692,6 +968,7 @@ void tc__l2_repair_locked(const tc__l2_seg *s, uint32_t i) {
     tc__l2_shard *sh = tc__l2_shard_at(s, i);
     tc__l2_slot *idx = tc__l2_index_of(s, i);
     uint32_t now32 = (uint32_t)tc__now_ms();
+    uint64_t share_e = tc__l2_share_entries(s, i), share_b = tc__l2_share_bytes(s, i);
     uint64_t used = sh->used;
     if (used > s->heap_bytes) used = s->heap_bytes;
     used &= ~(uint64_t)7u;
@@ -701,6 +978,8 @@ void tc__l2_repair_locked(const tc__l2_seg *s, uint32_t i) {
         sh->compacting = 0;
     }
     sh->used = used;
+    sh->max_entries = share_e; /* the limits as the checksummed header sets them */
+    sh->max_bytes = share_b;
     memset(idx, 0, s->index_slots * sizeof *idx);
     uint64_t off = 0, entries = 0, live = 0, maxseq = sh->seq;
     while (off < used) {
@@ -718,18 +997,22 @@ void tc__l2_repair_locked(const tc__l2_seg *s, uint32_t i) {
             } else {
                 const tc__l2_blk *o = NULL;
                 int64_t pos = tc__l2_index_find_locked(s, i, b->hash, b + 1, b->klen, &o);
-                if (pos >= 0) { /* duplicate key: the newer block wins */
-                    if (o->seq > b->seq) {
-                        b->state = TC__L2_DEAD;
-                    } else {
-                        ((tc__l2_blk *)o)->state = TC__L2_DEAD;
-                        idx[pos].key = tc__l2_slot_make(b->hash, off);
-                        idx[pos].meta = tc__l2_meta(now32, b->expire_ms);
-                        live += sz - (uint64_t)o->size8 * 8u;
-                    }
+                uint64_t osz = pos >= 0 ? (uint64_t)o->size8 * 8u : 0;
+                if (pos >= 0 && o->seq > b->seq) { /* duplicate key: the newer block wins */
+                    b->state = TC__L2_DEAD;
+                } else if (live - osz + sz > share_b || (pos < 0 && entries + 1 > share_e)) {
+                    /* More than the shard's share of the limits: only a writer that ignored
+                     * them can have put it there. Dropping it bounds the index's load. */
+                    b->state = TC__L2_DEAD;
+                } else if (pos >= 0) {
+                    ((tc__l2_blk *)o)->state = TC__L2_DEAD;
+                    idx[pos].key = tc__l2_slot_make(b->hash, off);
+                    idx[pos].meta = tc__l2_meta(now32, b->expire_ms);
+                    live += sz - osz;
                 } else {
-                    tc__l2_index_insert_locked(s, i, tc__l2_slot_make(b->hash, off),
-                                               tc__l2_meta(now32, b->expire_ms));
+                    /* cannot fail: at most share_e <= index_slots / 2 slots are used */
+                    (void)tc__l2_index_insert_locked(s, i, tc__l2_slot_make(b->hash, off),
+                                                     tc__l2_meta(now32, b->expire_ms));
                     entries++;
                     live += sz;
                 }
@@ -771,8 +1054,19 @@ int tc__l2_check_shard_locked(const tc__l2_seg *s, uint32_t i, char *rb, size_t 
     tc__l2_shard *sh = tc__l2_shard_at(s, i);
     const tc__l2_slot *idx = tc__l2_index_of(s, i);
     uint64_t used = sh->used, mask = s->index_slots - 1;
+    uint64_t share_e = tc__l2_share_entries(s, i), share_b = tc__l2_share_bytes(s, i);
     if (sh->compacting) rep_add(&r, "shard %u: compaction left unfinished\n", i);
     if (sh->damaged) rep_add(&r, "shard %u: flagged damaged by an operation\n", i);
+    /* The limits stored in the shard are not used, but a different value means someone wrote
+     * where only repair writes. */
+    if (sh->max_entries != share_e)
+        rep_add(&r, "shard %u: entry limit %llu in the shard header, the segment header gives "
+                    "%llu (tampered or damaged)\n",
+                i, (unsigned long long)sh->max_entries, (unsigned long long)share_e);
+    if (sh->max_bytes != share_b)
+        rep_add(&r, "shard %u: byte limit %llu in the shard header, the segment header gives "
+                    "%llu (tampered or damaged)\n",
+                i, (unsigned long long)sh->max_bytes, (unsigned long long)share_b);
     if (used > s->heap_bytes || (used & 7u)) {
         rep_add(&r, "shard %u: heap cursor %llu outside the heap (%llu bytes)\n", i,
                 (unsigned long long)used, (unsigned long long)s->heap_bytes);
@@ -809,10 +1103,22 @@ int tc__l2_check_shard_locked(const tc__l2_seg *s, uint32_t i, char *rb, size_t 
     }
     /* Walk the index: every slot points at the start of a LIVE block carrying its tag,
      * reachable from its home slot, found by its key, and no block twice. */
-    uint64_t nslots = 0;
-    for (uint64_t pos = 0; pos < s->index_slots; pos++) {
+    uint64_t nslots = 0, empty = 0;
+    while (empty < s->index_slots && idx[empty].key != 0) empty++;
+    if (empty == s->index_slots) {
+        rep_add(&r, "shard %u: index has no empty slot (at most half of it is ever used)\n", i);
+        empty = 0;
+    }
+    /* The walk starts after an empty slot, so that run_start is where the probe run holding
+     * pos begins: a slot is reachable iff its home lies in [run_start, pos] (cyclically). */
+    uint64_t run_start = (empty + 1) & mask;
+    for (uint64_t k = 1; k <= s->index_slots; k++) {
+        uint64_t pos = (empty + k) & mask;
         uint64_t slot = idx[pos].key;
-        if (slot == 0) continue;
+        if (slot == 0) {
+            run_start = (pos + 1) & mask;
+            continue;
+        }
         nslots++;
         uint64_t boff = tc__l2_slot_off(slot);
         if (boff >= s->heap_bytes || !(start[boff / 64u] & (1u << ((boff / 8u) % 8u)))) {
@@ -836,12 +1142,10 @@ int tc__l2_check_shard_locked(const tc__l2_seg *s, uint32_t i, char *rb, size_t 
         if ((uint32_t)idx[pos].meta != tc__l2_exp32(b->expire_ms))
             rep_add(&r, "shard %u: index slot %llu has an expiry that is not its entry's\n", i,
                     (unsigned long long)pos);
-        for (uint64_t p = tc__l2_slot_home(slot, mask); p != pos; p = (p + 1) & mask)
-            if (idx[p].key == 0) {
-                rep_add(&r, "shard %u: index slot %llu is unreachable from its home slot %llu\n",
-                        i, (unsigned long long)pos, (unsigned long long)tc__l2_slot_home(slot, mask));
-                break;
-            }
+        uint64_t home = tc__l2_slot_home(slot, mask);
+        if (((home - run_start) & mask) > ((pos - run_start) & mask))
+            rep_add(&r, "shard %u: index slot %llu is unreachable from its home slot %llu\n", i,
+                    (unsigned long long)pos, (unsigned long long)home);
         const tc__l2_blk *f = NULL;
         uint64_t keep_damaged = sh->damaged;
         int64_t fp = tc__l2_index_find_locked(s, i, b->hash, b + 1, b->klen, &f);
@@ -859,12 +1163,12 @@ int tc__l2_check_shard_locked(const tc__l2_seg *s, uint32_t i, char *rb, size_t 
     if (TC__L2_LD(sh->live_bytes) != live_bytes)
         rep_add(&r, "shard %u: byte counter %llu, live entries take %llu bytes\n", i,
                 (unsigned long long)TC__L2_LD(sh->live_bytes), (unsigned long long)live_bytes);
-    if (nlive > sh->max_entries)
+    if (nlive > share_e)
         rep_add(&r, "shard %u: %llu entries exceed the shard's limit %llu\n", i,
-                (unsigned long long)nlive, (unsigned long long)sh->max_entries);
-    if (live_bytes > sh->max_bytes)
+                (unsigned long long)nlive, (unsigned long long)share_e);
+    if (live_bytes > share_b)
         rep_add(&r, "shard %u: %llu bytes exceed the shard's limit %llu\n", i,
-                (unsigned long long)live_bytes, (unsigned long long)sh->max_bytes);
+                (unsigned long long)live_bytes, (unsigned long long)share_b);
     free(start);
     free(seen);
     return r.problems;
@@ -906,15 +1210,15 @@ void tc__l2_fill_stats(const tc__l2_seg *s, tc_tier_stats *out) {
         compactions += TC__L2_LD(sh->compactions);
         repairs += TC__L2_LD(sh->repairs);
     }
-    out->max_entries = s->hdr->max_entries;
-    out->max_bytes = s->hdr->max_bytes;
+    out->max_entries = s->g.max_entries;
+    out->max_bytes = s->g.max_bytes;
     tc__stat_extra(out, "segment", "%s", s->name);
     tc__stat_extra(out, "path", "%s", s->path);
     tc__stat_extra(out, "segment_bytes", "%zu", s->size);
-    tc__stat_extra(out, "policy", "%s", policy_str(s->hdr->policy));
+    tc__stat_extra(out, "policy", "%s", policy_str((uint32_t)s->g.policy));
     tc__stat_extra(out, "shards", "%u", s->nshards);
     tc__stat_extra(out, "processes", "%d", tc__l2_attached(s));
-    tc__stat_extra(out, "layout_version", "%u", s->hdr->layout_version);
+    tc__stat_extra(out, "layout_version", "%u", TC__L2_LAYOUT_VERSION);
     tc__stat_extra(out, "compactions", "%llu", (unsigned long long)compactions);
     tc__stat_extra(out, "repairs", "%llu", (unsigned long long)repairs);
 }
@@ -927,7 +1231,7 @@ TC_EXPORT int tc_shared_list(char **out, size_t *count) {
     if (out == NULL) return TC_EINVAL;
     *out = NULL;
     if (count) *count = 0;
-    sweep_stale_tmp();
+    tc__l2_sweep_tmp();
     DIR *d = opendir(TC__L2_DIR);
     size_t cap = 256, len = 0, n = 0;
     char *buf = malloc(cap);
@@ -973,7 +1277,7 @@ TC_EXPORT int tc_shared_stats(const char *name, tc_tier_stats *out, char *errbuf
     tc_tier_stats full;
     memset(&full, 0, sizeof full);
     tc__l2_seg seg;
-    int rc = tc__l2_seg_open(name, NULL, 0, &seg, errbuf, errlen);
+    int rc = tc__l2_seg_open(name, NULL, NULL, 0, &seg, errbuf, errlen);
     if (rc) return rc;
     tc__l2_fill_stats(&seg, &full);
     tc__l2_seg_close(&seg);
@@ -982,37 +1286,81 @@ TC_EXPORT int tc_shared_stats(const char *name, tc_tier_stats *out, char *errbuf
     return 0;
 }
 
-TC_EXPORT int tc_shared_check(const char *name, char *report_buf, size_t len) {
+/* Checks (repair 0) or rebuilds (repair 1) every shard of segment name, one lock at a time.
+ * Locks are waited for TC__L2_ADMIN_WAIT_MS in all; a shard whose lock stays held is reported
+ * (with the holder's thread id) and skipped. Work: O(heap_bytes + index_slots) per shard. Returns 0, TC_ECORRUPT (problems found and, for a check, left in
+ * place), TC_ETIMEDOUT (some shard could not be locked, nothing else found), TC_EIO (the file
+ * changed size), or the errors of opening. */
+static int check_or_repair(const char *name, int repair, char *report_buf, size_t len) {
     if (report_buf != NULL && len > 0) report_buf[0] = '\0';
     tc__l2_seg seg;
-    int rc = tc__l2_seg_open(name, NULL, 0, &seg, report_buf, len);
+    int rc = tc__l2_seg_open(name, NULL, NULL, 0, &seg, report_buf, len);
     if (rc) return rc;
-    int problems = 0;
+    report r = {report_buf, len, 0, 0};
+    int problems = 0, locked_out = 0, repaired = 0;
+    /* One budget of lock waiting for the whole call (each lock still gets the minimum wait),
+     * so that a segment whose every lock is held costs about TC__L2_ADMIN_WAIT_MS plus
+     * nshards x TC__L2_LOCK_MIN_WAIT_NS, not nshards times the budget. */
+    uint64_t deadline = tc__now_ns() + TC__L2_ADMIN_WAIT_MS * 1000000ull;
     for (uint32_t i = 0; i < seg.nshards; i++) {
-        int repaired = 0;
-        if (tc__l2_lock(&seg, i, &repaired) != 0) {
-            report r = {report_buf, len, report_buf ? strlen(report_buf) : 0, 0};
-            rep_add(&r, "shard %u: lock is unrecoverable\n", i);
+        r.len = report_buf ? strlen(report_buf) : 0;
+        if (tc__l2_seg_size_ok(&seg, NULL, 0) != 0) {
+            tc__l2_seg_size_ok(&seg, report_buf + r.len, r.cap > r.len ? r.cap - r.len : 0);
+            tc__l2_seg_close(&seg);
+            return TC_EIO;
+        }
+        int how = 0;
+        uint64_t now = tc__now_ns();
+        rc = lock_raw(&seg, i, deadline > now ? deadline - now : 0, &how);
+        if (rc == TC_ETIMEDOUT) {
+            rep_add(&r, "shard %u: lock held for more than %u ms by thread %ld (a stopped or hung "
+                        "process?); not %s\n",
+                    i, (unsigned)TC__L2_ADMIN_WAIT_MS, tc__l2_lock_holder(&seg, i),
+                    repair ? "repaired" : "checked");
+            locked_out++;
+            continue;
+        }
+        if (rc != 0) {
+            rep_add(&r, "shard %u: lock is damaged or unrecoverable\n", i);
             problems++;
             continue;
         }
-        problems += tc__l2_check_shard_locked(&seg, i, report_buf, len);
+        if (how & TC__L2_LOCK_REPAIRED) repaired++;
+        int found = tc__l2_check_shard_locked(&seg, i, report_buf, len);
+        if (repair && found) {
+            tc__l2_repair_locked(&seg, i);
+            repaired++;
+            if (tc__l2_check_shard_locked(&seg, i, NULL, 0) != 0) problems++;
+        } else {
+            problems += found;
+        }
         tc__l2_unlock(&seg, i);
     }
-    if (problems == 0 && report_buf != NULL && len > 0) {
+    r.len = report_buf ? strlen(report_buf) : 0;
+    if (problems == 0 && locked_out == 0 && report_buf != NULL && len > 0) {
         uint64_t entries = 0, bytes = 0;
         for (uint32_t i = 0; i < seg.nshards; i++) {
             entries += TC__L2_LD(tc__l2_shard_at(&seg, i)->entries);
             bytes += TC__L2_LD(tc__l2_shard_at(&seg, i)->live_bytes);
         }
-        snprintf(report_buf, len,
-                 "segment '%s': consistent (%u shards, %llu entries, %llu bytes, layout "
-                 "version %u)\n",
-                 seg.name, seg.nshards, (unsigned long long)entries, (unsigned long long)bytes,
-                 seg.hdr->layout_version);
+        char rebuilt[48] = "";
+        if (repaired)
+            snprintf(rebuilt, sizeof rebuilt, "; %d shard%s rebuilt", repaired, repaired == 1 ? "" : "s");
+        rep_add(&r, "segment '%s': consistent (%u shards, %llu entries, %llu bytes, layout "
+                    "version %u%s)\n",
+                seg.name, seg.nshards, (unsigned long long)entries, (unsigned long long)bytes,
+                TC__L2_LAYOUT_VERSION, rebuilt);
     }
     tc__l2_seg_close(&seg);
-    return problems ? TC_ECORRUPT : 0;
+    return problems ? TC_ECORRUPT : locked_out ? TC_ETIMEDOUT : 0;
+}
+
+TC_EXPORT int tc_shared_check(const char *name, char *report_buf, size_t len) {
+    return check_or_repair(name, 0, report_buf, len);
+}
+
+TC_EXPORT int tc_shared_repair(const char *name, char *report_buf, size_t len) {
+    return check_or_repair(name, 1, report_buf, len);
 }
 
 TC_EXPORT int tc_shared_destroy(const char *name) {

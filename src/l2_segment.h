@@ -16,6 +16,12 @@
  * a shard owns is changed only under its lock, in an order that keeps the heap walkable at
  * every instant, so that a process killed anywhere leaves a shard that the next locker
  * (which gets EOWNERDEAD) rebuilds from its heap: see tc__l2_repair_locked().
+ *
+ * Nothing in the mapping is trusted after it was validated at open: the geometry (offsets,
+ * sizes, limits, policy) is copied into the process's own tc__l2_seg, and every accessor below
+ * computes addresses from that copy, never from the mapped header. The writable part (shard
+ * headers, index, heap) is checked against that copy before it is used: see
+ * tc__l2_lock() and docs/SHARED.md, "Threat model".
  */
 #ifndef TC_L2_SEGMENT_H
 #define TC_L2_SEGMENT_H
@@ -24,6 +30,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "tier.h"
 
@@ -35,6 +42,11 @@
 #define TC__L2_MAX_PROCS 128 /* attached-process table */
 #define TC__L2_MAX_SHARDS 256
 #define TC__L2_SHARD_TARGET (4u << 20) /* aim for heaps of about 4 MiB: bounds repair/compaction */
+#define TC__L2_TMP_PREFIX ".tiercache-tmp." /* a creator's temporary file: see create_segment() */
+#define TC__L2_TMP_GRACE_S 2     /* an unlocked temporary file this old is a dead creator's */
+#define TC__L2_LOCK_MIN_WAIT_NS 1000000ull /* a lock is always waited for at least 1 ms */
+#define TC__L2_SIZE_CHECK_MS 10  /* how often a handle re-checks the segment's file size */
+#define TC__L2_ADMIN_WAIT_MS 1000u /* check and repair wait this long for each shard lock */
 
 /* ------------------------------------------------------------------------ */
 /* Segment header                                                           */
@@ -83,8 +95,8 @@ typedef struct tc__l2_shard {
     _Atomic uint64_t live_bytes; /* sum of LIVE block sizes (the bytes charged) */
     _Atomic uint64_t entries;  /* LIVE blocks, each referenced by one index slot */
     uint64_t seq;              /* last sequence number given to a block */
-    uint64_t max_entries;      /* this shard's share of the limits (set at creation) */
-    uint64_t max_bytes;
+    uint64_t max_entries;      /* this shard's share of the limits, written at creation and by */
+    uint64_t max_bytes;        /* repair; informational: operations use tc__l2_share_*() */
     uint64_t cursor;           /* expiry sweep position in the index */
     uint64_t compacting;       /* 1 while a compaction runs */
     uint64_t icur;             /* intent[icur & 1] is valid */
@@ -140,17 +152,6 @@ static inline uint64_t tc__l2_blk_size(uint64_t klen, uint64_t vlen) {
 /* An attached segment                                                      */
 /* ------------------------------------------------------------------------ */
 
-typedef struct tc__l2_seg {
-    uint8_t *base;
-    size_t size;
-    const tc__l2_hdr *hdr;
-    uint32_t nshards;
-    uint64_t index_slots, heap_bytes;
-    int proc_slot; /* index in hdr->procs, or -1 */
-    char name[TC__L2_NAME_MAX + 1];
-    char path[TC__L2_NAME_MAX + 64];
-} tc__l2_seg;
-
 /* What a process asks for. */
 /* Bits of tc__l2_geom.adopt: a field the process did not set explicitly is taken from an
  * existing segment instead of being compared with it. */
@@ -170,8 +171,46 @@ typedef struct tc__l2_geom {
     uint64_t off_shards, off_index, off_heap, total_bytes;
 } tc__l2_geom;
 
+/* An attached segment. Everything but base points into this process's memory: the geometry
+ * in g was validated against the header's checksum at open and is never read from the
+ * mapping again (another process can write the mapping, header included). */
+typedef struct tc__l2_seg {
+    uint8_t *base;
+    size_t size;
+    const tc__l2_hdr *hdr; /* the mapped header: only its procs[] table is used after open */
+    tc__l2_geom g;         /* the segment's geometry, as validated at open */
+    uint32_t nshards, nshards_log2;
+    uint64_t index_slots, heap_bytes;
+    int fd;        /* the segment's file, kept open to notice a truncation (tc__l2_seg_size_ok) */
+    int proc_slot; /* index in hdr->procs, or -1 */
+    char name[TC__L2_NAME_MAX + 1];
+    char path[TC__L2_NAME_MAX + 64];
+} tc__l2_seg;
+
+/* Which segments a process trusts: docs/SHARED.md, "Who may write the segment". A segment is
+ * used only when its file (checked with fstat on the opened descriptor) is owned by the
+ * effective uid, or belongs to the trusted group; and its permission bits are within mode. */
+typedef struct tc__l2_trust {
+    unsigned mode;   /* the widest permission bits accepted, and those a new segment gets */
+    int has_group;   /* 1: segments of group gid are trusted, and new ones are given to it */
+    gid_t gid;
+    int any_group;   /* admin functions: the owner's segment may carry any group's bits */
+    char group[TC_STR_MAX]; /* CACHE_SHARED_GROUP as configured, for messages */
+} tc__l2_trust;
+
+/* The admin functions' trust: segments this effective uid owns, no permission for others. */
+#define TC__L2_TRUST_OWNER ((tc__l2_trust){.mode = 0660, .any_group = 1})
+
 static inline tc__l2_shard *tc__l2_shard_at(const tc__l2_seg *s, uint32_t i) {
-    return (tc__l2_shard *)(s->base + s->hdr->off_shards + (uint64_t)i * sizeof(tc__l2_shard));
+    return (tc__l2_shard *)(s->base + s->g.off_shards + (uint64_t)i * sizeof(tc__l2_shard));
+}
+/* Shard i's share of the segment's limits: the remainder of the division goes to the first
+ * shards, so the shares add up to the limits (nshards is a power of two). */
+static inline uint64_t tc__l2_share_entries(const tc__l2_seg *s, uint32_t i) {
+    return (s->g.max_entries >> s->nshards_log2) + (i < (s->g.max_entries & (s->nshards - 1u)));
+}
+static inline uint64_t tc__l2_share_bytes(const tc__l2_seg *s, uint32_t i) {
+    return (s->g.max_bytes >> s->nshards_log2) + (i < (s->g.max_bytes & (s->nshards - 1u)));
 }
 /* An index slot: the key word says where the entry is; the meta word carries what eviction
  * compares, so that sampling reads consecutive slots and no entry:
@@ -186,7 +225,7 @@ typedef struct tc__l2_slot {
 } tc__l2_slot;
 
 static inline tc__l2_slot *tc__l2_index_of(const tc__l2_seg *s, uint32_t i) {
-    return (tc__l2_slot *)(s->base + s->hdr->off_index + (uint64_t)i * s->index_slots * sizeof(tc__l2_slot));
+    return (tc__l2_slot *)(s->base + s->g.off_index + (uint64_t)i * s->index_slots * sizeof(tc__l2_slot));
 }
 static inline uint32_t tc__l2_exp32(uint64_t expire_ms) {
     return expire_ms == 0 ? 0 : (uint32_t)((expire_ms >> 10) + 1);
@@ -195,7 +234,7 @@ static inline uint64_t tc__l2_meta(uint32_t access, uint64_t expire_ms) {
     return ((uint64_t)access << 32) | tc__l2_exp32(expire_ms);
 }
 static inline uint8_t *tc__l2_heap_of(const tc__l2_seg *s, uint32_t i) {
-    return s->base + s->hdr->off_heap + (uint64_t)i * s->heap_bytes;
+    return s->base + s->g.off_heap + (uint64_t)i * s->heap_bytes;
 }
 static inline uint32_t tc__l2_shard_of(const tc__l2_seg *s, uint64_t hash) {
     return (uint32_t)(hash & (s->nshards - 1u));
@@ -222,8 +261,11 @@ static inline uint64_t tc__l2_hash_home(uint64_t hash, uint64_t mask) { return (
 #define TC__L2_INC(x, n) TC__L2_ST(x, TC__L2_LD(x) + (n))
 
 /* Fault injection for the crash tests: when tc__l2_crash_at equals a crash point's number,
- * the process SIGKILLs itself there. 0 (the default) disables every point. */
+ * the process raises tc__l2_crash_signal there: SIGKILL (the default) to die at that point,
+ * SIGSTOP to stop there (the lock-timeout tests stop a process holding a shard lock).
+ * 0 (the default) disables every point. */
 extern _Atomic int tc__l2_crash_at;
+extern _Atomic int tc__l2_crash_signal;
 void tc__l2_crash(void);
 #define TC__L2_CRASHPOINT(n)                                                                \
     do {                                                                                    \
@@ -263,22 +305,53 @@ int tc__l2_geom_derive(tc__l2_geom *g, char *errbuf, size_t errlen);
 
 /* Opens the segment called name, creating it with geometry *g when it does not exist (g may
  * be NULL: attach only, any geometry, for the admin functions: TC_ENOENT when missing).
+ * trust says which files are used (NULL: TC__L2_TRUST_OWNER); a file that fails it is refused
+ * with TC_EPERM and a message naming its owner, group and mode and the fix.
  * register_proc: record this pid in the attached-process table. On success fills *seg.
  * Errors: TC_EINVAL (name), TC_EVERSION (other layout or geometry: the message says what
- * differs), TC_ECORRUPT (damaged header), TC_EPERM, TC_ENOMEM, TC_EIO. */
-int tc__l2_seg_open(const char *name, const tc__l2_geom *g, int register_proc, tc__l2_seg *seg,
-                    char *errbuf, size_t errlen);
+ * differs), TC_ECORRUPT (damaged header), TC_EPERM, TC_ENOMEM, TC_EIO. Work: creation
+ * reserves and initialises the whole segment; an attach maps it (MAP_POPULATE). */
+int tc__l2_seg_open(const char *name, const tc__l2_geom *g, const tc__l2_trust *trust,
+                    int register_proc, tc__l2_seg *seg, char *errbuf, size_t errlen);
 void tc__l2_seg_close(tc__l2_seg *seg);
 
-/* Locks shard i, repairing it first when its last owner died holding the lock or an op
- * flagged it damaged. *repaired (may be NULL) is set to 1 when a repair ran. 0, or
- * TC_ECORRUPT when the lock is unrecoverable. */
-int tc__l2_lock(const tc__l2_seg *s, uint32_t i, int *repaired);
+/* 0 when the segment's file still has the size it had at open; TC_EIO (message in errbuf)
+ * when another process truncated or extended it: a mapping beyond the end of a file raises
+ * SIGBUS, so the caller must stop touching the segment. One fstat(). */
+int tc__l2_seg_size_ok(const tc__l2_seg *s, char *errbuf, size_t errlen);
+
+/* Removes the temporary files of creators that died before linking their segment: files
+ * named TC__L2_TMP_PREFIX... that this uid owns, older than TC__L2_TMP_GRACE_S and not locked
+ * by a live creator. Work: one pass over the directory. */
+void tc__l2_sweep_tmp(void);
+
+/* Flags tc__l2_lock() reports in *how. */
+#define TC__L2_LOCK_REPAIRED 1 /* the shard was rebuilt before use */
+#define TC__L2_LOCK_WAITED 2   /* the lock was busy: the caller's clock reading is stale */
+
+/* Locks shard i, waiting at most wait_ns (but at least TC__L2_LOCK_MIN_WAIT_NS) for a holder,
+ * then checks the shard's writable header against the segment's geometry. The shard is
+ * rebuilt before use (tc__l2_repair_locked) when its last owner died holding the lock, an op
+ * flagged it damaged, or a field is outside what the geometry allows. how (may be NULL)
+ * receives TC__L2_LOCK_* flags. Returns 0 (locked), TC_ETIMEDOUT (held by another process
+ * for the whole wait: a stopped or hung process), or TC_ECORRUPT (the lock itself is
+ * damaged or unrecoverable). Never blocks longer than the wait plus one repair. */
+int tc__l2_lock(const tc__l2_seg *s, uint32_t i, uint64_t wait_ns, int *how);
 void tc__l2_unlock(const tc__l2_seg *s, uint32_t i);
+
+/* The thread id the shard's lock records as its holder (0 when free or unknown): for
+ * messages about a lock that timed out. */
+long tc__l2_lock_holder(const tc__l2_seg *s, uint32_t i);
+
+/* 1 when shard i's writable header is within what the geometry allows: the heap cursor in the
+ * heap and aligned, the counters within the cursor and the shard's share of the limits, the
+ * stored limits equal to the shares, no compaction marked in progress. Caller holds the lock. */
+int tc__l2_shard_sane_locked(const tc__l2_seg *s, uint32_t i);
 
 /* Rebuilds shard i from its heap: finishes or rolls back an interrupted compaction, walks the
  * blocks (truncating at the first one that cannot be parsed), drops blocks whose checksums
- * fail, keeps the newest of duplicate keys, and rebuilds the index and counters. Work:
+ * fail, keeps the newest of duplicate keys, drops what exceeds the shard's share of the limits,
+ * rebuilds the index and counters, and rewrites the stored limits from the geometry. Work:
  * O(heap_bytes + index_slots). Caller holds the lock. */
 void tc__l2_repair_locked(const tc__l2_seg *s, uint32_t i);
 
@@ -294,7 +367,10 @@ uint64_t tc__l2_hcheck(const tc__l2_blk *b);
  * damaged). */
 int64_t tc__l2_index_find_locked(const tc__l2_seg *s, uint32_t i, uint64_t hash, const void *key,
                                  size_t klen, const tc__l2_blk **out);
-void tc__l2_index_insert_locked(const tc__l2_seg *s, uint32_t i, uint64_t slot, uint64_t meta);
+/* insert: 0, or TC_ECORRUPT when no slot is free (the index holds at most half its slots in a
+ * sound shard, so a full one was written by someone else; the shard is flagged damaged).
+ * Work: at most index_slots probes. */
+int tc__l2_index_insert_locked(const tc__l2_seg *s, uint32_t i, uint64_t slot, uint64_t meta);
 void tc__l2_index_delete_locked(const tc__l2_seg *s, uint32_t i, uint64_t pos);
 
 /* Makes the heap's free space contiguous at its end by sliding LIVE blocks down over DEAD

@@ -220,6 +220,15 @@ static const good_case good[] = {
     {"CACHE_SHARED_DEFAULT_TTL=5m", "CACHE_SHARED_DEFAULT_TTL=300000ms", {NULL}},
     {"CACHE_SHARED_EVICTION=AllKeysRandom", "CACHE_SHARED_EVICTION=allkeys-random", {NULL}},
     {"CACHE_SHARED_EVICTION=volatile-random", "CACHE_SHARED_EVICTION=volatile-random", {NULL}},
+    {"CACHE_SHARED_LOCK_TIMEOUT=1", "CACHE_SHARED_LOCK_TIMEOUT=1ms", {NULL}},
+    {"CACHE_SHARED_LOCK_TIMEOUT=250ms", "CACHE_SHARED_LOCK_TIMEOUT=250ms", {NULL}},
+    {"CACHE_SHARED_LOCK_TIMEOUT=1m", "CACHE_SHARED_LOCK_TIMEOUT=60000ms", {NULL}},
+    {"CACHE_SHARED_GROUP=cache-users", "CACHE_SHARED_GROUP=cache-users", {"CACHE_SHARED_MODE=0660"}},
+    {"CACHE_SHARED_GROUP=4242", "CACHE_SHARED_GROUP=4242", {"CACHE_SHARED_MODE=660"}},
+    {"CACHE_SHARED_GROUP=", "CACHE_SHARED_GROUP=", {NULL}},
+    {"CACHE_SHARED_MODE=0600", "CACHE_SHARED_MODE=0600", {NULL}},
+    {"CACHE_SHARED_MODE=600", "CACHE_SHARED_MODE=0600", {NULL}},
+    {"CACHE_SHARED_MODE=0660", "CACHE_SHARED_MODE=0660", {"CACHE_SHARED_GROUP=g"}},
     {"CACHE_ENCORE_MAX_ENTRIES=7", "CACHE_SHARED_MAX_ENTRIES=7", {NULL}},
     {"CACHE_ENCORE_DEFAULT_TTL=1m", "CACHE_SHARED_DEFAULT_TTL=60000ms", {NULL}},
     {"CACHE_ENCORE_DEFAULT_TTL=5000", "CACHE_SHARED_DEFAULT_TTL=5000ms", {NULL}},
@@ -441,6 +450,22 @@ static const bad_case bad[] = {
     {"CACHE_ENCORE_DEFAULT_TTL", "5 minutes", "unexpected \" \"", {NULL}, NULL},
     {"CACHE_SHARED_EVICTION", "x", POLICIES, {NULL}, NULL},
     {"CACHE_ENCORE_EVICTION", "AllKeysLRUX", POLICIES, {NULL}, NULL},
+    {"CACHE_SHARED_LOCK_TIMEOUT", "0", "expected a duration of 1ms..1m", {NULL}, NULL},
+    {"CACHE_SHARED_LOCK_TIMEOUT", "61s", "expected a duration of 1ms..1m", {NULL}, NULL},
+    {"CACHE_SHARED_LOCK_TIMEOUT", "", "empty", {NULL}, NULL},
+    {"CACHE_SHARED_LOCK_TIMEOUT", "fast", "expected a number at \"fast\"", {NULL}, NULL},
+    {"CACHE_SHARED_LOCK_TIMEOUT", "-1ms", "negative durations are not allowed", {NULL}, NULL},
+    {"CACHE_SHARED_GROUP", "a b", "printable ASCII characters without spaces", {"CACHE_SHARED_MODE=0660"}, NULL},
+    {"CACHE_SHARED_GROUP", "g", "set CACHE_SHARED_MODE=0660 too", {NULL}, NULL},
+    {"CACHE_SHARED_MODE", "0666", "expected 0600 (the owner only) or 0660 (the owner and CACHE_SHARED_GROUP)", {NULL}, NULL},
+    {"CACHE_SHARED_MODE", "0644", "expected 0600", {NULL}, NULL},
+    {"CACHE_SHARED_MODE", "0700", "expected 0600", {NULL}, NULL},
+    {"CACHE_SHARED_MODE", "384", "expected 0600", {NULL}, NULL},
+    {"CACHE_SHARED_MODE", "06600", "expected 0600", {NULL}, NULL},
+    {"CACHE_SHARED_MODE", "1660", "expected 0600", {NULL}, NULL},
+    {"CACHE_SHARED_MODE", "660 ", "expected 0600", {NULL}, NULL},
+    {"CACHE_SHARED_MODE", "", "expected 0600", {NULL}, NULL},
+    {"CACHE_SHARED_MODE", "0660", "shares the segment with a group: name it in CACHE_SHARED_GROUP", {NULL}, NULL},
     {"REDIS_HOST", "a b", "character \" \" is not allowed; expected a host name or IP address", {NULL}, NULL},
     {"REDIS_HOST", "host:6379", "looks like host:port", {NULL}, NULL},
     {"REDIS_HOST", "h\n", "expected a host name", {NULL}, "\"h\\x0a\""},
@@ -523,6 +548,7 @@ static void test_too_long_values_refused(void **state) {
         const char *pre; /* needed context */
     } cases[] = {
         {"CACHE_SHARED_NAME", 201, NULL},
+        {"CACHE_SHARED_GROUP", 256, "CACHE_SHARED_MODE=0660"},
         {"REDIS_HOST", 256, NULL},
         {"REDIS_USERNAME", 256, NULL},
         {"REDIS_KEY_PREFIX", 201, NULL},
@@ -913,6 +939,11 @@ static void m_sent(tc__opts *o) { o->shared_max_entries = 0; }
 static void m_sbytes(tc__opts *o) { o->shared_max_bytes = 0; }
 static void m_sttl(tc__opts *o) { o->shared_default_ttl_ms = UINT64_MAX; }
 static void m_sevict(tc__opts *o) { o->shared_eviction = (tc_policy)42; }
+static void m_slock0(tc__opts *o) { o->shared_lock_timeout_ms = 0; }
+static void m_slockbig(tc__opts *o) { o->shared_lock_timeout_ms = 60001; }
+static void m_smode(tc__opts *o) { o->shared_mode = 0666; }
+static void m_smode_group(tc__opts *o) { o->shared_mode = 0660; }
+static void m_sgroup(tc__opts *o) { strcpy(o->shared_group, "staff"); }
 static void m_host(tc__opts *o) { strcpy(o->redis_host, "h:1"); }
 static void m_port0(tc__opts *o) { o->redis_port = 0; }
 static void m_portneg(tc__opts *o) { o->redis_port = -1; }
@@ -959,6 +990,11 @@ static const hand_case hand[] = {
      "not NUL-terminated within its 256-byte field"},
     {"shared entries", m_sent, "CACHE_SHARED_MAX_ENTRIES=\"0\"", POS_INT},
     {"shared bytes", m_sbytes, "CACHE_SHARED_MAX_BYTES=\"0\"", "at least 1 byte"},
+    {"shared lock timeout 0", m_slock0, "CACHE_SHARED_LOCK_TIMEOUT=\"0ms\"", "1ms..1m"},
+    {"shared lock timeout big", m_slockbig, "CACHE_SHARED_LOCK_TIMEOUT=\"60001ms\"", "1ms..1m"},
+    {"shared mode 0666", m_smode, "CACHE_SHARED_MODE=\"0666\"", "expected 0600 (the owner only)"},
+    {"shared mode 0660 alone", m_smode_group, "CACHE_SHARED_MODE=\"0660\"", "name it in CACHE_SHARED_GROUP"},
+    {"shared group alone", m_sgroup, "CACHE_SHARED_GROUP=\"staff\"", "set CACHE_SHARED_MODE=0660 too"},
     {"shared ttl", m_sttl, "CACHE_SHARED_DEFAULT_TTL=\"18446744073709551615ms\"", "up to 36500d"},
     {"shared eviction", m_sevict, "CACHE_SHARED_EVICTION=\"42\"", POLICIES},
     {"host", m_host, "REDIS_HOST=\"h:1\": looks like host:port", NULL},
@@ -1028,7 +1064,8 @@ static const char *const var_order[] = {
     "CACHE_MEMORY_MAX_ENTRIES", "CACHE_MEMORY_MAX_BYTES", "CACHE_MEMORY_DEFAULT_TTL",
     "CACHE_MEMORY_MAX_TTL", "CACHE_MEMORY_EVICTION", "CACHE_MEMORY_SHARDS", "CACHE_SHARED_NAME",
     "CACHE_SHARED_MAX_ENTRIES", "CACHE_SHARED_MAX_BYTES", "CACHE_SHARED_DEFAULT_TTL",
-    "CACHE_SHARED_EVICTION", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME",
+    "CACHE_SHARED_EVICTION", "CACHE_SHARED_LOCK_TIMEOUT", "CACHE_SHARED_GROUP",
+    "CACHE_SHARED_MODE", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME",
     "REDIS_PASSWORD", "REDIS_DB", "REDIS_USE_TLS", "REDIS_MAX_RETRIES", "REDIS_CONNECT_TIMEOUT",
     "REDIS_COMMAND_TIMEOUT", "REDIS_DEFAULT_TTL", "REDIS_KEY_PREFIX", "REDIS_POOL_SIZE", "REDIS_TLS_CA_FILE",
     "REDIS_TLS_SERVER_NAME", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE", "REDIS_TLS_KEY_PASSWORD",
@@ -1056,6 +1093,9 @@ static void test_describe_defaults(void **state) {
         "CACHE_SHARED_MAX_BYTES=16777216\n"
         "CACHE_SHARED_DEFAULT_TTL=300000ms\n"
         "CACHE_SHARED_EVICTION=allkeys-lru\n"
+        "CACHE_SHARED_LOCK_TIMEOUT=100ms\n"
+        "CACHE_SHARED_GROUP=\n"
+        "CACHE_SHARED_MODE=0600\n"
         "REDIS_URL=\n"
         "REDIS_HOST=\n"
         "REDIS_PORT=6379\n"

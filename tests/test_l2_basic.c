@@ -329,7 +329,7 @@ static void test_geometry_and_version(void **state) {
     /* Another layout version: rewrite the header's version field in the file. */
     tc__l2_seg seg;
     char err[512];
-    assert_int_equal(tc__l2_seg_open(name, NULL, 0, &seg, err, sizeof err), 0);
+    assert_int_equal(tc__l2_seg_open(name, NULL, NULL, 0, &seg, err, sizeof err), 0);
     uint32_t *ver = (uint32_t *)(seg.base + offsetof(tc__l2_hdr, layout_version));
     *ver = TC__L2_LAYOUT_VERSION + 1;
     expect_open_error(&o, TC_EVERSION, "layout version 2");

@@ -37,7 +37,7 @@ static void fill(fixture *f, const char *tag) {
         l2t_value(v, 40 + id % 150, id, id * 7);
         assert_int_equal(f->t->ops->set(f->t, &TC__KEY(k, l2t_key(k, sizeof k, id)), v, 40 + id % 150, TC_TTL_NONE, NULL), 0);
     }
-    assert_int_equal(tc__l2_seg_open(f->name, NULL, 0, &f->seg, err, sizeof err), 0);
+    assert_int_equal(tc__l2_seg_open(f->name, NULL, NULL, 0, &f->seg, err, sizeof err), 0);
 }
 
 static void done(fixture *f) {
@@ -74,7 +74,7 @@ static tc__l2_blk *blk_of(fixture *f, uint64_t id, uint32_t *shard, uint64_t *sl
     uint64_t h = tc__hash(k, kl);
     uint32_t si = tc__l2_shard_of(&f->seg, h);
     const tc__l2_blk *b = NULL;
-    assert_int_equal(tc__l2_lock(&f->seg, si, NULL), 0);
+    assert_int_equal(tc__l2_lock(&f->seg, si, 1000000000ull, NULL), 0);
     int64_t pos = tc__l2_index_find_locked(&f->seg, si, h, k, kl, &b);
     tc__l2_unlock(&f->seg, si);
     assert_true(pos >= 0);
@@ -229,7 +229,11 @@ static void test_cursor_scribble(void **state) {
     char k[32];
     uint8_t buf[256];
     size_t len;
-    assert_int_equal(l2t_get(f.t, k, l2t_key(k, sizeof k, 5), buf, sizeof buf, &len, NULL), TC_ECORRUPT);
+    /* The next locker finds the cursor outside the heap and rebuilds the shard before using
+     * it: the read is served from the rebuilt shard (the cursor was clamped to the heap's end,
+     * so every entry is still there). */
+    assert_int_equal(l2t_get(f.t, k, l2t_key(k, sizeof k, 5), buf, sizeof buf, &len, NULL), 0);
+    assert_true(l2t_value_ok(buf, len, 5));
     assert_true(sh->used <= f.seg.heap_bytes);
     (void)keep;
     int hits;
@@ -263,7 +267,7 @@ static void test_random_scribbles(void **state) {
         }
         read_all(&f, &hits);
         for (uint32_t si = 0; si < f.seg.nshards; si++) {
-            assert_int_equal(tc__l2_lock(&f.seg, si, NULL), 0);
+            assert_int_equal(tc__l2_lock(&f.seg, si, 1000000000ull, NULL), 0);
             tc__l2_repair_locked(&f.seg, si);
             tc__l2_unlock(&f.seg, si);
         }

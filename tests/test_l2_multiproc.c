@@ -10,6 +10,8 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -242,20 +244,24 @@ static void test_warm_restart_and_stats(void **state) {
 }
 
 /* A creator that dies before naming its segment leaves only a temporary file, which the next
- * creation removes; the name is created afresh. */
+ * creation removes (once it is older than the grace period and unlocked); the name is created
+ * afresh. */
 static void test_creator_death_leaves_no_segment(void **state) {
     (void)state;
     char name[64];
     l2t_name(name, sizeof name, "dead-creator");
     pid_t p = fork();
     if (p == 0) {
-        /* Simulate a creator killed mid-initialisation: a temporary file of a dead pid. */
+        /* Simulate a creator killed mid-initialisation: a temporary file of a dead pid, left a
+         * minute ago. */
         char tmp[256];
         snprintf(tmp, sizeof tmp, "/dev/shm/.tiercache-tmp.%ld.0.%s", (long)getpid(), name);
         FILE *f = fopen(tmp, "w");
         if (f == NULL) _exit(1);
         fputs("half-built", f);
         fclose(f);
+        struct timespec old[2] = {{time(NULL) - 60, 0}, {time(NULL) - 60, 0}};
+        if (utimensat(AT_FDCWD, tmp, old, 0) != 0) _exit(2);
         _exit(0);
     }
     assert_int_equal(l2t_wait(p), 0);

@@ -120,8 +120,8 @@ static void test_compaction_crash_loses_at_most_one(void **state) {
         pid_t p = fork();
         if (p == 0) {
             tc__l2_seg seg;
-            if (tc__l2_seg_open(name, NULL, 0, &seg, NULL, 0) != 0) _exit(1);
-            if (tc__l2_lock(&seg, 0, NULL) != 0) _exit(2);
+            if (tc__l2_seg_open(name, NULL, NULL, 0, &seg, NULL, 0) != 0) _exit(1);
+            if (tc__l2_lock(&seg, 0, 1000000000ull, NULL) != 0) _exit(2);
             atomic_store(&tc__l2_crash_at, cps[c]);
             tc__l2_compact_locked(&seg, 0);
             _exit(3);
