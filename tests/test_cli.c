@@ -744,12 +744,17 @@ static void test_shared_segment_commands(void **state) {
     assert_true(r.out_len > 0);
     tc_test_run_free(&r);
 
+    r = run_cli(env_l1, "shared", "repair", name, NULL);
+    assert_int_equal(r.status, 0);
+    assert_true(tc_test_contains(r.out, "consistent"));
+    tc_test_run_free(&r);
+
     r = run_cli(env_l1, "shared", "destroy", name, NULL);
     assert_int_equal(r.status, 0);
     tc_test_run_free(&r);
     /* gone: every subcommand says so */
-    const char *subs[] = {"destroy", "stats", "check"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *subs[] = {"destroy", "stats", "check", "repair"};
+    for (size_t i = 0; i < 4; i++) {
         r = run_cli(env_l1, "shared", subs[i], name, NULL);
         if (r.status != 2 || !tc_test_contains(r.err, "TC_ENOENT"))
             fail_msg("shared %s of a missing segment: %d %s", subs[i], r.status, r.err);

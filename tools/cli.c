@@ -63,6 +63,7 @@ static const char usage_text[] =
     "  shared list                    the segments on this host, one name per line\n"
     "  shared stats NAME              host-wide counters, size, policy, attached processes\n"
     "  shared check NAME              verify every invariant; exit 2 and the problems if any\n"
+    "  shared repair NAME             check, then rebuild every shard that had a problem\n"
     "  shared destroy NAME            remove the segment (attached processes keep their mapping)\n"
     "\n"
     "Benchmark\n"
@@ -1112,13 +1113,14 @@ static int cmd_bench(int argc, char **argv) {
 /* Entry point                                                              */
 /* ======================================================================== */
 
-/* shared list | stats NAME | check NAME | destroy NAME: the L2 segments on this host, by
- * name, without opening a cache (tc_shared_* of the public API). */
+/* shared list | stats NAME | check NAME | repair NAME | destroy NAME: the L2 segments on this
+ * host, by name, without opening a cache (tc_shared_* of the public API). */
 static int cmd_shared(int argc, char **argv) {
     const char *pos[2] = {NULL, NULL};
     int n = parse_args("shared", argc, argv, NULL, 0, pos, 2);
     if (n < 0) return EXIT_ERR;
-    if (n == 0) return usage_error("shared: missing list, stats NAME, check NAME or destroy NAME");
+    if (n == 0)
+        return usage_error("shared: missing list, stats NAME, check NAME, repair NAME or destroy NAME");
     const char *sub = pos[0], *name = pos[1];
     if (strcmp(sub, "list") == 0) {
         if (n != 1) return usage_error("shared list: unexpected argument '%s'", name);
@@ -1129,7 +1131,7 @@ static int cmd_shared(int argc, char **argv) {
         tc_free(names);
         return rc;
     }
-    if (strcmp(sub, "stats") && strcmp(sub, "check") && strcmp(sub, "destroy"))
+    if (strcmp(sub, "stats") && strcmp(sub, "check") && strcmp(sub, "repair") && strcmp(sub, "destroy"))
         return usage_error("shared: unknown subcommand '%s'", sub);
     if (n != 2) return usage_error("shared %s: missing NAME", sub);
     if (strcmp(sub, "stats") == 0) {
@@ -1143,16 +1145,17 @@ static int cmd_shared(int argc, char **argv) {
         print_tier_table(&st, 1);
         return write_stdout(NULL, 0);
     }
-    if (strcmp(sub, "check") == 0) {
+    if (strcmp(sub, "check") == 0 || strcmp(sub, "repair") == 0) {
         char report[16384] = "";
-        int r = tc_shared_check(name, report, sizeof report);
+        int r = strcmp(sub, "check") == 0 ? tc_shared_check(name, report, sizeof report)
+                                          : tc_shared_repair(name, report, sizeof report);
         if (r == 0) {
             fputs(report, stdout);
             return write_stdout(NULL, 0);
         }
         fputs(report, stderr);
         if (report[0] == '\0' || report[strlen(report) - 1] != '\n') fputc('\n', stderr);
-        errmsg("shared check %s: %s (%s)", name, tc_strerror(r), tc_err_name(r));
+        errmsg("shared %s %s: %s (%s)", sub, name, tc_strerror(r), tc_err_name(r));
         return EXIT_ERR;
     }
     int r = tc_shared_destroy(name);
