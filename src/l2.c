@@ -139,7 +139,9 @@ static int64_t ttl_left(const tc__l2_blk *b, uint64_t now) {
     return b->expire_ms > now ? (int64_t)(b->expire_ms - now) : 1;
 }
 
-/* Removes the LIVE block b referenced by index slot pos. */
+/* Removes the LIVE block b referenced by index slot pos. Counters that would go below zero
+ * were wrong (written by someone else): they stay at zero and the shard is flagged damaged,
+ * to be recounted by the next locker (or at once by a set's eviction loop). */
 static void remove_locked(tc__l2 *l2, uint32_t si, uint64_t pos, tc__l2_blk *b) {
     tc__l2_shard *sh = tc__l2_shard_at(&l2->seg, si);
     uint64_t sz = (uint64_t)b->size8 * 8u;
@@ -147,8 +149,10 @@ static void remove_locked(tc__l2 *l2, uint32_t si, uint64_t pos, tc__l2_blk *b) 
     TC__L2_ORDER();
     TC__L2_CRASHPOINT(TC__L2_CP_DEL_MARKED);
     tc__l2_index_delete_locked(&l2->seg, si, pos);
-    TC__L2_ST(sh->entries, TC__L2_LD(sh->entries) - 1);
-    TC__L2_ST(sh->live_bytes, TC__L2_LD(sh->live_bytes) - sz);
+    uint64_t n = TC__L2_LD(sh->entries), live = TC__L2_LD(sh->live_bytes);
+    if (__builtin_expect(n == 0 || live < sz, 0)) sh->damaged = 1;
+    TC__L2_ST(sh->entries, n ? n - 1 : 0);
+    TC__L2_ST(sh->live_bytes, live >= sz ? live - sz : 0);
 }
 
 /* The LIVE block of index slot pos, or NULL (shard flagged damaged). */
@@ -415,8 +419,12 @@ static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, i
             return TC_EFULL;
         }
         int e = evict_one_locked(l2, si, now, old_off);
-        if (e < 0) return corrupt_locked(l2, si, "eviction met a broken block");
+        if (e < 0 || sh->damaged) return corrupt_locked(l2, si, "eviction met a broken block or counter");
         if (e == 0) {
+            /* allkeys-*: an empty index while the counters say the shard is full means the
+             * counters are wrong (written by someone else): recount */
+            if (!is_volatile(l2->policy))
+                return corrupt_locked(l2, si, "the counters disagree with the index");
             tc__l2_unlock(&l2->seg, si);
             return TC_EFULL; /* volatile-*: no entry with a TTL to evict */
         }
