@@ -12,7 +12,9 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "l2_util.h"
 #include "util.h"
@@ -148,6 +150,65 @@ static void test_truncated_file(void **state) {
     assert_int_equal(tc_shared_destroy(f.name), 0);
 }
 
+/* Issue 8, item 7: a segment truncated while processes are attached. Pages past a file's end
+ * raise SIGBUS, so an attached process must stop touching the mapping: within
+ * TC__L2_SIZE_CHECK_MS it notices the new size and fails the tier (TC_EIO, logged once), and
+ * it keeps running. Run in a child, whose death by SIGBUS would fail the test. */
+static char trunc_log[1024];
+static void trunc_collect(void *ud, tc_log_level level, const char *msg) {
+    (void)ud;
+    (void)level;
+    if (trunc_log[0] == '\0') snprintf(trunc_log, sizeof trunc_log, "%s", msg);
+}
+
+static void test_truncated_segment_fails_the_tier_not_the_process(void **state) {
+    (void)state;
+    char name[64], path[256];
+    l2t_name(name, sizeof name, "shrunk");
+    snprintf(path, sizeof path, "/dev/shm/tiercache.%s", name);
+    pid_t p = fork();
+    assert_true(p >= 0);
+    if (p == 0) {
+        signal(SIGBUS, SIG_DFL); /* cmocka's handler would turn the death into a report */
+        tc__opts o;
+        l2t_opts(&o, name, 2000, 1 << 20, TC_POLICY_ALLKEYS_LRU);
+        o.log_fn = trunc_collect;
+        tc__tier *t = NULL;
+        char err[512], k[32];
+        uint8_t v[200];
+        if (tc__l2_open(&o, &t, err, sizeof err) != 0) _exit(1);
+        for (uint64_t id = 0; id < NKEYS; id++) {
+            l2t_value(v, 100, id, id);
+            if (t->ops->set(t, &TC__KEY(k, l2t_key(k, sizeof k, id)), v, 100, TC_TTL_NONE, NULL) != 0) _exit(2);
+        }
+        if (truncate(path, 8192) != 0) _exit(3); /* as `truncate -s 8k` by another process would */
+        struct timespec ts = {0, (TC__L2_SIZE_CHECK_MS + 20) * 1000000L};
+        nanosleep(&ts, NULL);
+        size_t len;
+        for (uint64_t id = 0; id < NKEYS; id++) {
+            size_t kl = l2t_key(k, sizeof k, id);
+            if (l2t_get(t, k, kl, v, sizeof v, &len, NULL) != TC_EIO) _exit(4);
+            if (t->ops->set(t, &TC__KEY(k, kl), v, 100, TC_TTL_NONE, NULL) != TC_EIO) _exit(5);
+            if (t->ops->del(t, &TC__KEY(k, kl)) != TC_EIO) _exit(6);
+        }
+        if (t->ops->clear(t) != TC_EIO) _exit(7);
+        tc_tier_stats st;
+        memset(&st, 0, sizeof st);
+        t->ops->stats(t, &st);
+        if (st.available) _exit(8);
+        if (strstr(trunc_log, "was truncated or extended to 8192 bytes") == NULL) _exit(9);
+        t->ops->close(t);
+        _exit(0);
+    }
+    int st = l2t_wait(p);
+    if (st != 0) fail_msg("the attached process %s %d", st > 128 ? "died of signal" : "failed with", st > 128 ? st - 128 : st);
+    /* the truncated file is refused by a new open, and removed by destroy */
+    char rep[512];
+    assert_int_equal(tc_shared_check(name, rep, sizeof rep), TC_ECORRUPT);
+    assert_non_null(strstr(rep, "8192 bytes on disk"));
+    assert_int_equal(tc_shared_destroy(name), 0);
+}
+
 static void test_value_scribble(void **state) {
     (void)state;
     fixture f;
@@ -281,6 +342,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_scribble),
         cmocka_unit_test(test_truncated_file),
+        cmocka_unit_test(test_truncated_segment_fails_the_tier_not_the_process),
         cmocka_unit_test(test_value_scribble),
         cmocka_unit_test(test_block_header_scribble),
         cmocka_unit_test(test_index_offset_scribble),

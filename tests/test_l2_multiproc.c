@@ -11,6 +11,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <time.h>
@@ -275,6 +278,67 @@ static void test_creator_death_leaves_no_segment(void **state) {
     assert_int_equal(tc_shared_destroy(name), 0);
 }
 
+/* The crash loop of issue 8, item 6: a creator killed during posix_fallocate leaves
+ * .tiercache-tmp.<pid>.0.<name>; a later process with the same pid (PID 1 in a container that
+ * keeps /dev/shm) must still be able to create the segment. Planted with this test's own pid:
+ * creation succeeds; the leftover is removed once it is older than the grace period and
+ * nobody holds its lock; a temporary file a live creator holds locked is left alone. */
+static void test_leftover_temporary_file_of_a_reused_pid_cannot_block_creation(void **state) {
+    (void)state;
+    char name[64], tmp[256], old_tmp[256], held[256];
+    l2t_name(name, sizeof name, "reused-pid");
+    snprintf(tmp, sizeof tmp, "/dev/shm/.tiercache-tmp.%ld.0.%s", (long)getpid(), name);
+    snprintf(old_tmp, sizeof old_tmp, "/dev/shm/.tiercache-tmp.%ld.1.%s", (long)getpid(), name);
+    snprintf(held, sizeof held, "/dev/shm/.tiercache-tmp.%ld.2.%s", (long)getpid(), name);
+    const char *const plant[] = {tmp, old_tmp, held};
+    for (int i = 0; i < 3; i++) {
+        int fd = open(plant[i], O_RDWR | O_CREAT | O_EXCL, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, 1 << 20), 0); /* half-reserved */
+        close(fd);
+    }
+    struct timespec old[2] = {{time(NULL) - 60, 0}, {time(NULL) - 60, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, old_tmp, old, 0), 0);
+    assert_int_equal(utimensat(AT_FDCWD, held, old, 0), 0);
+    /* a live creator holds its temporary file locked (here: a child that sleeps) */
+    int gate[2];
+    assert_int_equal(pipe(gate), 0);
+    pid_t p = fork();
+    if (p == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        int fd = open(held, O_RDWR);
+        if (fd < 0 || flock(fd, LOCK_EX) != 0) _exit(1);
+        char c = 'x';
+        if (write(gate[1], &c, 1) != 1) _exit(1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(gate[0], &c, 1), 1);
+
+    tc__tier *t = open_named(name); /* the old code failed here for good: TC_EIO */
+    assert_non_null(t);
+    assert_int_equal(access(old_tmp, F_OK), -1); /* old and unlocked: a dead creator's */
+    assert_int_equal(access(held, F_OK), 0);     /* locked: a live creator's */
+    assert_int_equal(access(tmp, F_OK), 0);      /* too recent to judge */
+    t->ops->close(t);
+    assert_int_equal(tc_shared_destroy(name), 0);
+    assert_non_null(t = open_named(name)); /* and again, with the leftover still there */
+    t->ops->close(t);
+    assert_int_equal(tc_shared_destroy(name), 0);
+
+    kill(p, SIGKILL);
+    l2t_wait(p);
+    close(gate[0]);
+    close(gate[1]);
+    /* the holder is gone: the next sweep (tc_shared_list sweeps too) removes its file */
+    char *names = NULL;
+    assert_int_equal(tc_shared_list(&names, NULL), 0);
+    tc_free(names);
+    assert_int_equal(access(held, F_OK), -1);
+    assert_int_equal(unlink(tmp), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_racing_creation),
@@ -282,6 +346,7 @@ int main(void) {
         cmocka_unit_test(test_ttl_across_processes),
         cmocka_unit_test(test_warm_restart_and_stats),
         cmocka_unit_test(test_creator_death_leaves_no_segment),
+        cmocka_unit_test(test_leftover_temporary_file_of_a_reused_pid_cannot_block_creation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
