@@ -23,8 +23,8 @@
  * No operation waits for ever on another process. A shard lock is waited for at most
  * CACHE_SHARED_LOCK_TIMEOUT; past it the operation fails with TC_ETIMEDOUT (a tier failure:
  * the orchestrator reads or writes the next tier) and the shard is marked stalled in this
- * handle, so that later operations on it wait only TC__L2_LOCK_MIN_WAIT_NS until the lock is
- * free again (a stopped holder costs one full timeout per handle, not one per operation).
+ * handle: while the same holder keeps the lock, later operations on it only try the lock (a
+ * stopped holder costs one full timeout per handle, not one per operation).
  * Every TC__L2_SIZE_CHECK_MS a handle checks that the segment's file still has its size: a
  * truncated segment fails the tier (TC_EIO) instead of killing the process with SIGBUS.
  */
@@ -183,9 +183,9 @@ static int segment_ok(tc__l2 *l2, uint64_t now) {
     return TC_EIO;
 }
 
-/* Takes the shard lock, waiting at most wait_ns -- or only the minimum wait while the holder
- * that made the last wait on this shard time out still holds it (a stopped process then
- * costs one full timeout per handle, not one per operation). Logs a repair, the first timeout
+/* Takes the shard lock, waiting at most wait_ns -- or only trying it while the holder that
+ * made the last wait on this shard time out still holds it (a stopped process then costs one
+ * full timeout per handle, not one per operation). Logs a repair, the first timeout
  * of a stall and its end. *how (may be NULL): TC__L2_LOCK_* flags. */
 static int lock_shard(tc__l2 *l2, uint32_t si, uint64_t wait_ns, int *how) {
     int fl = 0;
@@ -519,10 +519,13 @@ static int l2_del(tc__tier *t, const tc__key *k) {
     return 0;
 }
 
-/* What is left of a call's lock-wait budget (it ends at deadline_ns). */
+/* What is left of a call's lock-wait budget (it ends at deadline_ns), but at least the
+ * minimum wait: once one stopped holder has spent the budget, the other shards' locks are
+ * still waited for long enough to ride out ordinary contention. */
 static uint64_t budget_left(uint64_t deadline_ns) {
     uint64_t now = tc__now_ns();
-    return deadline_ns > now ? deadline_ns - now : 0;
+    uint64_t left = deadline_ns > now ? deadline_ns - now : 0;
+    return left > TC__L2_LOCK_MIN_WAIT_NS ? left : TC__L2_LOCK_MIN_WAIT_NS;
 }
 
 /* Empties every shard, one at a time. The call's lock waits share one

@@ -50,6 +50,7 @@
 
 _Atomic int tc__l2_crash_at;
 _Atomic int tc__l2_crash_signal = SIGKILL;
+_Atomic unsigned tc__l2_admin_wait_ms = TC__L2_ADMIN_WAIT_MS;
 
 void tc__l2_crash(void) {
     raise(atomic_load(&tc__l2_crash_signal));
@@ -762,7 +763,7 @@ static int lock_raw(const tc__l2_seg *s, uint32_t i, uint64_t wait_ns, int *how)
     int rc = pthread_mutex_trylock(&sh->lock);
     if (rc == EBUSY) {
         *how |= TC__L2_LOCK_WAITED;
-        rc = mutex_wait(&sh->lock, wait_ns > TC__L2_LOCK_MIN_WAIT_NS ? wait_ns : TC__L2_LOCK_MIN_WAIT_NS);
+        rc = wait_ns ? mutex_wait(&sh->lock, wait_ns) : ETIMEDOUT;
         if (rc == ETIMEDOUT) return TC_ETIMEDOUT;
     }
     if (rc == EOWNERDEAD) {
@@ -1287,7 +1288,7 @@ TC_EXPORT int tc_shared_stats(const char *name, tc_tier_stats *out, char *errbuf
 }
 
 /* Checks (repair 0) or rebuilds (repair 1) every shard of segment name, one lock at a time.
- * Locks are waited for TC__L2_ADMIN_WAIT_MS in all; a shard whose lock stays held is reported
+ * Locks are waited for TC__L2_ADMIN_WAIT_MS in all (each at least TC__L2_LOCK_MIN_WAIT_NS); a shard whose lock stays held is reported
  * (with the holder's thread id) and skipped. Work: O(heap_bytes + index_slots) per shard. Returns 0, TC_ECORRUPT (problems found and, for a check, left in
  * place), TC_ETIMEDOUT (some shard could not be locked, nothing else found), TC_EIO (the file
  * changed size), or the errors of opening. */
@@ -1301,7 +1302,8 @@ static int check_or_repair(const char *name, int repair, char *report_buf, size_
     /* One budget of lock waiting for the whole call (each lock still gets the minimum wait),
      * so that a segment whose every lock is held costs about TC__L2_ADMIN_WAIT_MS plus
      * nshards x TC__L2_LOCK_MIN_WAIT_NS, not nshards times the budget. */
-    uint64_t deadline = tc__now_ns() + TC__L2_ADMIN_WAIT_MS * 1000000ull;
+    unsigned budget_ms = atomic_load(&tc__l2_admin_wait_ms);
+    uint64_t deadline = tc__now_ns() + budget_ms * 1000000ull;
     for (uint32_t i = 0; i < seg.nshards; i++) {
         r.len = report_buf ? strlen(report_buf) : 0;
         if (tc__l2_seg_size_ok(&seg, NULL, 0) != 0) {
@@ -1311,11 +1313,12 @@ static int check_or_repair(const char *name, int repair, char *report_buf, size_
         }
         int how = 0;
         uint64_t now = tc__now_ns();
-        rc = lock_raw(&seg, i, deadline > now ? deadline - now : 0, &how);
+        uint64_t left = deadline > now ? deadline - now : 0;
+        rc = lock_raw(&seg, i, left > TC__L2_LOCK_MIN_WAIT_NS ? left : TC__L2_LOCK_MIN_WAIT_NS, &how);
         if (rc == TC_ETIMEDOUT) {
             rep_add(&r, "shard %u: lock held for more than %u ms by thread %ld (a stopped or hung "
                         "process?); not %s\n",
-                    i, (unsigned)TC__L2_ADMIN_WAIT_MS, tc__l2_lock_holder(&seg, i),
+                    i, budget_ms, tc__l2_lock_holder(&seg, i),
                     repair ? "repaired" : "checked");
             locked_out++;
             continue;

@@ -44,9 +44,10 @@
 #define TC__L2_SHARD_TARGET (4u << 20) /* aim for heaps of about 4 MiB: bounds repair/compaction */
 #define TC__L2_TMP_PREFIX ".tiercache-tmp." /* a creator's temporary file: see create_segment() */
 #define TC__L2_TMP_GRACE_S 2     /* an unlocked temporary file this old is a dead creator's */
-#define TC__L2_LOCK_MIN_WAIT_NS 1000000ull /* a lock is always waited for at least 1 ms */
+#define TC__L2_LOCK_MIN_WAIT_NS 1000000ull /* a call over many shards waits at least this for
+                                              each lock, even when its budget is spent */
 #define TC__L2_SIZE_CHECK_MS 10  /* how often a handle re-checks the segment's file size */
-#define TC__L2_ADMIN_WAIT_MS 1000u /* check and repair wait this long for each shard lock */
+#define TC__L2_ADMIN_WAIT_MS 1000u /* check and repair wait this long for shard locks, in all */
 
 /* ------------------------------------------------------------------------ */
 /* Segment header                                                           */
@@ -266,6 +267,9 @@ static inline uint64_t tc__l2_hash_home(uint64_t hash, uint64_t mask) { return (
  * 0 (the default) disables every point. */
 extern _Atomic int tc__l2_crash_at;
 extern _Atomic int tc__l2_crash_signal;
+/* The lock-wait budget of tc_shared_check/repair, TC__L2_ADMIN_WAIT_MS; the fuzz target
+ * shortens it. */
+extern _Atomic unsigned tc__l2_admin_wait_ms;
 void tc__l2_crash(void);
 #define TC__L2_CRASHPOINT(n)                                                                \
     do {                                                                                    \
@@ -329,8 +333,7 @@ void tc__l2_sweep_tmp(void);
 #define TC__L2_LOCK_REPAIRED 1 /* the shard was rebuilt before use */
 #define TC__L2_LOCK_WAITED 2   /* the lock was busy: the caller's clock reading is stale */
 
-/* Locks shard i, waiting at most wait_ns (but at least TC__L2_LOCK_MIN_WAIT_NS) for a holder,
- * then checks the shard's writable header against the segment's geometry. The shard is
+/* Locks shard i, waiting at most wait_ns for a holder (0: only a try), then checks the shard's writable header against the segment's geometry. The shard is
  * rebuilt before use (tc__l2_repair_locked) when its last owner died holding the lock, an op
  * flagged it damaged, or a field is outside what the geometry allows. how (may be NULL)
  * receives TC__L2_LOCK_* flags. Returns 0 (locked), TC_ETIMEDOUT (held by another process

@@ -269,9 +269,9 @@ static void test_shared_check_is_bounded_with_a_stopped_holder(void **state) {
     uint64_t t0 = tc__now_ns();
     assert_int_equal(tc_shared_check(name, rep, sizeof rep), TC_ETIMEDOUT);
     uint64_t el = ms_since(t0);
-    if (el + 1 < TC__L2_ADMIN_WAIT_MS || el > TC__L2_ADMIN_WAIT_MS + SLACK_MS)
+    if (el + 1 < tc__l2_admin_wait_ms || el > tc__l2_admin_wait_ms + SLACK_MS)
         fail_msg("check took %llu ms", (unsigned long long)el);
-    snprintf(want, sizeof want, "shard 0: lock held for more than %u ms by thread %d", TC__L2_ADMIN_WAIT_MS, (int)h);
+    snprintf(want, sizeof want, "shard 0: lock held for more than %u ms by thread %d", tc__l2_admin_wait_ms, (int)h);
     if (strstr(rep, want) == NULL) fail_msg("report lacks \"%s\":\n%s", want, rep);
     assert_int_equal(tc_shared_repair(name, rep, sizeof rep), TC_ETIMEDOUT);
     assert_non_null(strstr(rep, "not repaired"));
