@@ -170,10 +170,20 @@ static tc__l2_blk *slot_blk_locked(tc__l2 *l2, uint32_t si, uint64_t slot) {
 /* 0 while the segment's file keeps its size; TC_EIO once it changed (then for good: nothing
  * in the mapping is touched again, since pages past a file's end raise SIGBUS). now is the
  * caller's coarse clock; the fstat() runs once per TC__L2_SIZE_CHECK_MS per handle. */
-static int segment_ok(tc__l2 *l2, uint64_t now) {
+static int segment_check(tc__l2 *l2, uint64_t now);
+
+static inline int segment_ok(tc__l2 *l2, uint64_t now) {
+    if (__builtin_expect(now < atomic_load_explicit(&l2->size_check_ms, memory_order_relaxed) &&
+                             !atomic_load_explicit(&l2->gone, memory_order_relaxed),
+                         1))
+        return 0;
+    return segment_check(l2, now);
+}
+
+static __attribute__((noinline)) int segment_check(tc__l2 *l2, uint64_t now) {
     if (atomic_load_explicit(&l2->gone, memory_order_relaxed)) return TC_EIO;
     uint64_t due = atomic_load_explicit(&l2->size_check_ms, memory_order_relaxed);
-    if (__builtin_expect(now < due, 1)) return 0;
+    if (now < due) return 0;
     if (!atomic_compare_exchange_strong(&l2->size_check_ms, &due, now + TC__L2_SIZE_CHECK_MS))
         return 0; /* another thread checks */
     char msg[512];
@@ -183,19 +193,10 @@ static int segment_ok(tc__l2 *l2, uint64_t now) {
     return TC_EIO;
 }
 
-/* Takes the shard lock, waiting at most wait_ns -- or only trying it while the holder that
- * made the last wait on this shard time out still holds it (a stopped process then costs one
- * full timeout per handle, not one per operation). Logs a repair, the first timeout
- * of a stall and its end. *how (may be NULL): TC__L2_LOCK_* flags. */
-static int lock_shard(tc__l2 *l2, uint32_t si, uint64_t wait_ns, int *how) {
-    int fl = 0;
-    int32_t stalled = atomic_load_explicit(&l2->stalled[si], memory_order_relaxed);
-    if (__builtin_expect(stalled != 0, 0)) {
-        long holder = tc__l2_lock_holder(&l2->seg, si);
-        if (holder != 0 && (holder == stalled || stalled == -1)) wait_ns = 0;
-    }
-    int rc = tc__l2_lock(&l2->seg, si, wait_ns, &fl);
-    if (how) *how = fl;
+/* After tc__l2_lock() on shard si returned rc with flags fl, in a lock_shard() call that found
+ * the shard marked stalled (holder thread id, or 0): marks or clears the stall and logs what
+ * is worth logging. Returns rc. */
+static int lock_after(tc__l2 *l2, uint32_t si, int rc, int fl, int32_t stalled, uint64_t wait_ns) {
     if (rc == TC_ETIMEDOUT) {
         long holder = tc__l2_lock_holder(&l2->seg, si);
         if (atomic_exchange(&l2->stalled[si], holder > 0 ? (int32_t)holder : -1) == 0)
@@ -211,15 +212,42 @@ static int lock_shard(tc__l2 *l2, uint32_t si, uint64_t wait_ns, int *how) {
                 "L2 '%s': shard %u lock is damaged or unrecoverable", l2->seg.name, si);
         return rc;
     }
-    if (__builtin_expect(stalled != 0, 0) && atomic_exchange(&l2->stalled[si], 0) != 0)
+    if (stalled != 0 && atomic_exchange(&l2->stalled[si], 0) != 0)
         tc__log(l2->log_fn, l2->log_ud, TC_LOG_INFO, "L2 '%s': shard %u lock released again",
                 l2->seg.name, si);
     if (fl & TC__L2_LOCK_REPAIRED)
         tc__log(l2->log_fn, l2->log_ud, TC_LOG_WARN,
-                "L2 '%s': shard %u rebuilt (a process died holding it, or its header or data was "
-                "damaged)",
+                "L2 '%s': shard %u rebuilt (a process died holding it, or it was found damaged)",
                 l2->seg.name, si);
     return 0;
+}
+
+/* Takes the shard lock, waiting at most wait_ns -- or only trying it while the holder that
+ * made the last wait on this shard time out still holds it (a stopped process then costs one
+ * full timeout per handle, not one per operation). Logs a repair, the first timeout of a
+ * stall and its end. *how (may be NULL): TC__L2_LOCK_* flags. The uncontended path is the
+ * stall load, the type-word compare and the trylock. */
+static inline int lock_shard(tc__l2 *l2, uint32_t si, uint64_t wait_ns, int *how) {
+    int32_t stalled = atomic_load_explicit(&l2->stalled[si], memory_order_relaxed);
+    if (__builtin_expect(stalled != 0, 0)) {
+        long holder = tc__l2_lock_holder(&l2->seg, si);
+        if (holder != 0 && (holder == stalled || stalled == -1)) wait_ns = 0;
+    }
+    int fl;
+    int rc = tc__l2_lock(&l2->seg, si, wait_ns, &fl);
+    if (how) *how = fl;
+    if (__builtin_expect(rc == 0 && fl == 0 && stalled == 0, 1)) return 0;
+    return lock_after(l2, si, rc, fl, stalled, wait_ns);
+}
+
+/* The check a set makes before it uses the shard's counters (after lock_shard): a shard header
+ * outside what the geometry allows is rebuilt first. */
+static void sane_or_rebuild_locked(tc__l2 *l2, uint32_t si) {
+    if (__builtin_expect(tc__l2_shard_sane_locked(&l2->seg, si), 1)) return;
+    tc__l2_repair_locked(&l2->seg, si);
+    tc__log(l2->log_fn, l2->log_ud, TC_LOG_WARN,
+            "L2 '%s': shard %u had counters or limits outside the segment's geometry; rebuilt",
+            l2->seg.name, si);
 }
 
 /* Called with the lock held after an op found a broken invariant: rebuilds the shard now so
@@ -377,15 +405,18 @@ static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, i
     uint64_t max_entries = tc__l2_share_entries(&l2->seg, si);
     uint64_t max_bytes = tc__l2_share_bytes(&l2->seg, si);
     if (need > max_bytes) return TC_ETOOLARGE;
-    int rc = segment_ok(l2, tc__now_ms());
+    uint64_t now = tc__now_ms();
+    int rc = segment_ok(l2, now);
     if (rc) return rc;
-    rc = lock_shard(l2, si, l2->lock_wait_ns, NULL);
+    int how;
+    rc = lock_shard(l2, si, l2->lock_wait_ns, &how);
     if (rc) return rc;
     if (!tc__fence_ok(fence)) {
         tc__l2_unlock(&l2->seg, si);
         return 0;
     }
-    uint64_t now = tc__now_ms();
+    sane_or_rebuild_locked(l2, si);
+    if (how) now = tc__now_ms(); /* waited, or repaired: the clock moved */
     uint64_t expire = 0;
     if (ttl_ms == TC__TTL_DEFAULT)
         expire = l2->default_ttl_ms ? now + l2->default_ttl_ms : 0;

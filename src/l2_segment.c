@@ -696,23 +696,28 @@ static void write_hole(uint8_t *heap, uint64_t off, uint64_t len) {
  * protocol (priority inheritance, recursion) over memory anyone with write access controls,
  * where glibc may assert; so the type is compared before the mutex is used. */
 #ifdef __GLIBC__
-static int mutex_kind_expected = -1;
+static _Atomic int mutex_kind_expected = -2; /* -2: not known yet; -1: unknown, not compared */
 static pthread_once_t mutex_kind_once = PTHREAD_ONCE_INIT;
 static void mutex_kind_init(void) {
     pthread_mutex_t m;
+    int k = -1;
     if (init_shard_lock(&m) == 0) {
-        mutex_kind_expected = m.__data.__kind;
+        k = m.__data.__kind;
         pthread_mutex_destroy(&m);
     }
+    atomic_store(&mutex_kind_expected, k);
 }
-static int mutex_kind_ok(const pthread_mutex_t *m) {
-    pthread_once(&mutex_kind_once, mutex_kind_init);
-    return mutex_kind_expected == -1 ||
-           atomic_load_explicit((const _Atomic int *)&m->__data.__kind, memory_order_relaxed) ==
-               mutex_kind_expected;
+static inline int mutex_kind_ok(const pthread_mutex_t *m) {
+    int want = atomic_load_explicit(&mutex_kind_expected, memory_order_relaxed);
+    if (__builtin_expect(want == -2, 0)) {
+        pthread_once(&mutex_kind_once, mutex_kind_init);
+        want = atomic_load(&mutex_kind_expected);
+    }
+    return want == -1 ||
+           atomic_load_explicit((const _Atomic int *)&m->__data.__kind, memory_order_relaxed) == want;
 }
 #else
-static int mutex_kind_ok(const pthread_mutex_t *m) { return 1; }
+static inline int mutex_kind_ok(const pthread_mutex_t *m) { return 1; }
 #endif
 
 long tc__l2_lock_holder(const tc__l2_seg *s, uint32_t i) {
@@ -755,12 +760,10 @@ int tc__l2_shard_sane_locked(const tc__l2_seg *s, uint32_t i) {
 
 /* The lock alone: repairs only what it must (a holder that died: the shard is in an unknown
  * state and the mutex must be marked consistent). The checker uses it to see the shard as it
- * is; everyone else goes through tc__l2_lock(). */
-static int lock_raw(const tc__l2_seg *s, uint32_t i, uint64_t wait_ns, int *how) {
+ * is; everyone else goes through tc__l2_lock(). The uncontended path is one type-word compare
+ * and one trylock. */
+static int lock_contended(const tc__l2_seg *s, uint32_t i, int rc, uint64_t wait_ns, int *how) {
     tc__l2_shard *sh = tc__l2_shard_at(s, i);
-    *how = 0;
-    if (!mutex_kind_ok(&sh->lock)) return TC_ECORRUPT;
-    int rc = pthread_mutex_trylock(&sh->lock);
     if (rc == EBUSY) {
         *how |= TC__L2_LOCK_WAITED;
         rc = wait_ns ? mutex_wait(&sh->lock, wait_ns) : ETIMEDOUT;
@@ -770,20 +773,24 @@ static int lock_raw(const tc__l2_seg *s, uint32_t i, uint64_t wait_ns, int *how)
         tc__l2_repair_locked(s, i);
         pthread_mutex_consistent(&sh->lock);
         *how |= TC__L2_LOCK_REPAIRED;
-    } else if (rc != 0) {
-        return TC_ECORRUPT;
+        return 0;
     }
-    return 0;
+    return rc == 0 ? 0 : TC_ECORRUPT;
+}
+
+static inline int lock_raw(const tc__l2_seg *s, uint32_t i, uint64_t wait_ns, int *how) {
+    tc__l2_shard *sh = tc__l2_shard_at(s, i);
+    *how = 0;
+    if (__builtin_expect(!mutex_kind_ok(&sh->lock), 0)) return TC_ECORRUPT;
+    int rc = pthread_mutex_trylock(&sh->lock);
+    return __builtin_expect(rc == 0, 1) ? 0 : lock_contended(s, i, rc, wait_ns, how);
 }
 
 int tc__l2_lock(const tc__l2_seg *s, uint32_t i, uint64_t wait_ns, int *how) {
-    int fl = 0;
+    int fl;
     int rc = lock_raw(s, i, wait_ns, &fl);
-    if (rc == 0) {
-        /* Everything the shard header says is checked against the geometry before any of it
-         * is used (the header is writable by every process that maps the segment). */
-        tc__l2_shard *sh = tc__l2_shard_at(s, i);
-        if (sh->damaged || !tc__l2_shard_sane_locked(s, i)) {
+    if (__builtin_expect(rc == 0, 1)) {
+        if (__builtin_expect(tc__l2_shard_at(s, i)->damaged != 0, 0)) {
             tc__l2_repair_locked(s, i);
             fl |= TC__L2_LOCK_REPAIRED;
         }

@@ -333,12 +333,13 @@ void tc__l2_sweep_tmp(void);
 #define TC__L2_LOCK_REPAIRED 1 /* the shard was rebuilt before use */
 #define TC__L2_LOCK_WAITED 2   /* the lock was busy: the caller's clock reading is stale */
 
-/* Locks shard i, waiting at most wait_ns for a holder (0: only a try), then checks the shard's writable header against the segment's geometry. The shard is
- * rebuilt before use (tc__l2_repair_locked) when its last owner died holding the lock, an op
- * flagged it damaged, or a field is outside what the geometry allows. how (may be NULL)
- * receives TC__L2_LOCK_* flags. Returns 0 (locked), TC_ETIMEDOUT (held by another process
- * for the whole wait: a stopped or hung process), or TC_ECORRUPT (the lock itself is
- * damaged or unrecoverable). Never blocks longer than the wait plus one repair. */
+/* Locks shard i, waiting at most wait_ns for a holder (0: only a try). The shard is rebuilt
+ * before use (tc__l2_repair_locked) when its last owner died holding the lock or an op flagged
+ * it damaged; an operation that uses the shard's counters checks them first with
+ * tc__l2_shard_sane_locked(). how (may be NULL) receives TC__L2_LOCK_* flags. Returns 0
+ * (locked), TC_ETIMEDOUT (held by another process for the whole wait: a stopped or hung
+ * process), or TC_ECORRUPT (the lock itself is damaged or unrecoverable). Never blocks longer
+ * than the wait plus one repair. */
 int tc__l2_lock(const tc__l2_seg *s, uint32_t i, uint64_t wait_ns, int *how);
 void tc__l2_unlock(const tc__l2_seg *s, uint32_t i);
 
