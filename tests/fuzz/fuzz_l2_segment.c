@@ -35,11 +35,12 @@
  * consistent and within the shard's share of the limits.
  *
  * Runs: `make test` runs it for TC_FUZZ_SECONDS (default 10) over its seed corpus
- * (tests/corpus/fuzz_l2_segment: the reproducers of the tampered max_entries, which spun for
- * ever in the index insert, and of the tampered max_bytes, which wrote past the heap). A longer
- * run: `cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DTC_FUZZ=ON
- * -DTC_SANITIZE=address,undefined && cmake --build build-fuzz --target fuzzers && mkdir -p /tmp/c &&
- * build-fuzz/fuzz_l2_segment -max_total_time=3600 -timeout=10 /tmp/c tests/corpus/fuzz_l2_segment`.
+ * (tests/fuzz/corpus/l2_segment: the reproducers of the tampered max_entries, which spun for
+ * ever in the index insert, and of the tampered max_bytes, which wrote past the heap, named
+ * repro-max-entries and repro-max-bytes; a wrapping compaction intent; forged block headers;
+ * lock words; a plain workload). A longer run: `make test-fuzz FUZZ_SECONDS=3600`, or by hand
+ * after it, `build-fuzz/fuzz_l2_segment -max_total_time=3600 -timeout=10
+ * build-fuzz/fuzz-corpus/l2_segment tests/fuzz/corpus/l2_segment`.
  */
 #include <signal.h>
 #include <stdlib.h>
