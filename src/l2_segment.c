@@ -729,22 +729,35 @@ long tc__l2_lock_holder(const tc__l2_seg *s, uint32_t i) {
 #endif
 }
 
-/* Waits for a busy mutex until wait_ns from now on CLOCK_MONOTONIC (a wall-clock step cannot
- * stretch the wait). ThreadSanitizer knows pthread_mutex_timedlock but not clocklock; its
- * builds wait on CLOCK_REALTIME. */
-static int mutex_wait(pthread_mutex_t *m, uint64_t wait_ns) {
-    struct timespec ts;
 #if defined(__SANITIZE_THREAD__)
-    clock_gettime(CLOCK_REALTIME, &ts);
-#else
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+#define TC__L2_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TC__L2_TSAN 1
 #endif
+#endif
+
+/* Waits for a busy mutex until wait_ns from now on CLOCK_MONOTONIC (a wall-clock step cannot
+ * stretch the wait). Returns what the lock call returned (0, EOWNERDEAD, ETIMEDOUT, ...).
+ * ThreadSanitizer intercepts neither clocklock nor an EOWNERDEAD from timedlock (it would
+ * then see the unlock of a mutex it never saw locked), so its builds poll trylock, which it
+ * does understand, every 100 us until the deadline. */
+static int mutex_wait(pthread_mutex_t *m, uint64_t wait_ns) {
+#ifdef TC__L2_TSAN
+    uint64_t deadline = tc__now_ns() + wait_ns;
+    for (;;) {
+        int rc = pthread_mutex_trylock(m);
+        if (rc != EBUSY) return rc;
+        if (tc__now_ns() >= deadline) return ETIMEDOUT;
+        struct timespec nap = {0, 100000};
+        nanosleep(&nap, NULL);
+    }
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t ns = (uint64_t)ts.tv_nsec + wait_ns;
     ts.tv_sec += (time_t)(ns / 1000000000u);
     ts.tv_nsec = (long)(ns % 1000000000u);
-#if defined(__SANITIZE_THREAD__)
-    return pthread_mutex_timedlock(m, &ts);
-#else
     return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
 #endif
 }
