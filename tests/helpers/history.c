@@ -84,6 +84,11 @@ static int is_token(const char *s, size_t n) {
 
 static int is_dash(const char *s, size_t n) { return n == 1 && s[0] == '-'; }
 
+/* qsort, which may not be given a NULL array even when it is empty. */
+static void sort_(void *a, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
+    if (n > 1) qsort(a, n, size, cmp);
+}
+
 static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...) {
     if (err == NULL || errlen == 0) return;
@@ -569,7 +574,7 @@ int tc_hist_load_dir(tc_hist *h, const char *dir, char *err, size_t errlen) {
     }
     closedir(d);
     if (rc != 0) errf(err, errlen, "%s: out of memory", dir);
-    if (n > 1) qsort(names, n, sizeof *names, cmp_str);
+    sort_(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         if (rc == 0) rc = tc_hist_load_file(h, names[i], err, errlen);
         free(names[i]);
@@ -649,6 +654,10 @@ static int is_write(int op) { return op != TC_HIST_OP_GET; }
  * reason in msg, or -ENOMEM. O(n log n). */
 static int build_ops(ck *c, char *msg, size_t msglen) {
     tc_hist *h = c->h;
+    if (h->ninv >= NONE || h->ncmp >= NONE) {
+        errf(msg, msglen, "more than 2^32 - 2 operations");
+        return -EINVAL;
+    }
     c->nops = h->ninv;
     c->ops = calloc(h->ninv ? h->ninv : 1, sizeof *c->ops);
     pkey *ki = malloc((h->ninv ? h->ninv : 1) * sizeof *ki);
@@ -677,8 +686,8 @@ static int build_ops(ck *c, char *msg, size_t msglen) {
         ki[i] = (pkey){r->proc, (uint32_t)i, r->seq};
     }
     for (size_t i = 0; i < h->ncmp; i++) kc[i] = (pkey){h->cmp[i].proc, (uint32_t)i, h->cmp[i].seq};
-    qsort(ki, h->ninv, sizeof *ki, cmp_pkey);
-    qsort(kc, h->ncmp, sizeof *kc, cmp_pkey);
+    sort_(ki, h->ninv, sizeof *ki, cmp_pkey);
+    sort_(kc, h->ncmp, sizeof *kc, cmp_pkey);
     for (size_t i = 1; i < h->ninv; i++) {
         if (ki[i].proc == ki[i - 1].proc && ki[i].seq == ki[i - 1].seq) {
             const rec_i *a = &h->inv[ki[i - 1].idx], *b = &h->inv[ki[i].idx];
@@ -694,19 +703,19 @@ static int build_ops(ck *c, char *msg, size_t msglen) {
     for (size_t i = 0; i < h->ncmp; i++) {
         const rec_c *cr = &h->cmp[kc[i].idx];
         char l1[320], l2[320];
-        loc(h, cr->file, cr->line, l1, sizeof l1);
         while (j < h->ninv && (ki[j].proc < kc[i].proc || (ki[j].proc == kc[i].proc && ki[j].seq < kc[i].seq)))
             j++;
         if (j == h->ninv || ki[j].proc != kc[i].proc || ki[j].seq != kc[i].seq) {
-            errf(msg, msglen, "%s: completion of %s #%llu without its invoke", l1, st_str(&h->st, cr->proc),
-                 (unsigned long long)cr->seq);
+            errf(msg, msglen, "%s: completion of %s #%llu without its invoke", loc(h, cr->file, cr->line, l1, sizeof l1),
+                 st_str(&h->st, cr->proc), (unsigned long long)cr->seq);
             rc = -EINVAL;
             goto out;
         }
         hop *o = &c->ops[ki[j].idx];
         if (o->res != RES_NONE) {
-            errf(msg, msglen, "%s: operation %s #%llu completed twice (also at %s)", l1, st_str(&h->st, cr->proc),
-                 (unsigned long long)cr->seq, loc(h, o->cfile, o->cline, l2, sizeof l2));
+            errf(msg, msglen, "%s: operation %s #%llu completed twice (also at %s)",
+                 loc(h, cr->file, cr->line, l1, sizeof l1), st_str(&h->st, cr->proc), (unsigned long long)cr->seq,
+                 loc(h, o->cfile, o->cline, l2, sizeof l2));
             rc = -EINVAL;
             goto out;
         }
@@ -720,8 +729,8 @@ static int build_ops(ck *c, char *msg, size_t msglen) {
         else if (cr->res == TC_HIST_RES_OK && o->op != TC_HIST_OP_GET && cr->value != NONE)
             bad = "a write's completion carries no value";
         if (bad != NULL) {
-            errf(msg, msglen, "%s: %s #%llu (%s): %s", l1, st_str(&h->st, cr->proc), (unsigned long long)cr->seq,
-                 op_names[o->op], bad);
+            errf(msg, msglen, "%s: %s #%llu (%s): %s", loc(h, cr->file, cr->line, l1, sizeof l1),
+                 st_str(&h->st, cr->proc), (unsigned long long)cr->seq, op_names[o->op], bad);
             rc = -EINVAL;
             goto out;
         }
@@ -848,7 +857,7 @@ static int build_indexes(ck *c, char *msg, size_t msglen) {
     if (sk == NULL) return -ENOMEM;
     for (uint32_t id = 0; id < h->st.n; id++)
         if (c->key_ix[id] != NONE) sk[c->key_ix[id]] = (skey){st_str(&h->st, id), h->st.info[id].len, c->key_ix[id]};
-    qsort(sk, c->nkeys, sizeof *sk, cmp_skey);
+    sort_(sk, c->nkeys, sizeof *sk, cmp_skey);
     int rc = 0;
     for (size_t i = 0; i < c->nops && rc == 0; i++) {
         const hop *o = &c->ops[i];
@@ -885,9 +894,9 @@ static int build_indexes(ck *c, char *msg, size_t msglen) {
         c->byproc[i] = c->all[i];
         c->byproc[i].group = c->ops[c->all[i].op].proc;
     }
-    qsort(c->all, c->nw, sizeof *c->all, cmp_went);
-    qsort(c->byhost, c->nw, sizeof *c->byhost, cmp_went);
-    qsort(c->byproc, c->nw, sizeof *c->byproc, cmp_went);
+    sort_(c->all, c->nw, sizeof *c->all, cmp_went);
+    sort_(c->byhost, c->nw, sizeof *c->byhost, cmp_went);
+    sort_(c->byproc, c->nw, sizeof *c->byproc, cmp_went);
     suffix_min(c->all, c->nw, c->ops);
     suffix_min(c->byhost, c->nw, c->ops);
     suffix_min(c->byproc, c->nw, c->ops);
@@ -1116,7 +1125,7 @@ static int check_strict(ck *c) {
             rd[nr++] = (sread){c->key_ix[o->key], c->host_ix[o->host], o->start, (uint32_t)i};
         if (o->op == TC_HIST_OP_SET) sseg[c->key_ix[o->key] + 1]++;
     }
-    qsort(rd, nr, sizeof *rd, cmp_sread);
+    sort_(rd, nr, sizeof *rd, cmp_sread);
     for (size_t i = 0; i < nr; i++) rseg[rd[i].key + 1]++;
     for (uint32_t k = 0; k < c->nkeys; k++) sseg[k + 1] += sseg[k], rseg[k + 1] += rseg[k];
     memcpy(fill, sseg, ((size_t)c->nkeys + 1) * sizeof *fill);
@@ -1150,7 +1159,7 @@ static int check_strict(ck *c) {
             cl_observe(&s, H, a, rd[i].host, r->end, rd[i].op);
             s.ev[nev++] = (sev){r->start, a, 1 + rd[i].host, rd[i].op};
         }
-        qsort(s.ev, nev, sizeof *s.ev, cmp_sev);
+        sort_(s.ev, nev, sizeof *s.ev, cmp_sev);
         /* per reading host */
         for (size_t i = r0; i < r1;) {
             uint32_t h = rd[i].host;
@@ -1164,7 +1173,7 @@ static int check_strict(ck *c) {
                 s.elig[b] = 0;
                 for (uint32_t q = 0; q < K; q++) s.cur[(size_t)b * K + q] = -1;
             }
-            qsort(s.ord, m, sizeof *s.ord, cmp_eord);
+            sort_(s.ord, m, sizeof *s.ord, cmp_eord);
             for (uint32_t q = 0; q < K; q++) s.top[q] = (top2){-1, -1, NONE, NONE};
             size_t si = 0;
             uint32_t oi = 0;
@@ -1390,8 +1399,8 @@ static void render(ck *c, const tc_hist_opts *o, tc_hist_result *res, rbuf *r) {
     case TC_HIST_RULE_G7: {
         const hop *X = &c->ops[v->x];
         put_op(r, c, "superseded by", v->x);
-        rb(r, "  why           the newer write started at %lld, after the read's write ended at %lld, and ended at "
-              "%lld; %lld + delta %lld < %lld, the read's start\n",
+        rb(r, "  why           the newer write started at %lld, after the read's write ended (%lld),\n"
+              "                and ended at %lld: %lld + delta %lld < %lld, the read's start\n",
            (long long)rel(c, X->start), (long long)rel(c, W->done), (long long)rel(c, X->done),
            (long long)rel(c, X->done), (long long)v->delta, (long long)rel(c, R->start));
         rb(r, "  delta         %lld ns: %s\n", (long long)v->delta,
@@ -1408,8 +1417,8 @@ static void render(ck *c, const tc_hist_opts *o, tc_hist_result *res, rbuf *r) {
         put_op(r, c, "order: first", v->ax);
         put_op(r, c, "order: then", v->by);
         const hop *Y = &c->ops[v->y], *AX = &c->ops[v->ax], *BY = &c->ops[v->by];
-        rb(r, "  why           the read's value came before the newer one (%lld + delta %lld < %lld), and the newer "
-              "one was observed before the read began (%lld + delta %lld < %lld)\n",
+        rb(r, "  why           the read's value came first (order: %lld + delta %lld < %lld), and the\n"
+              "                newer one was observed before the read began (%lld + delta %lld < %lld)\n",
            (long long)rel(c, AX->done), (long long)v->delta2, (long long)rel(c, BY->start), (long long)rel(c, Y->done),
            (long long)v->delta, (long long)rel(c, R->start));
         rb(r, "  hosts         read on %s, observer on %s\n", sn(h, R->host), sn(h, Y->host));

@@ -15,7 +15,8 @@
  * ASCII, no space). "-" in a value, key or argument field means "none". Times are
  * CLOCK_MONOTONIC nanoseconds (one clock for every process of the machine), unsigned
  * decimal, below 2^62. Each process writes its own file (<dir>/<proc>.hist); the harness may
- * write more files of F, R and O records. Lines that are empty or begin with '#' are ignored.
+ * write more files of F, R and O records (also named *.hist: tc_hist_load_dir reads those).
+ * Lines that are empty or begin with '#' are ignored.
  *
  *   I <proc> <seq> <host> <op> <key> <arg> <t_ns>      invoke, written before the call
  *       op   get | set | del | clear_prefix | clear
@@ -57,22 +58,22 @@
  *   NOWHERE  v was never written by a set of R's key (written to another key, or never).
  *   FUTURE   W.start > R.end: the value was read before its write began.
  *   G7       own writes: some X made by R's own process supersedes W and X.end < R.start.
- *   G1       stale read on the writer's host: some X on R's host supersedes W and
- *            X.end < R.start.
- *   G2       bounded staleness across hosts: some X on another host supersedes W and
- *            X.end + B < R.start.
+ *   G1       no staleness on a host: some X made on R's host supersedes W and
+ *            X.end < R.start (and not G7).
+ *   G2       bounded staleness across hosts: some X made on another host supersedes W and
+ *            X.end + B < R.start (and not G1, G7).
  *   G5       convergence: a final read R returned a value other than the oracle's value for
  *            its key (a final miss is always allowed); or the oracle holds a value never
  *            written to its key, or one superseded by a completed write (a write Redis lost
  *            must become a miss, never an older value). Each final read's key needs an O record.
  *   STRICT   only with opts.strict (below).
  *
- * BOUNDARIES. Every comparison is strict, as COHERENCE.md words the guarantees ("completed
- * before t - B"): X.end + Δ == R.start is ALLOWED (not a violation), X.end + Δ == R.start - 1
- * is a violation; X.start == W.end does not supersede; W.start == R.end is not "future". The
- * recorded interval of a call contains the real one (the invoke time is taken before the
- * call, the completion time after), so the strict form never rejects a correct cache; what it
- * gives up is one nanosecond of detection.
+ * BOUNDARIES. Every comparison is a strict inequality, as COHERENCE.md words the guarantees
+ * ("completed before t - B"): X.end + Δ == R.start is ALLOWED (not a violation), X.end + Δ ==
+ * R.start - 1 is a violation; X.start == W.end does not supersede; W.start == R.end is not
+ * "future". The recorded interval of a call contains the real one (the invoke time is taken
+ * before the call, the completion time after), so a violation on the records is a violation
+ * in fact: the checker never rejects a correct cache, and gives up one nanosecond of detection.
  *
  * A miss is always allowed. Misses, and reads that failed, are never checked.
  *
@@ -111,7 +112,7 @@
  * overlaps [W.start, R.end].
  *
  * Work: O(n log n) time for n records (projected clears count once per key they cover);
- * memory about 200 bytes per operation plus the strings. Strict mode adds O(n·H·(H + log n))
+ * memory about 250 bytes per operation, strings included. Strict mode adds O(n·H·(H + log n))
  * time for H hosts.
  *
  * Ownership and threads: a tc_hist and a tc_hist_writer are each used by one thread at a
