@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -470,12 +471,18 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
     return remove(p);
 }
 
-static void make_tmpdir(void) {
+/* Setup and teardown of the tests that write files: the directory goes even when a test
+ * fails half way. */
+static int tmp_setup(void **state) {
+    (void)state;
     strcpy(tmpdir, "/tmp/tc-history-XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
 }
 
-static void remove_tmpdir(void) { nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS); }
+static int tmp_teardown(void **state) {
+    (void)state;
+    return nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
 
 static void write_file(const char *name, const char *text) {
     char p[256];
@@ -488,7 +495,6 @@ static void write_file(const char *name, const char *text) {
 
 static void test_loader_tolerates_torn_last_line_and_missing_completion(void **state) {
     (void)state;
-    make_tmpdir();
     /* P1 set v2's completion was torn by a kill: v2 is indeterminate, v1 still legal */
     write_file("P1.hist", "I P1 1 h1 set k v1 0\nC P1 1 ok - 10\nI P1 2 h1 set k v2 20\nC P1 2 o");
     /* P2's last get was invoked, then the process died: ignored */
@@ -525,7 +531,6 @@ static void test_loader_tolerates_torn_last_line_and_missing_completion(void **s
     assert_int_equal(tc_hist_load_file(h, missing, err, sizeof err), -ENOENT);
     assert_non_null(strstr(err, "none"));
     tc_hist_free(h);
-    remove_tmpdir();
 }
 
 static void test_loader_refuses_malformed_records(void **state) {
@@ -638,7 +643,6 @@ static void record_ops(const char *dir, int p, _Atomic uint64_t *reg, int nops, 
 
 static void test_writer_across_processes_with_a_kill(void **state) {
     (void)state;
-    make_tmpdir();
     _Atomic uint64_t *reg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(reg != MAP_FAILED);
     pid_t pids[NPROCS];
@@ -646,7 +650,8 @@ static void test_writer_across_processes_with_a_kill(void **state) {
         pids[p] = fork();
         assert_true(pids[p] >= 0);
         if (pids[p] == 0) {
-            record_ops(tmpdir, p, reg, p == 0 ? 1000000 : 3000, p == 0);
+            prctl(PR_SET_PDEATHSIG, SIGKILL); /* p0 is killed below, or with the test */
+            record_ops(tmpdir, p, reg, p == 0 ? 100000 : 3000, p == 0);
             _exit(0);
         }
     }
@@ -690,12 +695,10 @@ static void test_writer_across_processes_with_a_kill(void **state) {
                   (unsigned long long)r.ops, NPROCS, (unsigned long long)r.torn_lines);
     tc_hist_free(h);
     munmap((void *)reg, 4096);
-    remove_tmpdir();
 }
 
 static void test_writer_refuses_bad_fields_and_escapes_odd_values(void **state) {
     (void)state;
-    make_tmpdir();
     tc_hist_writer *w;
     assert_int_equal(tc_hist_writer_open(tmpdir, "a b", "h1", &w), -EINVAL);
     assert_int_equal(tc_hist_writer_open(tmpdir, "../p", "h1", &w), -EINVAL);
@@ -731,12 +734,10 @@ static void test_writer_refuses_bad_fields_and_escapes_odd_values(void **state) 
     assert_int_equal(r.ops, 3);
     assert_int_equal(r.writes_indeterminate, 1);
     tc_hist_free(h);
-    remove_tmpdir();
 }
 
 static void test_writer_cuts_back_a_short_write(void **state) {
     (void)state;
-    make_tmpdir();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -776,7 +777,6 @@ static void test_writer_cuts_back_a_short_write(void **state) {
     assert_int_equal(r.torn_lines, 0); /* the partial record was cut off */
     assert_true(r.ops >= 2);
     tc_hist_free(h);
-    remove_tmpdir();
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1061,7 +1061,6 @@ static double secs(const struct timespec *a, const struct timespec *b) {
 
 static void test_million_operation_history(void **state) {
     (void)state;
-    make_tmpdir();
     perf_generate();
     struct timespec t0, t1, t2, t3, c0, c1, c2, c3;
     tc_hist *h;
@@ -1104,7 +1103,6 @@ static void test_million_operation_history(void **state) {
     assert_int_equal(r.rule, TC_HIST_RULE_G7);
     assert_int_equal(r.violations, 1);
     tc_hist_free(h);
-    remove_tmpdir();
 }
 
 int main(void) {
@@ -1126,14 +1124,14 @@ int main(void) {
         cmocka_unit_test(test_clear_prefix_is_projected_onto_its_keys),
         cmocka_unit_test(test_faults_in_the_report),
         cmocka_unit_test(test_report_fits_any_buffer),
-        cmocka_unit_test(test_loader_tolerates_torn_last_line_and_missing_completion),
+        cmocka_unit_test_setup_teardown(test_loader_tolerates_torn_last_line_and_missing_completion, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_loader_refuses_malformed_records),
         cmocka_unit_test(test_check_refuses_malformed_histories),
-        cmocka_unit_test(test_writer_across_processes_with_a_kill),
-        cmocka_unit_test(test_writer_refuses_bad_fields_and_escapes_odd_values),
-        cmocka_unit_test(test_writer_cuts_back_a_short_write),
+        cmocka_unit_test_setup_teardown(test_writer_across_processes_with_a_kill, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_writer_refuses_bad_fields_and_escapes_odd_values, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_writer_cuts_back_a_short_write, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_checker_matches_the_rules_read_directly),
-        cmocka_unit_test(test_million_operation_history),
+        cmocka_unit_test_setup_teardown(test_million_operation_history, tmp_setup, tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
