@@ -404,7 +404,8 @@ static int cmd_set(int argc, char **argv) {
         return EXIT_ERR;
     }
     if (ttl > TC_TTL_MAX_MS) {
-        errmsg("set: --ttl: %s is longer than the longest TTL, 36500d (TC_TTL_MAX_MS)", opts[0].value);
+        errmsg("set: --ttl: %s is longer than the longest TTL, %llud (TC_TTL_MAX_MS)", opts[0].value,
+               (unsigned long long)(TC_TTL_MAX_MS / 86400000u));
         return EXIT_ERR;
     }
     tc_config *cfg;
