@@ -50,7 +50,6 @@
 #include "tier.h"
 #include "util.h"
 
-#define TC__GEN_STRIPES 4096
 #define TC__LAT_EVERY 64
 #define TC__FLIGHT_BUCKETS 64
 
@@ -94,7 +93,7 @@ struct tc_cache {
     uint64_t serial;                   /* unique per open, for the thread-local block cache */
     uint64_t started_ns;
     _Atomic int last_hit_tier;
-    _Atomic uint64_t *gens;            /* TC__GEN_STRIPES generations */
+    tc__coh *coh;                      /* stamps and fences (docs/COHERENCE.md); NULL: one tier */
     pthread_mutex_t blocks_lock;
     tstats *_Atomic blocks;            /* list of per-thread blocks */
     pthread_mutex_t flight_lock[TC__FLIGHT_BUCKETS];
@@ -206,45 +205,11 @@ static inline int lat_sample(tc_cache *c, tstats *b) {
 /* Generations                                                              */
 /* ------------------------------------------------------------------------ */
 
-/* A stripe's word: | writes in progress (16) | version (48) |. A write (set, del, clear) adds
- * one to both when it starts and, when it has reached every tier, takes one from the count and
- * adds one to the version: the word changes at both ends. A reader notes the word before it
- * reads a lower tier; it back-fills only if no write was in progress then and the word is the
- * same inside the upper tier's critical section. So a back-fill can happen only if no write of
- * the stripe overlapped the read -- before it started, or after it ended, when the lower tiers
- * hold what the write left. (Bumping once, at the start only, left a hole: a reader that noted
- * the word after the bump but read the lower tier before the delete reached it could back-fill
- * the stale value after the delete had finished.) */
-#define GEN_ACTIVE (1ULL << 48)
-#define GEN_NEVER UINT64_MAX /* a fence that never passes */
-
-static inline _Atomic uint64_t *gen_of(tc_cache *c, uint64_t hash) {
-    return &c->gens[(hash >> 20) & (TC__GEN_STRIPES - 1)];
-}
-
-static inline void write_begin(tc_cache *c, uint64_t hash) {
-    if (c->ntiers > 1) atomic_fetch_add_explicit(gen_of(c, hash), GEN_ACTIVE + 1, memory_order_seq_cst);
-}
-
-static inline void write_end(tc_cache *c, uint64_t hash) {
-    if (c->ntiers > 1) atomic_fetch_add_explicit(gen_of(c, hash), 1 - GEN_ACTIVE, memory_order_seq_cst);
-}
-
-static void write_begin_all(tc_cache *c) {
-    if (c->ntiers > 1)
-        for (unsigned i = 0; i < TC__GEN_STRIPES; i++) atomic_fetch_add_explicit(&c->gens[i], GEN_ACTIVE + 1, memory_order_seq_cst);
-}
-
-static void write_end_all(tc_cache *c) {
-    if (c->ntiers > 1)
-        for (unsigned i = 0; i < TC__GEN_STRIPES; i++) atomic_fetch_add_explicit(&c->gens[i], 1 - GEN_ACTIVE, memory_order_seq_cst);
-}
-
-/* The fence of a read of the key with this hash that starts now. */
+/* The fence of a read of the key with this hash that starts now: the key's stamp, captured
+ * before a lower tier is read (docs/COHERENCE.md, 2.3). */
 static inline tc__fence fence_capture(tc_cache *c, uint64_t hash) {
-    tc__fence f = {gen_of(c, hash), 0};
-    uint64_t w = atomic_load_explicit(f.gen, memory_order_seq_cst);
-    f.seen = (w >= GEN_ACTIVE) ? GEN_NEVER : w;
+    tc__fence f = {c->coh, hash, {TC__STAMP_GAP, 0}, NULL};
+    if (c->coh != NULL) f.seen = tc__coh_stamp(c->coh, hash);
     return f;
 }
 
@@ -274,25 +239,40 @@ static const tier_ctor tier_ctors[TC_MAX_TIERS + 1] = {
     [TC_TIER_L3] = tc__l3_open,
 };
 
+/* The coherence table of a cache over these tiers (docs/COHERENCE.md): none for one tier that
+ * is not shared; the host's, named after CACHE_SHARED_NAME, when a tier is seen by other
+ * processes (L2) or hosts (L3) and coherence is on; else one of this process's own. */
+static int open_coherence(const tc__opts *opt, tc__tier **tiers, int n, tc__coh **out, char *errbuf, size_t errlen) {
+    int shared = 0;
+    for (int i = 0; i < n; i++) shared |= tiers[i]->shared || tiers[i]->id == TC_TIER_L3;
+    *out = NULL;
+    if (n == 1 && !tiers[0]->shared) return 0;
+    if (shared && opt->coherence && !(atomic_load(&tc__coh_disable) & TC__COH_OFF_SHARED))
+        return tc__coh_open_shared(opt, out, errbuf, errlen);
+    int rc = tc__coh_open_private(out);
+    return rc ? tc__errf(errbuf, errlen, rc, "cannot allocate the coherence table: %s", tc_strerror(rc)) : 0;
+}
+
 /* Allocates a cache over tiers already opened (it takes them over, also on failure). */
 static int assemble(const tc__opts *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen) {
-    tc_cache *c = calloc(1, sizeof *c);
-    _Atomic uint64_t *gens = calloc(TC__GEN_STRIPES, sizeof(_Atomic uint64_t));
-    if (c == NULL || gens == NULL) {
-        free(c);
-        free(gens);
+    tc__coh *coh = NULL;
+    int rc = open_coherence(opt, tiers, n, &coh, errbuf, errlen);
+    tc_cache *c = rc == 0 ? calloc(1, sizeof *c) : NULL;
+    if (c == NULL) {
+        tc__coh_close(coh);
         for (int i = 0; i < n; i++) tiers[i]->ops->close(tiers[i]);
-        return tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory");
+        return rc ? rc : tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory");
     }
     c->opt = *opt;
     c->serial = atomic_fetch_add(&open_serial, 1);
     c->started_ns = tc__now_ns();
-    c->gens = gens;
+    c->coh = coh;
     pthread_mutex_init(&c->blocks_lock, NULL);
     pthread_mutex_init(&c->err_lock, NULL);
     for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_init(&c->flight_lock[i], NULL);
     for (int i = 0; i < n; i++) {
         c->tiers[i] = tiers[i];
+        tiers[i]->coh = coh;
         if (tiers[i]->id == TC_TIER_L3) c->waits = 1;
     }
     c->ntiers = n;
@@ -377,7 +357,7 @@ TC_EXPORT void tc_close(tc_cache *c) {
     pthread_mutex_destroy(&c->blocks_lock);
     pthread_mutex_destroy(&c->err_lock);
     for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_destroy(&c->flight_lock[i]);
-    free(c->gens);
+    tc__coh_close(c->coh);
     free(c);
 }
 
@@ -476,8 +456,7 @@ static int get_lower(tc_cache *c, const tc__key *kp, tstats *b, tc__sink *sink, 
     const tc__key k = *kp;
     int rc = TC_EMISS;
     uint64_t t0 = timed ? tc__now_ns() : 0, tprev = t0;
-    tc__fence fence = {NULL, 0};
-    if (c->ntiers > 1) fence = fence_capture(c, k.hash);
+    tc__fence fence = fence_capture(c, k.hash);
     for (int i = start; i < c->ntiers; i++) {
         int64_t ttl = TC_TTL_NONE;
         if (i > 0) sink->want_whole = 1; /* a lower-tier hit is captured whole to back-fill */
@@ -621,6 +600,44 @@ static int check_entry(const tc_cache *c, const void *key, size_t klen, const vo
 
 /* Writes key k (its hash already made) to every tier. fence: NULL for the application's write,
  * or the fence of a load whose result this is. */
+/* An application's write of one key, tier by tier (docs/COHERENCE.md, 4.2): the stamp its
+ * entries carry, once the key's stripe moved. */
+typedef struct write_state {
+    tc__wrote w;
+} write_state;
+
+/* Makes sure the write moved its key's stripe (a shared tier that wrote it did so inside its
+ * critical section; else, or when that tier failed, it is moved here), so that no process of
+ * the host serves or fills the old value from now on. */
+static void write_move(tc_cache *c, const tc__key *k, write_state *ws) {
+    if (c->coh != NULL && !ws->w.moved) {
+        ws->w.stamp = tc__coh_bump(c->coh, k->hash);
+        ws->w.moved = 1;
+    }
+}
+
+/* Writes key k to tier i as the application's write. L3 holds no stamps; a shared tier (L2)
+ * moves the stripe itself; a process-local tier (L1) installs under a fence made of the stamp
+ * after the move, so that a write of the key by anyone in between refuses it. */
+static int write_tier(tc_cache *c, int i, const tc__key *k, const void *val, size_t vlen, int64_t ttl,
+                      write_state *ws) {
+    tc__tier *t = c->tiers[i];
+    if (c->coh == NULL || t->id == TC_TIER_L3) return t->ops->set(t, k, val, vlen, ttl, NULL);
+    if (t->shared) {
+        tc__wrote w = {{0, 0}, 0};
+        tc__fence f = {c->coh, k->hash, {0, 0}, &w};
+        int rc = t->ops->set(t, k, val, vlen, ttl, &f);
+        if (w.moved) ws->w = w;
+        return rc;
+    }
+    write_move(c, k, ws);
+    tc__fence f = {c->coh, k->hash, ws->w.stamp, NULL};
+    return t->ops->set(t, k, val, vlen, ttl, &f);
+}
+
+/* Writes key k (its hash already made) to every tier, bottom-up. fence: NULL for the
+ * application's write, or the fence of a load whose result this is (a fill: installed only
+ * where no write or invalidation of the key came since the load began). */
 static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t vlen, uint64_t ttl_ms,
                         const tc__fence *fence) {
     int rc = check_entry(c, k->p, k->len, val, vlen, ttl_ms);
@@ -628,15 +645,13 @@ static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t v
     tstats *b = block_of(c);
     int timed = lat_sample(c, b);
     uint64_t tprev = timed ? tc__now_ns() : 0;
-    /* a back-fill-like write (fence set: a loader's result) is not a write of the key's
-     * stripe: it must not invalidate other readers' fences */
-    int marks = c->ntiers > 1 && fence == NULL;
-    if (marks) write_begin(c, k->hash);
     uint64_t outer = call_begin(c);
     write_tally ty = {0, 0, 0, 0};
-    for (int i = 0; i < c->ntiers; i++) {
+    write_state ws = {{{0, 0}, 0}};
+    for (int i = c->ntiers - 1; i >= 0; i--) {
         tc__tier *t = c->tiers[i];
-        rc = t->ops->set(t, k, val, vlen, (int64_t)ttl_ms, fence);
+        if (fence != NULL) rc = t->ops->set(t, k, val, vlen, (int64_t)ttl_ms, fence);
+        else rc = write_tier(c, i, k, val, vlen, (int64_t)ttl_ms, &ws);
         if (timed) {
             uint64_t now = tc__now_ns();
             tc__hist_record(&b->lat_tier[i], now - tprev);
@@ -644,8 +659,8 @@ static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t v
         }
         tally_add(c, b, i, k, rc, &ty, "set");
     }
+    if (fence == NULL) write_move(c, k, &ws);
     call_end(c, outer);
-    if (marks) write_end(c, k->hash);
     return tally_rc(&ty);
 }
 
@@ -663,31 +678,50 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
     if (rc != 0) return rc;
     tstats *b = block_of(c);
     tc__key k = {key, klen, tc__hash(key, klen)};
-    write_begin(c, k.hash);
     uint64_t outer = call_begin(c);
     int ok = 0, failed = 0;
-    /* bottom-up: an upper tier deleted first could be back-filled again from a lower tier by
-     * a reader that started earlier; the generation fence stops that, and the order keeps the
-     * window small even for readers in other processes */
+    write_state ws = {{{0, 0}, 0}};
+    /* bottom-up, as a write: a shared tier that deleted moved the stripe inside its critical
+     * section (a delete that failed there did not, and the move is made here); a process's own
+     * tier is emptied after the move */
     for (int i = c->ntiers - 1; i >= 0; i--) {
-        rc = c->tiers[i]->ops->del(c->tiers[i], &k);
-        if (rc == 0) ok++;
-        else {
+        tc__tier *t = c->tiers[i];
+        if (c->coh != NULL && !t->shared && t->id != TC_TIER_L3) write_move(c, &k, &ws);
+        rc = t->ops->del(t, &k);
+        if (rc == 0) {
+            ok++;
+            if (t->shared && c->coh != NULL) ws.w.moved = 1;
+        } else {
             failed++;
             tier_failed(c, b, i, "del", rc);
         }
     }
+    write_move(c, &k, &ws);
     call_end(c, outer);
-    write_end(c, k.hash);
     return combine(ok, failed);
 }
 
+/* Invalidates every entry (plen 0) or those under prefix, in O(1) on this host: the epoch or
+ * the prefix generation moves (docs/COHERENCE.md, 4.4). */
+static void clear_move(tc_cache *c, const void *prefix, size_t plen) {
+    if (plen == 0) tc__coh_epoch_move(c->coh);
+    else (void)tc__coh_prefix_clear(c->coh, prefix, plen); /* a timeout moved the epoch instead */
+}
+
+/* With a coherence table, L1 and L2 are cleared by the move alone (their entries are invalid
+ * from then on and reclaimed as they are met); L3 removes the keys (SCAN + UNLINK). The move
+ * is made again at the end, so that a fill that read L3 before a key was removed cannot
+ * install after. Without one (a single process-local tier), the tier removes its entries. */
 static int clear_all(tc_cache *c, const void *prefix, size_t plen) {
     tstats *b = block_of(c);
-    write_begin_all(c);
     int ok = 0, failed = 0;
+    if (c->coh != NULL) clear_move(c, prefix, plen);
     for (int i = c->ntiers - 1; i >= 0; i--) {
         tc__tier *t = c->tiers[i];
+        if (c->coh != NULL && t->id != TC_TIER_L3) {
+            ok++;
+            continue;
+        }
         int rc = plen ? t->ops->clear_prefix(t, prefix, plen) : t->ops->clear(t);
         if (rc == 0) ok++;
         else {
@@ -695,7 +729,7 @@ static int clear_all(tc_cache *c, const void *prefix, size_t plen) {
             tier_failed(c, b, i, "clear", rc);
         }
     }
-    write_end_all(c);
+    if (c->coh != NULL) clear_move(c, prefix, plen);
     return combine(ok, failed);
 }
 
@@ -762,7 +796,7 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
             continue;
         }
         ks[m] = (tc__key){keys[i], klens[i], tc__hash(keys[i], klens[i])};
-        fences[m] = c->ntiers > 1 ? fence_capture(c, ks[m].hash) : (tc__fence){NULL, 0};
+        fences[m] = fence_capture(c, ks[m].hash);
         idx[m++] = i;
     }
     uint64_t outer = call_begin(c);
@@ -778,7 +812,7 @@ TC_EXPORT int tc_mget(tc_cache *c, size_t n, const void *const *keys, const size
             count_lookup(b, ti, rcs[j]);
             if (rcs[j] == 0 && sinks[j].heap != NULL) {
                 if (ti > 0)
-                    backfill(c, b, ti, &ks[j], sinks[j].heap, sinks[j].len, ttls[j], c->ntiers > 1 ? &fences[j] : NULL);
+                    backfill(c, b, ti, &ks[j], sinks[j].heap, sinks[j].len, ttls[j], c->coh ? &fences[j] : NULL);
                 res[k] = (tc_mget_result){0, sinks[j].heap, sinks[j].len, ttls[j], c->tiers[ti]->id};
                 note_hit_tier(c, (int)c->tiers[ti]->id);
                 count(b, CNT_HITS);
@@ -823,8 +857,9 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t i
     int64_t *ttls = malloc(n * sizeof *ttls);
     int *trc = malloc(n * sizeof *trc), *rcs = malloc(n * sizeof *rcs);
     write_tally *tally = calloc(n, sizeof *tally);
-    if (!idx || !ks || !vp || !vl || !ttls || !trc || !rcs || !tally) {
-        free(idx), free(ks), free(vp), free(vl), free(ttls), free(trc), free(rcs), free(tally);
+    write_state *ws = malloc(n * sizeof *ws);
+    if (!idx || !ks || !vp || !vl || !ttls || !trc || !rcs || !tally || !ws) {
+        free(idx), free(ks), free(vp), free(vl), free(ttls), free(trc), free(rcs), free(tally), free(ws);
         if (rcs_out)
             for (size_t i = 0; i < n; i++) rcs_out[i] = TC_ENOMEM;
         return TC_ENOMEM;
@@ -839,29 +874,32 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t i
         rcs[i] = check_entry(c, it->key, it->klen, it->val, it->vlen, it->ttl_ms);
         if (rcs[i] != 0) continue;
         ks[m] = (tc__key){it->key, it->klen, tc__hash(it->key, it->klen)};
-        write_begin(c, ks[m].hash);
+        ws[m] = (write_state){{{0, 0}, 0}};
         vp[m] = it->val;
         vl[m] = it->vlen;
         ttls[m] = (int64_t)it->ttl_ms;
         idx[m++] = i;
     }
     uint64_t outer = call_begin(c);
-    for (int ti = 0; ti < c->ntiers && m > 0; ti++) {
+    /* bottom-up, each entry as tc_set writes it; a tier with a batch operation (L3) gets the
+     * whole batch */
+    for (int ti = c->ntiers - 1; ti >= 0 && m > 0; ti--) {
         tc__tier *t = c->tiers[ti];
-        if (t->ops->mset != NULL) (void)t->ops->mset(t, m, ks, vp, vl, ttls, NULL, trc);
+        if (t->ops->mset != NULL && (c->coh == NULL || t->id == TC_TIER_L3))
+            (void)t->ops->mset(t, m, ks, vp, vl, ttls, NULL, trc);
         else
-            for (size_t j = 0; j < m; j++) trc[j] = t->ops->set(t, &ks[j], vp[j], vl[j], ttls[j], NULL);
+            for (size_t j = 0; j < m; j++) trc[j] = write_tier(c, ti, &ks[j], vp[j], vl[j], ttls[j], &ws[j]);
         for (size_t j = 0; j < m; j++) tally_add(c, b, ti, &ks[j], trc[j], &tally[j], "mset");
     }
+    for (size_t j = 0; j < m; j++) write_move(c, &ks[j], &ws[j]);
     call_end(c, outer);
-    for (size_t j = 0; j < m; j++) write_end(c, ks[j].hash);
     for (size_t j = 0; j < m; j++) rcs[idx[j]] = tally_rc(&tally[j]);
     int all_ok = 1;
     for (size_t i = 0; i < n; i++) {
         if (rcs[i] != 0) all_ok = 0;
         if (rcs_out) rcs_out[i] = rcs[i];
     }
-    free(idx), free(ks), free(vp), free(vl), free(ttls), free(trc), free(rcs), free(tally);
+    free(idx), free(ks), free(vp), free(vl), free(ttls), free(trc), free(rcs), free(tally), free(ws);
     return all_ok ? 0 : TC_EPARTIAL;
 }
 
@@ -978,7 +1016,7 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
                 rc = TC_ELOADER;
             } else {
                 /* stored only if no set/del/clear of this key happened during the load */
-                (void)set_internal(c, &k, v, vlen, ttl, c->ntiers > 1 ? &fence : NULL);
+                (void)set_internal(c, &k, v, vlen, ttl, c->coh != NULL ? &fence : NULL);
                 /* the TTL the value was stored with: the loader's, or the first tier's default
                  * as that tier applied it */
                 ttl_left = ttl > 0 ? (int64_t)ttl : TC_TTL_NONE;

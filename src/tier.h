@@ -9,11 +9,17 @@
  * caller's buffer with no intermediate allocation, while a lower-tier hit that must be
  * back-filled can be captured whole even when the caller's buffer is too small.
  *
- * Back-fill writes carry a tc__fence: the orchestrator changes a per-key-stripe word when every
- * set/del/clear starts and when it ends, and a back-fill is applied only if the word is still
- * the one seen before the lower tier was read (and no write was in progress then). Tiers check
- * the fence inside the critical section that inserts, so a delete racing a back-fill can never
- * re-insert stale data.
+ * Coherence (docs/COHERENCE.md). A cache of more than one tier, or with L2, has a coherence
+ * table (coherence.h), private or shared by the processes of the host. Entries of L1 and L2
+ * carry the stamps of their key taken when they were filled, and are served only while the
+ * stamps are current. Every write reaches the tiers with a tc__fence:
+ *   - a fill (back-fill, a loader's result) carries the stamp captured before the lower tier
+ *     was read; the tier installs only if it is still current, checked inside the critical
+ *     section that inserts, and the entry carries it: a write or an invalidation that lands
+ *     between the read and the install refuses it, one that lands after makes it invalid;
+ *   - an application's write to a tier shared by processes (L2, tc__tier.shared) moves the
+ *     key's stripe inside that critical section and reports the new stamp in wrote, so that
+ *     no other process can serve or fill the old value from the moment the new one is there.
  *
  * Calls: the orchestrator marks where each public call begins and ends (tc__call_begin), so a
  * tier whose ops wait on a server (L3) can give all the work of one public call -- a set and
@@ -26,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "coherence.h"
 #include "config.h"
 #include "tiercache.h"
 
@@ -70,14 +77,34 @@ typedef struct tc__key {
 /* Fences against delete/back-fill races                                    */
 /* ------------------------------------------------------------------------ */
 
+/* What a shared tier reports of an application's write: whether it moved the key's stripe,
+ * and the stamp after the move (what the entry it wrote carries). */
+typedef struct tc__wrote {
+    tc__stamp stamp;
+    int moved;
+} tc__wrote;
+
 typedef struct tc__fence {
-    const _Atomic uint64_t *gen; /* the stripe's generation */
-    uint64_t seen;               /* its value before the lower tier was read */
+    tc__coh *coh;      /* the table the stamps are from */
+    uint64_t hash;     /* the key's */
+    tc__stamp seen;    /* a fill: the stamp captured before the lower tier was read */
+    tc__wrote *wrote;  /* an application's write (NULL for a fill): a shared tier moves the
+                          stripe in its critical section and reports it here */
 } tc__fence;
 
-/* 1 when the write may proceed (no fence, or the generation did not move). */
+/* 1 when a write under f may proceed: no fence, an application's write, or a fill whose
+ * stamp is still current. Called inside the tier's critical section. */
 static inline int tc__fence_ok(const tc__fence *f) {
-    return f == NULL || atomic_load_explicit(f->gen, memory_order_seq_cst) == f->seen;
+    if (f == NULL || f->wrote != NULL) return 1;
+    if (atomic_load_explicit(&tc__coh_disable, memory_order_relaxed) & TC__COH_OFF_FENCE) return f->seen.k != TC__STAMP_GAP;
+    return tc__coh_unchanged(f->coh, f->hash, &f->seen);
+}
+
+/* The stamp an entry written under f carries; for a write with no fence (a test's direct
+ * call), the current one. */
+static inline tc__stamp tc__fence_stamp(const tc__fence *f, const tc__coh *coh, uint64_t hash) {
+    if (f != NULL && f->wrote == NULL) return f->seen;
+    return tc__coh_stamp(coh, hash);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -171,6 +198,9 @@ typedef struct tc__tier_ops {
 struct tc__tier {
     const tc__tier_ops *ops;
     tc_tier_id id;
+    int shared;   /* 1: other processes see what this tier holds (L2): it moves stripes itself */
+    tc__coh *coh; /* the cache's coherence table, set by the orchestrator before any op; NULL
+                     for a cache of one tier without L2 (no stamps, no fences) */
 };
 
 /* Tier constructors. Each returns 0 and the tier in *out, or a negative code and a message in

@@ -506,14 +506,19 @@ static void test_clear_and_clear_prefix(void **state) {
 static void test_fence_blocks_stale_write(void **state) {
     (void)state;
     tc__tier *t = open_l1(100, 1 << 20, TC_POLICY_TINYLFU, 1, 0);
-    _Atomic uint64_t gen = 5;
-    tc__fence f = {&gen, 5};
-    assert_int_equal(t->ops->set(t, &TC__KEY("a", 1), "v", 1, TC_TTL_NONE, &f), 0);
+    tc__coh *coh;
+    assert_int_equal(tc__coh_open_private(&coh), 0);
+    t->coh = coh;
+    tc__key a = TC__KEY("a", 1), b = TC__KEY("b", 1);
+    tc__fence f = {coh, a.hash, tc__coh_stamp(coh, a.hash), NULL};
+    assert_int_equal(t->ops->set(t, &a, "v", 1, TC_TTL_NONE, &f), 0);
     assert_true(present(t, "a"));
-    atomic_store(&gen, 6);
-    assert_int_equal(t->ops->set(t, &TC__KEY("b", 1), "v", 1, TC_TTL_NONE, &f), 0);
-    assert_false(present(t, "b")); /* generation moved: the write was dropped */
+    tc__fence g = {coh, b.hash, tc__coh_stamp(coh, b.hash), NULL};
+    tc__coh_bump(coh, b.hash); /* a write of b between the read and the install */
+    assert_int_equal(t->ops->set(t, &b, "v", 1, TC_TTL_NONE, &g), 0);
+    assert_false(present(t, "b")); /* the stamp moved: the fill was dropped */
     t->ops->close(t);
+    tc__coh_close(coh);
 }
 
 /* Issue 8, item 12: the expiry was kept shifted left by 16 bits, so a TTL of 2^48 ms was

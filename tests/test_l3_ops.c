@@ -286,9 +286,12 @@ static void test_ttl_beyond_range_is_refused(void **state) {
 static void test_fence(void **state) {
     (void)state;
     tc__tier *t = open_default();
-    _Atomic uint64_t gen = 7;
-    tc__fence stale = {.gen = &gen, .seen = 6};
-    tc__fence fresh = {.gen = &gen, .seen = 7};
+    tc__coh *coh;
+    assert_int_equal(tc__coh_open_private(&coh), 0);
+    uint64_t h = tc__hash("fenced", 6);
+    tc__fence stale = {coh, h, tc__coh_stamp(coh, h), NULL};
+    tc__coh_bump(coh, h);
+    tc__fence fresh = {coh, h, tc__coh_stamp(coh, h), NULL};
     assert_int_equal(t->ops->set(t, &TC__KEY("fenced", 6), "v", 1, TC_TTL_NONE, &stale), 0);
     char buf[8];
     size_t len;
@@ -297,6 +300,7 @@ static void test_fence(void **state) {
     assert_int_equal(t->ops->set(t, &TC__KEY("fenced", 6), "v", 1, TC_TTL_NONE, &fresh), 0);
     assert_int_equal(tget(t, "fenced", 6, buf, sizeof buf, &len, &ttl), 0);
     t->ops->close(t);
+    tc__coh_close(coh);
 }
 
 static void test_wrong_type_is_miss(void **state) {
@@ -456,8 +460,10 @@ static void test_mget_mset(void **state) {
     assert_int_equal(t->ops->mget(t, 3, ks, NULL, got_ttl, rcs), 0);
     assert_int_equal(rcs[0], 0);
     /* fences: a stale one skips its entry */
-    _Atomic uint64_t gen = 2;
-    tc__fence stale = {.gen = &gen, .seen = 1};
+    tc__coh *coh;
+    assert_int_equal(tc__coh_open_private(&coh), 0);
+    tc__fence stale = {coh, tc__hash("f2", 2), tc__coh_stamp(coh, tc__hash("f2", 2)), NULL};
+    tc__coh_bump(coh, stale.hash);
     const tc__fence *fences[2] = {NULL, &stale};
     tc__key fk[2] = {TC__KEY("f1", 2), TC__KEY("f2", 2)};
     const void *fv[2] = {"a", "b"};
@@ -474,6 +480,7 @@ static void test_mget_mset(void **state) {
     assert_int_equal(rcs[1], 0);
     assert_int_equal(t->ops->mget(t, 0, NULL, NULL, NULL, NULL), 0);
     t->ops->close(t);
+    tc__coh_close(coh);
 }
 
 static const char *find_extra(const tc_tier_stats *st, const char *name) {
