@@ -292,12 +292,11 @@ TC_EXPORT int tc_get_alloc(tc_cache *c, const void *key, size_t klen, void **val
  * TC_EFULL when a noeviction tier is full; TC_EPARTIAL when some tiers stored it and others
  * failed -- the failing tiers hold no copy of the key (a stale one is deleted), so a later
  * read never returns an older value; TC_ETIER when every tier failed. Thread-safe.
- * Exception, until L2 has an invalidation that needs no lock: when L2 fails because the key's
- * shard lock stayed held past CACHE_SHARED_LOCK_TIMEOUT (a stopped process), L2 cannot delete
- * its old copy either. That copy is unreadable while the lock stays held (reads of the shard
- * time out too), and readable again once the holder runs on or dies -- until its TTL ends or
- * the key is written or deleted again. The result is then TC_EPARTIAL or TC_ETIER, never 0:
- * a caller that must not see the old value again repeats the write (docs/SHARED.md). */
+ * When L2 fails because the key's shard lock stayed held past CACHE_SHARED_LOCK_TIMEOUT (a
+ * stopped process), it cannot delete its old copy under that lock either: the copy is made
+ * stale instead, through the coherence table, which needs no lock (docs/COHERENCE.md), so it
+ * is never read again. With CACHE_COHERENCE=false that copy is readable again once the holder
+ * runs on, until its TTL ends or the key is written again (docs/SHARED.md). */
 TC_EXPORT int tc_set(tc_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
                      uint64_t ttl_ms);
 

@@ -94,6 +94,7 @@ struct tc_cache {
     uint64_t started_ns;
     _Atomic int last_hit_tier;
     tc__coh *coh;                      /* stamps and fences (docs/COHERENCE.md); NULL: one tier */
+    int has_shared;                    /* a tier other processes read (L2) */
     pthread_mutex_t blocks_lock;
     tstats *_Atomic blocks;            /* list of per-thread blocks */
     pthread_mutex_t flight_lock[TC__FLIGHT_BUCKETS];
@@ -208,7 +209,7 @@ static inline int lat_sample(tc_cache *c, tstats *b) {
 /* The fence of a read of the key with this hash that starts now: the key's stamp, captured
  * before a lower tier is read (docs/COHERENCE.md, 2.3). */
 static inline tc__fence fence_capture(tc_cache *c, uint64_t hash) {
-    tc__fence f = {c->coh, hash, {TC__STAMP_GAP, 0}, NULL};
+    tc__fence f = {c->coh, hash, {TC__STAMP_GAP, TC__STAMP_GAP, 0}, NULL};
     if (c->coh != NULL) f.seen = tc__coh_stamp(c->coh, hash);
     return f;
 }
@@ -272,8 +273,12 @@ static int assemble(const tc__opts *opt, tc__tier **tiers, int n, tc_cache **out
     for (int i = 0; i < TC__FLIGHT_BUCKETS; i++) pthread_mutex_init(&c->flight_lock[i], NULL);
     for (int i = 0; i < n; i++) {
         c->tiers[i] = tiers[i];
-        tiers[i]->coh = coh;
+        /* L3 keeps no stamps: Redis is not invalidated through the table, it is the source */
+        tc__coh *tc = tiers[i]->id == TC_TIER_L3 ? NULL : coh;
+        tiers[i]->coh = tc;
+        if (tiers[i]->ops->attach != NULL) tiers[i]->ops->attach(tiers[i], tc);
         if (tiers[i]->id == TC_TIER_L3) c->waits = 1;
+        if (tiers[i]->shared) c->has_shared = 1;
     }
     c->ntiers = n;
     *out = c;
@@ -606,12 +611,14 @@ typedef struct write_state {
     tc__wrote w;
 } write_state;
 
-/* Makes sure the write moved its key's stripe (a shared tier that wrote it did so inside its
- * critical section; else, or when that tier failed, it is moved here), so that no process of
- * the host serves or fills the old value from now on. */
+/* Makes sure the write moved its key's stripe, so that no process of the host serves or fills
+ * the old value from now on. A shared tier that wrote or deleted the key did it inside its
+ * critical section. Without one, this marks the stripe's writes word. With one that failed
+ * (its lock timed out, it was full), the old copy may still be there: this invalidates the
+ * stripe, which makes that copy stale too -- the invalidation that needs no lock. */
 static void write_move(tc_cache *c, const tc__key *k, write_state *ws) {
     if (c->coh != NULL && !ws->w.moved) {
-        ws->w.stamp = tc__coh_bump(c->coh, k->hash);
+        ws->w.stamp = c->has_shared ? tc__coh_bump(c->coh, k->hash) : tc__coh_mark(c->coh, k->hash);
         ws->w.moved = 1;
     }
 }
@@ -624,8 +631,8 @@ static int write_tier(tc_cache *c, int i, const tc__key *k, const void *val, siz
     tc__tier *t = c->tiers[i];
     if (c->coh == NULL || t->id == TC_TIER_L3) return t->ops->set(t, k, val, vlen, ttl, NULL);
     if (t->shared) {
-        tc__wrote w = {{0, 0}, 0};
-        tc__fence f = {c->coh, k->hash, {0, 0}, &w};
+        tc__wrote w = {{0, 0, 0}, 0};
+        tc__fence f = {c->coh, k->hash, {0, 0, 0}, &w};
         int rc = t->ops->set(t, k, val, vlen, ttl, &f);
         if (w.moved) ws->w = w;
         return rc;
@@ -647,7 +654,7 @@ static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t v
     uint64_t tprev = timed ? tc__now_ns() : 0;
     uint64_t outer = call_begin(c);
     write_tally ty = {0, 0, 0, 0};
-    write_state ws = {{{0, 0}, 0}};
+    write_state ws = {{{0, 0, 0}, 0}};
     for (int i = c->ntiers - 1; i >= 0; i--) {
         tc__tier *t = c->tiers[i];
         if (fence != NULL) rc = t->ops->set(t, k, val, vlen, (int64_t)ttl_ms, fence);
@@ -680,7 +687,7 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
     tc__key k = {key, klen, tc__hash(key, klen)};
     uint64_t outer = call_begin(c);
     int ok = 0, failed = 0;
-    write_state ws = {{{0, 0}, 0}};
+    write_state ws = {{{0, 0, 0}, 0}};
     /* bottom-up, as a write: a shared tier that deleted moved the stripe inside its critical
      * section (a delete that failed there did not, and the move is made here); a process's own
      * tier is emptied after the move */
@@ -874,7 +881,7 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t i
         rcs[i] = check_entry(c, it->key, it->klen, it->val, it->vlen, it->ttl_ms);
         if (rcs[i] != 0) continue;
         ks[m] = (tc__key){it->key, it->klen, tc__hash(it->key, it->klen)};
-        ws[m] = (write_state){{{0, 0}, 0}};
+        ws[m] = (write_state){{{0, 0, 0}, 0}};
         vp[m] = it->val;
         vl[m] = it->vlen;
         ttls[m] = (int64_t)it->ttl_ms;

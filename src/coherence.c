@@ -30,10 +30,11 @@
 #include <xxhash.h>
 
 #include "coherence.h"
+#include "shm.h"
 #include "util.h"
 
 #define TC__COH_MAGIC 0x54434f4845524e31ull /* "TCOHERN1" */
-#define TC__COH_VERSION 1u
+#define TC__COH_VERSION 2u
 #define TC__COH_DIR "/dev/shm"
 #define TC__COH_FILE_PREFIX "tiercache-coh."
 #define TC__COH_LOCK_WAIT_MS 100
@@ -80,7 +81,7 @@ static uint64_t hdr_csum(const struct tc__coh_hdr *h) { return XXH3_64bits(h, of
 
 static size_t table_bytes(void) {
     size_t off = (sizeof(struct tc__coh_hdr) + 4095) / 4096 * 4096;
-    return off + (size_t)TC__COH_STRIPES * sizeof(uint64_t);
+    return off + (size_t)TC__COH_STRIPES * 2 * sizeof(uint64_t);
 }
 
 static uint64_t random64(void) {
@@ -173,12 +174,22 @@ static int validate(const struct tc__coh_hdr *h, size_t fsize, const char *path,
 
 /* Creates the file atomically: a temporary file of our own, filled in, then linked into
  * place. 0 created, 1 someone else created it first, or an error. */
-static int create_file(const char *path, const char *name, unsigned mode, char *errbuf, size_t errlen) {
+static int create_file(const char *path, const char *name, const tc__shm_trust *trust, char *errbuf,
+                       size_t errlen) {
     char tmp[512];
     snprintf(tmp, sizeof tmp, "%s/.tiercache-coh-tmp.%016llx", TC__COH_DIR, (unsigned long long)random64());
     int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return tc__errf(errbuf, errlen, errno == EACCES ? TC_EPERM : TC_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    /* its group and mode before anything is in it, as for the L2 segment */
+    if ((trust->has_group && fchown(fd, (uid_t)-1, trust->gid) != 0) || fchmod(fd, trust->mode) != 0) {
+        int e = errno;
+        unlink(tmp);
+        close(fd);
+        return tc__errf(errbuf, errlen, TC_EPERM, "cannot give %s group %s and mode %04o (CACHE_SHARED_GROUP, "
+                        "CACHE_SHARED_MODE): %s", tmp, trust->has_group ? trust->group : "(own)", trust->mode,
+                        strerror(e));
+    }
     size_t bytes = table_bytes();
     int rc = posix_fallocate(fd, 0, (off_t)bytes);
     void *base = rc == 0 ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
@@ -192,7 +203,6 @@ static int create_file(const char *path, const char *name, unsigned mode, char *
     }
     rc = init_table(base, name);
     munmap(base, bytes);
-    if (rc == 0 && fchmod(fd, mode) != 0) rc = errno;
     close(fd);
     if (rc != 0) {
         unlink(tmp);
@@ -213,10 +223,13 @@ int tc__coh_open_shared(const tc__opts *opt, tc__coh **out, char *errbuf, size_t
     *out = NULL;
     char path[512];
     coh_path(path, sizeof path, opt->shared_name);
+    tc__shm_trust trust;
+    int trc = tc__shm_trust_of(opt, &trust, errbuf, errlen);
+    if (trc != 0) return trc;
     for (int attempt = 0; attempt < 3; attempt++) {
-        int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0 && errno == ENOENT) {
-            int rc = create_file(path, opt->shared_name, 0600, errbuf, errlen);
+            int rc = create_file(path, opt->shared_name, &trust, errbuf, errlen);
             if (rc < 0) return rc;
             continue; /* created by us or another: open it */
         }
@@ -228,12 +241,10 @@ int tc__coh_open_shared(const tc__opts *opt, tc__coh **out, char *errbuf, size_t
             close(fd);
             return tc__errf(errbuf, errlen, TC_EIO, "cannot stat %s: %s", path, strerror(errno));
         }
-        if (st.st_uid != geteuid() || (st.st_mode & 0077) != 0) {
+        int rc = tc__shm_trust_check(&st, &trust, opt->shared_name, path, errbuf, errlen);
+        if (rc != 0) {
             close(fd);
-            return tc__errf(errbuf, errlen, TC_EPERM,
-                            "%s is owned by uid %u with mode %04o; tiercache uses only its own segments with no "
-                            "access for others: remove it (it may have been planted by another user)",
-                            path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+            return rc;
         }
         size_t bytes = (size_t)st.st_size;
         if (bytes < sizeof(struct tc__coh_hdr)) {
@@ -246,7 +257,7 @@ int tc__coh_open_shared(const tc__opts *opt, tc__coh **out, char *errbuf, size_t
             close(fd);
             return tc__errf(errbuf, errlen, TC_ENOMEM, "cannot map %s: %s", path, strerror(e));
         }
-        int rc = validate(base, bytes, path, errbuf, errlen);
+        rc = validate(base, bytes, path, errbuf, errlen);
         if (rc != 0) {
             munmap(base, bytes);
             close(fd);
@@ -290,14 +301,27 @@ int tc__coh_destroy(const char *name) {
 /* Writes, the epoch, prefixes                                              */
 /* ------------------------------------------------------------------------ */
 
-tc__stamp tc__coh_bump(tc__coh *c, uint64_t hash) {
+/* Moves word which (0: w, 1: i) of the key's stripe; the stamp after the move, built from the
+ * moved word's new value and the other's current one. */
+static tc__stamp move(tc__coh *c, uint64_t hash, int which) {
+    _Atomic uint64_t *w = tc__coh_words(c, hash);
+    uint64_t moved = atomic_fetch_add_explicit(&w[which], 1, memory_order_acq_rel) + 1;
+    uint64_t other = atomic_load_explicit(&w[!which], memory_order_acquire);
+    uint64_t wv = which == 0 ? moved : other, iv = which == 1 ? moved : other;
     tc__stamp s;
     s.p = atomic_load_explicit(c->pgen, memory_order_acquire);
-    uint64_t w = atomic_fetch_add_explicit(tc__coh_word(c, hash), 1, memory_order_acq_rel) + 1;
     uint64_t e = atomic_load_explicit(c->epoch, memory_order_acquire);
-    s.k = (e & TC__COH_GAP) ? TC__STAMP_GAP : w + (e & TC__COH_COUNTER_MASK);
+    if (e & TC__COH_GAP) {
+        s.k = s.s = TC__STAMP_GAP;
+    } else {
+        s.s = iv + (e & TC__COH_COUNTER_MASK);
+        s.k = s.s + wv;
+    }
     return s;
 }
+
+tc__stamp tc__coh_mark(tc__coh *c, uint64_t hash) { return move(c, hash, 0); }
+tc__stamp tc__coh_bump(tc__coh *c, uint64_t hash) { return move(c, hash, 1); }
 
 void tc__coh_epoch_move(tc__coh *c) {
     atomic_fetch_add_explicit(c->epoch, 1, memory_order_acq_rel);

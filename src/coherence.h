@@ -13,8 +13,9 @@
  *   |   pgen, lease, host-wide counters  |
  *   |   prefix ring (64 records) + lock  |
  *   +----------------------------+  4096 * k
- *   | words[TC__COH_STRIPES]     |  64-bit, monotonic; word of key = hash mod stripes
- *   +----------------------------+
+ *   | words[2 * TC__COH_STRIPES] |  per stripe: w (writes) and i (invalidations), 64-bit,
+ *   +----------------------------+  monotonic, side by side; stripe of a key: its hash's
+ *                                   high half mod TC__COH_STRIPES
  *
  *   epoch:  | 63: GAP | 62..48: listener ticket | 47..0: counter |
  *
@@ -22,10 +23,17 @@
  * nothing a process can leave half done exists (a process killed between two increments left
  * at most one increment too many: a spurious miss somewhere).
  *
- * Stamps (docs/COHERENCE.md 2.2). An L1 entry or an L2 block filled at stamp s is valid while
- * tc__coh_kstamp() of its key still equals s.k (no write, invalidation or epoch move since),
- * pgen still equals s.p (no prefix cleared since; else the slow path tc__coh_prefix_ok() looks
- * at which prefixes were cleared), and GAP is clear. Entries keep the low 32 bits of each.
+ * Two words per stripe. A write made on this host replaces the key in the shared tier (L2)
+ * itself, under its lock: it moves only the stripe's w word (tc__coh_mark), which process-local
+ * copies (L1) and fills in flight check. An invalidation -- from another host through the
+ * listener, or a write whose L2 part failed and so could not replace the key there -- moves the
+ * i word (tc__coh_bump), which L2's blocks check too. So a write does not make L2 blocks of
+ * other keys in its stripe stale; only invalidations do.
+ *
+ * Stamps (docs/COHERENCE.md 2.2). An L1 entry filled at stamp s is valid while the key's
+ * w + i + epoch counter still equals s.k; an L2 block while i + epoch still equals s.s; both
+ * while pgen equals s.p (else the slow path tc__coh_prefix_ok() looks at which prefixes were
+ * cleared) and GAP is clear. Entries keep the low 32 bits of each.
  *
  * Thread-safety: every function is safe from any thread of any process sharing the table,
  * except open/close (one thread, as for the cache handle).
@@ -52,7 +60,8 @@ typedef struct tc__coh tc__coh;
 
 /* A stamp: what a fill captured, and what an entry carries (as 32-bit halves). */
 typedef struct tc__stamp {
-    uint64_t k; /* word[stripe] + epoch counter; TC__STAMP_GAP while the channel is down */
+    uint64_t k; /* w + i + epoch counter (what L1 checks, and fences); TC__STAMP_GAP in a gap */
+    uint64_t s; /* i + epoch counter (what L2 checks); TC__STAMP_GAP in a gap */
     uint64_t p; /* pgen */
 } tc__stamp;
 
@@ -61,7 +70,7 @@ typedef struct tc__stamp {
 
 /* The words, for the inline functions below. */
 struct tc__coh {
-    _Atomic uint64_t *words;   /* TC__COH_STRIPES of them */
+    _Atomic uint64_t *words;   /* 2 * TC__COH_STRIPES: w and i of each stripe */
     _Atomic uint64_t *epoch;
     _Atomic uint64_t *pgen;
     struct tc__coh_hdr *hdr;   /* the segment (or private memory) */
@@ -92,25 +101,31 @@ int tc__coh_destroy(const char *name);
 /* Stamps, the hot path                                                     */
 /* ------------------------------------------------------------------------ */
 
-static inline _Atomic uint64_t *tc__coh_word(const tc__coh *c, uint64_t hash) {
+/* The stripe's two words: [0] w (writes), [1] i (invalidations). */
+static inline _Atomic uint64_t *tc__coh_words(const tc__coh *c, uint64_t hash) {
     /* bits 32.. of the hash: the high half L1 and L2 keep in their slots, so a tier can find
      * an entry's stripe without reading the entry */
-    return &c->words[(hash >> 32) & (TC__COH_STRIPES - 1)];
+    return &c->words[2 * ((hash >> 32) & (TC__COH_STRIPES - 1))];
 }
 
-/* The key part of the stamp of a key with this hash, now; TC__STAMP_GAP during a gap. */
-static inline uint64_t tc__coh_kstamp(const tc__coh *c, uint64_t hash) {
-    uint64_t e = atomic_load_explicit(c->epoch, memory_order_acquire);
-    if (e & TC__COH_GAP) return TC__STAMP_GAP;
-    return atomic_load_explicit(tc__coh_word(c, hash), memory_order_acquire) + (e & TC__COH_COUNTER_MASK);
-}
-
+/* The stamp of a key with this hash, now. */
 static inline tc__stamp tc__coh_stamp(const tc__coh *c, uint64_t hash) {
     tc__stamp s;
     s.p = atomic_load_explicit(c->pgen, memory_order_acquire);
-    s.k = tc__coh_kstamp(c, hash);
+    uint64_t e = atomic_load_explicit(c->epoch, memory_order_acquire);
+    if (e & TC__COH_GAP) {
+        s.k = s.s = TC__STAMP_GAP;
+        return s;
+    }
+    _Atomic uint64_t *w = tc__coh_words(c, hash);
+    uint64_t i = atomic_load_explicit(&w[1], memory_order_acquire);
+    s.s = i + (e & TC__COH_COUNTER_MASK);
+    s.k = s.s + atomic_load_explicit(&w[0], memory_order_acquire);
     return s;
 }
+
+/* The part of the stamp an L1 entry checks (k), or an L2 block (s): two loads and a compare. */
+static inline uint64_t tc__coh_kstamp(const tc__coh *c, uint64_t hash) { return tc__coh_stamp(c, hash).k; }
 
 /* 1 when an entry of this key stamped (ks, ps) may be served now. *ps_now receives the
  * current pgen's low half when the entry is valid only after a prefix check it passed (the
@@ -119,10 +134,19 @@ static inline tc__stamp tc__coh_stamp(const tc__coh *c, uint64_t hash) {
 int tc__coh_prefix_ok(const tc__coh *c, uint32_t ps, const void *key, size_t klen, uint32_t *ps_now);
 static inline int tc__coh_valid(const tc__coh *c, uint64_t hash, uint32_t ks, uint32_t ps, const void *key,
                                 size_t klen, uint32_t *ps_now) {
-    uint64_t k = tc__coh_kstamp(c, hash);
-    if (k == TC__STAMP_GAP || (uint32_t)k != ks) return 0;
-    uint32_t p = (uint32_t)atomic_load_explicit(c->pgen, memory_order_acquire);
-    if (p == ps) return 1;
+    tc__stamp now = tc__coh_stamp(c, hash);
+    if (now.k == TC__STAMP_GAP || (uint32_t)now.k != ks) return 0;
+    if ((uint32_t)now.p == ps) return 1;
+    return tc__coh_prefix_ok(c, ps, key, klen, ps_now);
+}
+
+/* The same for a block of the shared tier (L2), stamped with s.s: writes of this host replaced
+ * it in place and do not count; invalidations, the epoch and prefixes do. */
+static inline int tc__coh_valid_shared(const tc__coh *c, uint64_t hash, uint32_t ss, uint32_t ps, const void *key,
+                                       size_t klen, uint32_t *ps_now) {
+    tc__stamp now = tc__coh_stamp(c, hash);
+    if (now.s == TC__STAMP_GAP || (uint32_t)now.s != ss) return 0;
+    if ((uint32_t)now.p == ps) return 1;
     return tc__coh_prefix_ok(c, ps, key, klen, ps_now);
 }
 
@@ -137,9 +161,15 @@ static inline int tc__coh_unchanged(const tc__coh *c, uint64_t hash, const tc__s
 /* Writes and invalidations                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* Moves the stripe word of a key (a write, a delete, an invalidation): every entry of the
- * stripe filled before is invalid, on every process of the host. Returns the stamp an entry
- * written by this very write may carry (the word after the move), or TC__STAMP_GAP. */
+/* A write or delete of the key made on this host, which replaced it (or failed to) in the
+ * shared tier itself: moves the stripe's w word, so that every process-local copy of the
+ * stripe and every fill in flight is stale. Returns the stamp an entry written by this very
+ * write carries (the words after the move). */
+tc__stamp tc__coh_mark(tc__coh *c, uint64_t hash);
+
+/* An invalidation of the key (another host's write, Redis's expiry, or a write of this host
+ * that could not reach the shared tier): moves the stripe's i word, so that L1 copies, L2
+ * blocks and fills of the stripe are all stale. Returns the stamp after the move. */
 tc__stamp tc__coh_bump(tc__coh *c, uint64_t hash);
 
 /* Moves the epoch counter: every entry of the host is invalid (tc_clear, FLUSHALL, a message

@@ -103,11 +103,15 @@
 #define META_EXP_MAX ((1u << 28) - 1)
 
 typedef struct l1_ent {
-    uint64_t exp_klen; /* expiry (monotonic ms, 0 = never) << 16 | key length */
+    uint64_t exp_klen; /* stamped (1) | expiry (monotonic ms, 0 = never) (47) | key length (16) */
     uint32_t vlen;
     uint32_t aux;      /* window ring position | LRU clock | LFU counter and time */
-    /* key bytes, then value bytes */
+    /* key bytes, then value bytes, then, when stamped, the stamps (kstamp, pstamp: 2 x 32 bits,
+     * unaligned) the entry was filled under (docs/COHERENCE.md, 2.2) */
 } l1_ent;
+
+#define ENT_STAMPED (1ull << 63)
+#define ENT_STAMP_BYTES 8
 
 typedef struct l1_slot {
     uint32_t h;
@@ -151,6 +155,7 @@ typedef struct l1_shard {
     l1_lock lock;
     uint32_t clock;      /* logical LRU clock */
     uint64_t hits, misses, sets, deletes, evictions, expirations;
+    uint64_t invalidated; /* entries found stale at a lookup (their stamps had moved) */
     /* written by writes (set, delete, eviction) */
     _Alignas(64) uint64_t count, bytes; /* bytes: entries' charges + fixed */
     uint64_t max_bytes;  /* the shard's byte allowance (see "Byte budget") */
@@ -211,19 +216,41 @@ uint64_t tc__l1_charge(size_t klen, size_t vlen) {
 /* ------------------------------------------------------------------------ */
 
 static inline size_t ent_klen(const l1_ent *e) { return (size_t)(e->exp_klen & 0xFFFF); }
-static inline uint64_t ent_exp(const l1_ent *e) { return e->exp_klen >> 16; }
+static inline uint64_t ent_exp(const l1_ent *e) { return (e->exp_klen & ~ENT_STAMPED) >> 16; }
 static inline const char *ent_key(const l1_ent *e) { return (const char *)(e + 1); }
 static inline char *ent_val(l1_ent *e) { return (char *)(e + 1) + ent_klen(e); }
-static inline size_t ent_size(size_t klen, size_t vlen) { return sizeof(l1_ent) + klen + vlen; }
-static inline uint64_t ent_charge(size_t klen, size_t vlen) { return tc__l1_charge(klen, vlen); }
+/* Bytes after key and value: the stamps of a cache with a coherence table, else none. */
+static inline size_t ent_xb(const l1_ent *e) { return (e->exp_klen & ENT_STAMPED) ? ENT_STAMP_BYTES : 0; }
+static inline size_t ent_size(size_t klen, size_t vlen, size_t xb) { return sizeof(l1_ent) + klen + vlen + xb; }
+static inline size_t ent_bytes(const l1_ent *e) { return ent_size(ent_klen(e), e->vlen, ent_xb(e)); }
+static inline uint64_t ent_charge(size_t klen, size_t vlen, size_t xb) { return tc__l1_charge(klen, vlen + xb); }
+static inline uint64_t ent_charge_of(const l1_ent *e) { return ent_charge(ent_klen(e), e->vlen, ent_xb(e)); }
+static inline unsigned char *ent_stamps(l1_ent *e) { return (unsigned char *)(e + 1) + ent_klen(e) + e->vlen; }
 
-/* Writes an entry: header (expiry exp, in ms, 0 = never), key, value. */
-static inline void ent_fill(l1_ent *e, uint64_t exp, const void *key, size_t klen, const void *val, size_t vlen) {
-    e->exp_klen = (exp << 16) | klen; /* exp < 2^48: TTLs are at most TC_TTL_MAX_MS (2^41.6) */
+/* Writes an entry: header (expiry exp, in ms, 0 = never), key, value, and the stamps when st
+ * is not NULL. */
+static inline void ent_fill(l1_ent *e, uint64_t exp, const void *key, size_t klen, const void *val, size_t vlen,
+                            const tc__stamp *st) {
+    e->exp_klen = (exp << 16) | klen | (st != NULL ? ENT_STAMPED : 0); /* exp < 2^47: TTLs are at most 2^41.6 ms */
     e->vlen = (uint32_t)vlen;
     e->aux = 0;
     memcpy((char *)(e + 1), key, klen);
     if (vlen) memcpy((char *)(e + 1) + klen, val, vlen);
+    if (st != NULL) {
+        uint32_t w[2] = {(uint32_t)st->k, (uint32_t)st->p};
+        memcpy(ent_stamps(e), w, sizeof w);
+    }
+}
+
+/* 1 when a stamped entry may be served: its stamps are current (an entry that passed only
+ * after a prefix check is re-stamped, so the check is not made again). Under the shard lock. */
+static inline int ent_valid_locked(const tc__coh *coh, l1_ent *e, uint64_t hash) {
+    uint32_t w[2], ps;
+    memcpy(w, ent_stamps(e), sizeof w);
+    ps = w[1];
+    if (!tc__coh_valid(coh, hash, w[0], w[1], ent_key(e), ent_klen(e), &ps)) return 0;
+    if (ps != w[1]) memcpy(ent_stamps(e) + 4, &ps, sizeof ps);
+    return 1;
 }
 
 static inline uint64_t rng_next(uint64_t *s) {
@@ -385,7 +412,7 @@ static void ring_forget_locked(l1_shard *sh, l1_ent *e) {
  * block or a mapping of its own) after the lock, by shard_unlock(), so that no munmap or large
  * free runs in a critical section. The link lives where the key was. */
 static void ent_free_locked(l1_shard *sh, l1_ent *e) {
-    size_t size = ent_size(ent_klen(e), e->vlen);
+    size_t size = ent_bytes(e);
     if (size <= TC__SLAB_MAX) {
         tc__slab_free(sh->slab, &sh->slab_cache, e, size);
         return;
@@ -402,7 +429,7 @@ static void shard_unlock(l1_shard *sh) {
     while (__builtin_expect(d != NULL, 0)) {
         l1_ent *next;
         memcpy(&next, d + 1, sizeof next);
-        tc__slab_free_big(d, ent_size(ent_klen(d), d->vlen));
+        tc__slab_free_big(d, ent_bytes(d));
         d = next;
     }
 }
@@ -412,7 +439,7 @@ static void drop_slot_locked(l1_shard *sh, uint32_t i) {
     l1_ent *e = sh->slots[i].e;
     if (sh->slots[i].meta & META_WIN) ring_forget_locked(sh, e);
     sh->count--;
-    sh->bytes -= ent_charge(ent_klen(e), e->vlen);
+    sh->bytes -= ent_charge_of(e);
     remove_slot_locked(sh, i);
     ent_free_locked(sh, e);
 }
@@ -881,6 +908,14 @@ static int l1_get(tc__tier *tier, const tc__key *k, tc__sink *out, int64_t *ttl_
         shard_unlock(sh);
         return TC_EMISS;
     }
+    if ((e->exp_klen & ENT_STAMPED) && !ent_valid_locked(t->base.coh, e, hash)) {
+        /* written, deleted or invalidated since it was filled, by some process of the host */
+        drop_slot_locked(sh, i);
+        sh->invalidated++;
+        sh->misses++;
+        shard_unlock(sh);
+        return TC_EMISS;
+    }
     sh->hits++;
     touch_locked(t, sh, s, now);
     if (ttl_ms != NULL) *ttl_ms = exp ? (int64_t)(exp - now) : TC_TTL_NONE;
@@ -923,7 +958,14 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
     uint64_t hash = k->hash;
     uint32_t h = (uint32_t)(hash >> 32);
     l1_shard *sh = shard_of(t, hash);
-    uint64_t charge = ent_charge(klen, vlen);
+    /* with a coherence table every entry carries the stamps it was filled under */
+    tc__stamp st;
+    size_t xb = 0;
+    if (t->base.coh != NULL) {
+        st = tc__fence_stamp(fence, t->base.coh, hash);
+        xb = ENT_STAMP_BYTES;
+    }
+    uint64_t charge = ent_charge(klen, vlen, xb);
     if (charge > t->fits) return TC_ETOOLARGE;
     uint64_t now = tc__now_ms();
     uint64_t exp = 0;
@@ -934,12 +976,12 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
     if (t->max_ttl_ms != 0 && (exp == 0 || exp > now + t->max_ttl_ms)) exp = now + t->max_ttl_ms;
     /* an entry larger than the slab's chunks is allocated and filled before the lock: a copy of
      * a megabyte, and a mapping's page faults, held every reader of the shard waiting */
-    size_t esize = ent_size(klen, vlen);
+    size_t esize = ent_size(klen, vlen, xb);
     l1_ent *fresh = NULL;
     if (__builtin_expect(esize > TC__SLAB_MAX, 0)) {
         fresh = tc__slab_alloc_big(esize);
         if (fresh == NULL) return TC_ENOMEM;
-        ent_fill(fresh, exp, key, klen, val, vlen);
+        ent_fill(fresh, exp, key, klen, val, vlen, xb ? &st : NULL);
     }
     int gathered = 0;
     l1_lock_acquire(&sh->lock);
@@ -969,7 +1011,7 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
         find_locked(sh, h, key, klen, &empty); /* the sweeps moved slots */
     }
     if (i != UINT32_MAX && t->policy == TC_POLICY_NOEVICTION &&
-        sh->bytes - ent_charge(klen, sh->slots[i].e->vlen) + charge > sh->max_bytes) {
+        sh->bytes - ent_charge_of(sh->slots[i].e) + charge > sh->max_bytes) {
         give_back_locked(t, sh);
         shard_unlock(sh);
         if (fresh != NULL) tc__slab_free_big(fresh, esize);
@@ -982,13 +1024,13 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
             shard_unlock(sh);
             return TC_ENOMEM;
         }
-        ent_fill(fresh, exp, key, klen, val, vlen);
+        ent_fill(fresh, exp, key, klen, val, vlen, xb ? &st : NULL);
     }
     if (i != UINT32_MAX) {
         /* overwrite: same slot, same policy position */
         l1_slot *s = &sh->slots[i];
         l1_ent *old = s->e;
-        sh->bytes += charge - ent_charge(klen, old->vlen);
+        sh->bytes += charge - ent_charge_of(old);
         fresh->aux = old->aux;
         if ((s->meta & META_WIN) && old->aux < sh->ring_cap && sh->ring[old->aux].e == old)
             sh->ring[old->aux].e = fresh;
@@ -1096,10 +1138,11 @@ static void l1_stats(tc__tier *tier, tc_tier_stats *out) {
     out->available = 1;
     out->max_entries = t->cap;
     out->max_bytes = t->max_bytes;
-    uint64_t fixed = 0;
+    uint64_t fixed = 0, invalidated = 0;
     for (unsigned k = 0; k < t->nshards; k++) {
         l1_shard *sh = &t->shards[k];
         l1_lock_acquire(&sh->lock);
+        invalidated += sh->invalidated;
         out->hits += sh->hits;
         out->misses += sh->misses;
         out->sets += sh->sets;
@@ -1117,6 +1160,9 @@ static void l1_stats(tc__tier *tier, tc_tier_stats *out) {
     tc__stat_extra(out, "structure_bytes", "%llu", (unsigned long long)fixed);
     /* the entries' pages (64 KiB each, resident as far as used) */
     tc__stat_extra(out, "slab_pages", "%llu", (unsigned long long)tc__slab_pages(t->slab));
+    /* entries dropped at a lookup because a write, a delete, a clear or an invalidation made by
+     * any process of the host (or another host, through the listener) came after their fill */
+    if (t->base.coh != NULL) tc__stat_extra(out, "invalidated", "%llu", (unsigned long long)invalidated);
 }
 
 static void shard_free(l1_shard *sh) {
@@ -1124,7 +1170,7 @@ static void shard_free(l1_shard *sh) {
     /* chunks of the slab go with it; larger entries were malloc'd one by one */
     for (uint32_t i = 0; i < sh->nslots; i++) {
         l1_ent *e = sh->slots[i].e;
-        if (e != NULL && ent_size(ent_klen(e), e->vlen) > TC__SLAB_MAX) tc__slab_free_big(e, ent_size(ent_klen(e), e->vlen));
+        if (e != NULL && ent_bytes(e) > TC__SLAB_MAX) tc__slab_free_big(e, ent_bytes(e));
     }
     munmap(sh->tmap, sh->tmap_len);
     free(sh->ring);

@@ -29,7 +29,6 @@
  * truncated segment fails the tier (TC_EIO) instead of killing the process with SIGBUS.
  */
 #include <errno.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +50,7 @@ typedef struct tc__l2 {
     _Atomic int gone;               /* 1: the file changed size; the mapping is never touched */
     _Atomic int32_t stalled[TC__L2_MAX_SHARDS]; /* holder that made this shard's lock time out
                                                     (thread id; -1 unknown), 0: none */
+    _Atomic uint64_t invalidated; /* blocks found stale at a lookup by this handle */
     tc_log_fn log_fn;
     void *log_ud;
 } tc__l2;
@@ -377,6 +377,19 @@ static int l2_get(tc__tier *t, const tc__key *k, tc__sink *out, int64_t *ttl_ms)
         tc__l2_unlock(&l2->seg, si);
         return TC_EMISS;
     }
+    if (l2->base.coh != NULL) {
+        /* written, deleted or invalidated since (stripe, epoch, prefix), or the host's channel
+         * is down: not served, and its room is reclaimed */
+        uint32_t ps = b->pstamp;
+        if (!tc__coh_valid_shared(l2->base.coh, h, b->kstamp, b->pstamp, key, klen, &ps)) {
+            remove_locked(l2, si, (uint64_t)pos, b);
+            TC__L2_INC(sh->misses, 1);
+            atomic_fetch_add_explicit(&l2->invalidated, 1, memory_order_relaxed);
+            tc__l2_unlock(&l2->seg, si);
+            return TC_EMISS;
+        }
+        b->pstamp = ps;
+    }
     const uint8_t *val = (const uint8_t *)(b + 1) + klen;
     if (XXH3_64bits_withSeed(val, b->vlen, h) != b->csum)
         return corrupt_locked(l2, si, "an entry's value does not match its checksum");
@@ -415,6 +428,11 @@ static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, i
         tc__l2_unlock(&l2->seg, si);
         return 0;
     }
+    /* The stamps the block carries: a fill's, captured before its lower tier was read; an
+     * application's write marks the key's stripe when the block is published (below). */
+    int writing = l2->base.coh != NULL && fence != NULL && fence->wrote != NULL;
+    tc__stamp st = {0, 0, 0};
+    if (l2->base.coh != NULL && !writing) st = tc__fence_stamp(fence, l2->base.coh, h);
     sane_or_rebuild_locked(l2, si);
     if (how) now = tc__now_ms(); /* waited, or repaired: the clock moved */
     uint64_t expire = 0;
@@ -495,6 +513,18 @@ static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, i
     b->hcheck = tc__l2_hcheck(b);
     b->state = TC__L2_LIVE;
     b->reserved = 0;
+    if (writing) {
+        /* An application's write marks the key's stripe here, in the critical section, before
+         * the block can be read: from now on no process of the host serves or fills the old
+         * value from its L1, and a fill that read the old value elsewhere is refused when it
+         * installs (docs/COHERENCE.md, 4.2). Blocks of other keys of the stripe stay valid:
+         * they check invalidations only. */
+        st = tc__coh_mark(l2->base.coh, h);
+        fence->wrote->stamp = st;
+        fence->wrote->moved = 1;
+    }
+    b->kstamp = (uint32_t)st.s;
+    b->pstamp = (uint32_t)st.p;
     uint8_t *p = (uint8_t *)(b + 1);
     memcpy(p, key, klen);
     if (atomic_load_explicit(&tc__l2_crash_at, memory_order_relaxed) == TC__L2_CP_BLOCK_HALF) {
@@ -527,11 +557,16 @@ static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, i
     return 0;
 }
 
+/* With a coherence table, a delete moves the key's stripe inside the critical section (whether
+ * or not the key was here): no process of the host serves or fills the old value afterwards. */
 static int l2_del(tc__tier *t, const tc__key *k) {
     tc__l2 *l2 = (tc__l2 *)t;
     const void *key = k->p;
     size_t klen = k->len;
-    if (klen > l2->max_key) return 0;
+    if (klen > l2->max_key) {
+        if (l2->base.coh != NULL) tc__coh_mark(l2->base.coh, k->hash); /* never here; L1s may have it */
+        return 0;
+    }
     int rc = segment_ok(l2, tc__now_ms());
     if (rc) return rc;
     uint64_t h = k->hash;
@@ -546,6 +581,7 @@ static int l2_del(tc__tier *t, const tc__key *k) {
         remove_locked(l2, si, (uint64_t)pos, (tc__l2_blk *)b);
         TC__L2_INC(sh->deletes, 1);
     }
+    if (l2->base.coh != NULL) tc__coh_mark(l2->base.coh, h);
     tc__l2_unlock(&l2->seg, si);
     return 0;
 }
@@ -640,6 +676,9 @@ static void l2_stats(tc__tier *t, tc_tier_stats *out) {
         return;
     }
     tc__l2_fill_stats(&l2->seg, out);
+    if (l2->base.coh != NULL)
+        tc__stat_extra(out, "invalidated", "%llu",
+                       (unsigned long long)atomic_load_explicit(&l2->invalidated, memory_order_relaxed));
 }
 
 static void l2_close(tc__tier *t) {
@@ -659,37 +698,6 @@ static const tc__tier_ops l2_ops = {
     .close = l2_close,
 };
 
-/* The segments this process trusts, from CACHE_SHARED_GROUP and CACHE_SHARED_MODE (already
- * validated as a pair by the configuration: 0600 alone, or 0660 with a group). A group is a
- * name or a numeric gid. 0, or TC_ECONFIG naming the setting. */
-static int trust_of(const tc__opts *opt, tc__l2_trust *t, char *errbuf, size_t errlen) {
-    memset(t, 0, sizeof *t);
-    t->mode = opt->shared_mode;
-    if (t->mode != 0600 && t->mode != 0660)
-        return tc__errf(errbuf, errlen, TC_ECONFIG,
-                        "CACHE_SHARED_MODE=%04o: expected 0600 or 0660", opt->shared_mode);
-    const char *g = opt->shared_group;
-    if (g[0] == '\0') return 0;
-    t->has_group = 1;
-    snprintf(t->group, sizeof t->group, "%s", g);
-    if (strspn(g, "0123456789") == strlen(g) && strlen(g) < 11) {
-        unsigned long v = strtoul(g, NULL, 10);
-        if (v < (unsigned long)(gid_t)-1) {
-            t->gid = (gid_t)v;
-            return 0;
-        }
-    }
-    struct group gr, *res = NULL;
-    char buf[4096];
-    int e = getgrnam_r(g, &gr, buf, sizeof buf, &res);
-    if (e != 0 || res == NULL)
-        return tc__errf(errbuf, errlen, TC_ECONFIG,
-                        "CACHE_SHARED_GROUP=\"%s\": no such group%s%s", g, e ? ": " : "",
-                        e ? strerror(e) : "");
-    t->gid = gr.gr_gid;
-    return 0;
-}
-
 int tc__l2_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen) {
     *out = NULL;
     tc__l2_geom g = {.max_entries = opt->shared_max_entries,
@@ -708,8 +716,8 @@ int tc__l2_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
     if (rc) return rc;
     if (opt->shared_lock_timeout_ms == 0)
         return tc__errf(errbuf, errlen, TC_ECONFIG, "CACHE_SHARED_LOCK_TIMEOUT=0: expected 1ms or more");
-    tc__l2_trust trust;
-    rc = trust_of(opt, &trust, errbuf, errlen);
+    tc__shm_trust trust;
+    rc = tc__shm_trust_of(opt, &trust, errbuf, errlen);
     if (rc) return rc;
     tc__l2 *l2 = calloc(1, sizeof *l2);
     if (l2 == NULL) return tc__errf(errbuf, errlen, TC_ENOMEM, "out of memory opening L2");
@@ -720,6 +728,7 @@ int tc__l2_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
     }
     l2->base.ops = &l2_ops;
     l2->base.id = TC_TIER_L2;
+    l2->base.shared = 1;
     l2->policy = l2->seg.g.policy;
     l2->default_ttl_ms = opt->shared_default_ttl_ms;
     l2->max_key = l2->seg.g.max_key_bytes;

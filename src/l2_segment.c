@@ -13,7 +13,7 @@
  *
  * Trust: a segment is used only when its file, checked with fstat() on the descriptor that was
  * opened (O_NOFOLLOW), belongs to this effective uid or to the configured group and has no
- * permission beyond the configured mode (tc__l2_trust). Once validated, the geometry is
+ * permission beyond the configured mode (tc__shm_trust). Once validated, the geometry is
  * copied into the process: no offset or limit is ever read from the mapping again, and every
  * value of the writable part is checked against that copy before use.
  *
@@ -27,8 +27,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,6 +43,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "coherence.h"
 #include "l2_segment.h"
 #include "util.h"
 
@@ -159,7 +158,7 @@ int tc__l2_geom_derive(tc__l2_geom *g, char *errbuf, size_t errlen) {
 }
 
 _Static_assert(sizeof(tc__l2_hdr) <= 4096, "segment header must fit its page");
-_Static_assert(sizeof(tc__l2_blk) == TC__L2_BLK_HDR, "block header is 64 bytes");
+_Static_assert(sizeof(tc__l2_blk) == TC__L2_BLK_HDR, "block header is 72 bytes");
 
 static uint64_t hdr_csum(const tc__l2_hdr *h) { return XXH3_64bits(h, offsetof(tc__l2_hdr, hcsum)); }
 
@@ -172,73 +171,6 @@ static int pid_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno 
 /* ------------------------------------------------------------------------ */
 /* Trust                                                                    */
 /* ------------------------------------------------------------------------ */
-
-/* "name" of a uid or gid for messages, or "?" when it has none. */
-static const char *user_name(uid_t uid, char *out, size_t n) {
-    struct passwd pw, *r = NULL;
-    char buf[1024];
-    if (getpwuid_r(uid, &pw, buf, sizeof buf, &r) == 0 && r != NULL)
-        snprintf(out, n, "%s", pw.pw_name);
-    else
-        snprintf(out, n, "?");
-    return out;
-}
-static const char *group_name(gid_t gid, char *out, size_t n) {
-    struct group gr, *r = NULL;
-    char buf[1024];
-    if (getgrgid_r(gid, &gr, buf, sizeof buf, &r) == 0 && r != NULL)
-        snprintf(out, n, "%s", gr.gr_name);
-    else
-        snprintf(out, n, "?");
-    return out;
-}
-
-/* Decides whether the file behind an opened descriptor may be used as a segment: a regular
- * file owned by this effective uid or by the trusted group, with no permission beyond
- * t->mode, and group permissions only for the trusted group (or, for the admin functions,
- * on the owner's own file). Works on fstat() of the descriptor, so the file judged is the file
- * that will be mapped. 0, or TC_EPERM with a message naming owner, group, mode and the fix. */
-static int trust_check(const struct stat *st, const tc__l2_trust *t, const char *name,
-                       char *errbuf, size_t errlen) {
-    char un[64], gn[64];
-    unsigned perm = (unsigned)(st->st_mode & 07777);
-    uid_t me = geteuid();
-    int group_ok = t->has_group && st->st_gid == t->gid;
-    if (!S_ISREG(st->st_mode))
-        return tc__errf(errbuf, errlen, TC_EPERM,
-                        "shared segment '%s' is not a regular file (mode %06o): refused; remove it "
-                        "with `tiercache shared destroy %s`",
-                        name, (unsigned)st->st_mode, name);
-    if (st->st_uid != me && !group_ok)
-        return tc__errf(errbuf, errlen, TC_EPERM,
-                        "shared segment '%s' belongs to uid %u (%s), group %u (%s), mode %04o, "
-                        "but this process (uid %u) trusts only segments it owns%s%s: refused. If "
-                        "it is not yours, another user may be squatting the name: remove it "
-                        "(`tiercache shared destroy %s`, as its owner or root). To share a "
-                        "segment between users, set CACHE_SHARED_GROUP and CACHE_SHARED_MODE=0660",
-                        name, (unsigned)st->st_uid, user_name(st->st_uid, un, sizeof un),
-                        (unsigned)st->st_gid, group_name(st->st_gid, gn, sizeof gn), perm,
-                        (unsigned)me, t->has_group ? " or that belong to group " : "",
-                        t->has_group ? t->group : "", name);
-    if ((perm & ~t->mode) != 0)
-        return tc__errf(errbuf, errlen, TC_EPERM,
-                        "shared segment '%s' (uid %u (%s), group %u (%s)) has mode %04o, wider "
-                        "than the %04o allowed (CACHE_SHARED_MODE): refused. Its owner can narrow "
-                        "it (chmod %04o /dev/shm/tiercache.%s) or remove it (`tiercache shared "
-                        "destroy %s`)",
-                        name, (unsigned)st->st_uid, user_name(st->st_uid, un, sizeof un),
-                        (unsigned)st->st_gid, group_name(st->st_gid, gn, sizeof gn), perm, t->mode,
-                        perm & t->mode, name, name);
-    if ((perm & 0070) != 0 && !group_ok && !(t->any_group && st->st_uid == me))
-        return tc__errf(errbuf, errlen, TC_EPERM,
-                        "shared segment '%s' (uid %u (%s), mode %04o) is open to group %u (%s), "
-                        "which is not CACHE_SHARED_GROUP%s%s: refused. Its owner can give it to the "
-                        "configured group (chgrp) or remove it (`tiercache shared destroy %s`)",
-                        name, (unsigned)st->st_uid, user_name(st->st_uid, un, sizeof un), perm,
-                        (unsigned)st->st_gid, group_name(st->st_gid, gn, sizeof gn),
-                        t->has_group ? "=" : " (unset)", t->has_group ? t->group : "", name);
-    return 0;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Creating and attaching                                                   */
@@ -331,7 +263,7 @@ static int open_tmp(const char *name, char *tmp, size_t n) {
  * Returns 0 (we created it), 1 (the name was taken meanwhile, or our temporary file vanished:
  * the caller attaches or tries again), or an error. */
 static int create_segment(const char *name, const char *path, const tc__l2_geom *g,
-                          const tc__l2_trust *trust, char *errbuf, size_t errlen) {
+                          const tc__shm_trust *trust, char *errbuf, size_t errlen) {
     char tmp[TC__L2_NAME_MAX + 96];
     tc__l2_sweep_tmp();
     int fd = open_tmp(name, tmp, sizeof tmp);
@@ -521,9 +453,9 @@ static void register_proc(tc__l2_seg *seg) {
     }
 }
 
-int tc__l2_seg_open(const char *name, const tc__l2_geom *g, const tc__l2_trust *trust, int reg,
+int tc__l2_seg_open(const char *name, const tc__l2_geom *g, const tc__shm_trust *trust, int reg,
                     tc__l2_seg *seg, char *errbuf, size_t errlen) {
-    tc__l2_trust owner = TC__L2_TRUST_OWNER;
+    tc__shm_trust owner = TC__SHM_TRUST_OWNER;
     if (trust == NULL) trust = &owner;
     memset(seg, 0, sizeof *seg);
     seg->proc_slot = -1;
@@ -559,7 +491,7 @@ int tc__l2_seg_open(const char *name, const tc__l2_geom *g, const tc__l2_trust *
             close(fd);
             return tc__errf(errbuf, errlen, TC_EIO, "cannot stat %s: %s", seg->path, strerror(e));
         }
-        rc = trust_check(&st, trust, name, errbuf, errlen);
+        rc = tc__shm_trust_check(&st, trust, name, seg->path, errbuf, errlen);
         if (rc) {
             close(fd);
             return rc;
@@ -1390,8 +1322,11 @@ TC_EXPORT int tc_shared_destroy(const char *name) {
     if (tc__l2_name_check(name, NULL, 0) != 0) return TC_EINVAL;
     char path[TC__L2_NAME_MAX + 64];
     path_of(path, sizeof path, name);
+    /* the host's coherence segment of the same name goes with it (a cache without L2 has only
+     * that one) */
+    int coh = tc__coh_destroy(name);
     if (unlink(path) == 0) return 0;
-    if (errno == ENOENT) return TC_ENOENT;
+    if (errno == ENOENT) return coh == 0 ? 0 : TC_ENOENT;
     if (errno == EACCES || errno == EPERM) return TC_EPERM;
     return TC_EIO;
 }

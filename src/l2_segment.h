@@ -32,10 +32,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shm.h"
 #include "tier.h"
 
 #define TC__L2_MAGIC 0x314d485345524954ull /* "TIERSHM1" little-endian */
-#define TC__L2_LAYOUT_VERSION 1u
+#define TC__L2_LAYOUT_VERSION 2u
 #define TC__L2_DIR "/dev/shm"
 #define TC__L2_FILE_PREFIX "tiercache."
 #define TC__L2_NAME_MAX 200  /* bytes of a segment name: [A-Za-z0-9._-], not starting with '.' */
@@ -136,9 +137,13 @@ typedef struct tc__l2_blk {
     uint64_t hcheck;
     uint32_t state;
     uint32_t reserved;
+    /* the stamps the entry was written or filled under (docs/COHERENCE.md, 2.2): like state,
+     * outside hcheck, since a lookup may re-stamp an entry that passed a prefix check */
+    uint32_t kstamp;
+    uint32_t pstamp;
 } tc__l2_blk;
 
-#define TC__L2_BLK_HDR 64u
+#define TC__L2_BLK_HDR 72u
 #define TC__L2_KIND_ENTRY 0x59544e45u /* "ENTY" */
 #define TC__L2_KIND_HOLE 0x454c4f48u  /* "HOLE" */
 #define TC__L2_LIVE 0x4556494cu       /* "LIVE" */
@@ -188,19 +193,6 @@ typedef struct tc__l2_seg {
     char path[TC__L2_NAME_MAX + 64];
 } tc__l2_seg;
 
-/* Which segments a process trusts: docs/SHARED.md, "Who may write the segment". A segment is
- * used only when its file (checked with fstat on the opened descriptor) is owned by the
- * effective uid, or belongs to the trusted group; and its permission bits are within mode. */
-typedef struct tc__l2_trust {
-    unsigned mode;   /* the widest permission bits accepted, and those a new segment gets */
-    int has_group;   /* 1: segments of group gid are trusted, and new ones are given to it */
-    gid_t gid;
-    int any_group;   /* admin functions: the owner's segment may carry any group's bits */
-    char group[TC_STR_MAX]; /* CACHE_SHARED_GROUP as configured, for messages */
-} tc__l2_trust;
-
-/* The admin functions' trust: segments this effective uid owns, no permission for others. */
-#define TC__L2_TRUST_OWNER ((tc__l2_trust){.mode = 0660, .any_group = 1})
 
 static inline tc__l2_shard *tc__l2_shard_at(const tc__l2_seg *s, uint32_t i) {
     return (tc__l2_shard *)(s->base + s->g.off_shards + (uint64_t)i * sizeof(tc__l2_shard));
@@ -309,13 +301,13 @@ int tc__l2_geom_derive(tc__l2_geom *g, char *errbuf, size_t errlen);
 
 /* Opens the segment called name, creating it with geometry *g when it does not exist (g may
  * be NULL: attach only, any geometry, for the admin functions: TC_ENOENT when missing).
- * trust says which files are used (NULL: TC__L2_TRUST_OWNER); a file that fails it is refused
+ * trust says which files are used (NULL: TC__SHM_TRUST_OWNER); a file that fails it is refused
  * with TC_EPERM and a message naming its owner, group and mode and the fix.
  * register_proc: record this pid in the attached-process table. On success fills *seg.
  * Errors: TC_EINVAL (name), TC_EVERSION (other layout or geometry: the message says what
  * differs), TC_ECORRUPT (damaged header), TC_EPERM, TC_ENOMEM, TC_EIO. Work: creation
  * reserves and initialises the whole segment; an attach maps it (MAP_POPULATE). */
-int tc__l2_seg_open(const char *name, const tc__l2_geom *g, const tc__l2_trust *trust,
+int tc__l2_seg_open(const char *name, const tc__l2_geom *g, const tc__shm_trust *trust,
                     int register_proc, tc__l2_seg *seg, char *errbuf, size_t errlen);
 void tc__l2_seg_close(tc__l2_seg *seg);
 

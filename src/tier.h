@@ -177,6 +177,9 @@ typedef struct tc__tier_ops {
     void (*stats)(tc__tier *t, tc_tier_stats *out);
     /* Frees the tier. */
     void (*close)(tc__tier *t);
+    /* Optional: told the cache's coherence table (also in t->coh) once, before any other op:
+     * a tier that wraps another passes it on. */
+    void (*attach)(tc__tier *t, tc__coh *coh);
 
     /* Optional multi-key operations (NULL when the tier has none: the orchestrator then calls
      * get/set once per key). Both must be appended here, at the end, so tiers that do not set

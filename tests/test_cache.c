@@ -487,9 +487,16 @@ static void test_set_partial_failure_removes_stale_copy(void **state) {
     assert_int_equal(tier_get_ttl(t.up, "k", &ttl), TC_EMISS); /* the upper tier is deleted anyway */
     t.up->fail_del = TC_EIO;
     assert_int_equal(tc_del(t.c, "k", 1), TC_ETIER);
+    /* a clear of L1 and L2 is an epoch move of the coherence table (O(1)): the tiers' own clear
+     * is not called, so it cannot fail, and every entry is gone at once */
     t.down->fail_clear = TC_EIO;
     t.up->fail_del = 0;
-    assert_int_equal(tc_clear(t.c), TC_EPARTIAL);
+    t.down->fail_del = 0;
+    assert_int_equal(tc_set(t.c, "k3", 2, "v", 1, 0), 0);
+    assert_int_equal(tc_clear(t.c), 0);
+    len = sizeof buf;
+    assert_int_equal(tc_get(t.c, "k3", 2, buf, &len, NULL), TC_EMISS);
+    assert_int_equal(tier_get_ttl(t.down, "k3", &ttl), TC_EMISS);
     tc_close(t.c);
 }
 
@@ -586,7 +593,10 @@ static void test_delete_in_progress_blocks_backfill(void **state) {
     sem_wait(&r.started);
     char buf[16];
     size_t len = sizeof buf;
-    assert_int_equal(tc_get(t.c, "k", 1, buf, &len, NULL), 0); /* read before the delete reached it */
+    /* the delete marked the key's stripe before it reached the lower tier: the read may see the
+     * old value (it is concurrent with the delete) or already a miss; either is allowed */
+    int rc = tc_get(t.c, "k", 1, buf, &len, NULL);
+    assert_true(rc == 0 || rc == TC_EMISS);
     pthread_join(th, NULL);
     int64_t ttl;
     assert_int_equal(tier_get_ttl(t.up, "k", &ttl), TC_EMISS);   /* but not back-filled */

@@ -37,6 +37,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
+    (void)tc_shared_destroy(shared_env + strlen("CACHE_SHARED_NAME=")); /* and its coherence segment */
     tc_test_redis_stop(&srv);
     return 0;
 }
@@ -63,7 +64,7 @@ static tc_test_run run_cli(const char *const *env, ...) {
 
 #define ENV_L3(pw) \
     (const char *const[]) { "CACHE_TIERING=L1L3", "REDIS_HOST=127.0.0.1", port_env, "REDIS_PASSWORD=" pw, \
-                            "REDIS_CONNECT_TIMEOUT=2s", NULL }
+                            "REDIS_CONNECT_TIMEOUT=2s", shared_env, NULL }
 
 /* A wrong password: the set fails on L3, and stderr says why (the server's WRONGPASS), then
  * what failed; -q keeps only the last line. The password itself is never printed. */

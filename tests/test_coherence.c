@@ -31,7 +31,7 @@ static void test_stamps_move_with_their_stripe_only(void **state) {
     (void)state;
     tc__coh *c = private_table();
     uint64_t a = tc__hash("a", 1), b = tc__hash("b", 1);
-    assert_true(tc__coh_word(c, a) != tc__coh_word(c, b)); /* (for these two keys) */
+    assert_true(tc__coh_words(c, a) != tc__coh_words(c, b)); /* (for these two keys) */
     tc__stamp sa = tc__coh_stamp(c, a), sb = tc__coh_stamp(c, b);
     assert_true(tc__coh_valid(c, a, (uint32_t)sa.k, (uint32_t)sa.p, "a", 1, NULL));
     tc__stamp w = tc__coh_bump(c, a);
@@ -45,6 +45,28 @@ static void test_stamps_move_with_their_stripe_only(void **state) {
     tc__coh_epoch_move(c);
     assert_false(tc__coh_valid(c, b, (uint32_t)sb.k, (uint32_t)sb.p, "b", 1, NULL));
     assert_false(tc__coh_unchanged(c, b, &sb));
+    tc__coh_close(c);
+}
+
+/* A write of this host (mark) makes process-local copies of its stripe stale, not the shared
+ * tier's blocks of other keys (the write replaced its own block in place); an invalidation
+ * (bump) makes both stale. */
+static void test_mark_and_bump(void **state) {
+    (void)state;
+    tc__coh *c = private_table();
+    uint64_t h = tc__hash("x", 1);
+    tc__stamp s0 = tc__coh_stamp(c, h);
+    tc__stamp m = tc__coh_mark(c, h);
+    assert_int_equal(m.k, s0.k + 1);
+    assert_int_equal(m.s, s0.s);
+    assert_false(tc__coh_valid(c, h, (uint32_t)s0.k, (uint32_t)s0.p, "x", 1, NULL));
+    assert_true(tc__coh_valid_shared(c, h, (uint32_t)s0.s, (uint32_t)s0.p, "x", 1, NULL));
+    assert_false(tc__coh_unchanged(c, h, &s0)); /* a fill across a write does not install */
+    tc__stamp b = tc__coh_bump(c, h);
+    assert_int_equal(b.k, m.k + 1);
+    assert_int_equal(b.s, s0.s + 1);
+    assert_false(tc__coh_valid_shared(c, h, (uint32_t)s0.s, (uint32_t)s0.p, "x", 1, NULL));
+    assert_true(tc__coh_valid_shared(c, h, (uint32_t)b.s, (uint32_t)b.p, "x", 1, NULL));
     tc__coh_close(c);
 }
 
@@ -178,6 +200,7 @@ static void test_shared_table_trust_and_damage(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stamps_move_with_their_stripe_only),
+        cmocka_unit_test(test_mark_and_bump),
         cmocka_unit_test(test_prefix_clear_invalidates_matching_keys_only),
         cmocka_unit_test(test_prefix_ring_overflow_is_a_miss),
         cmocka_unit_test(test_lease_tickets),

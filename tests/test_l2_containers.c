@@ -55,7 +55,7 @@ static void test_default_segment_is_small(void **state) {
     char err[TC_ERRBUF_SIZE];
     assert_int_equal(tc__l2_geom_derive(&g, err, sizeof err), 0);
     assert_true(g.total_bytes <= 32u << 20);
-    assert_int_equal(g.max_entries, o.shared_max_bytes / 64); /* the byte budget rules */
+    assert_int_equal(g.max_entries, o.shared_max_bytes / tc__l2_blk_size(0, 0)); /* the byte budget rules */
     /* the same settings give the same geometry: it depends on nothing else */
     tc__l2_geom h = {.max_entries = o.shared_max_entries,
                      .max_bytes = o.shared_max_bytes,

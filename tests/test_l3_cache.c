@@ -282,6 +282,9 @@ static void test_env_and_documents(void **state) {
     setenv("CACHE_TIERING", "L1L3", 1);
     setenv("REDIS_KEY_PREFIX", "envtest:", 1);
     setenv("REDIS_COMMAND_TIMEOUT", "500ms", 1);
+    char name[64];
+    snprintf(name, sizeof name, "test-l3env-%d", (int)getpid());
+    setenv("CACHE_SHARED_NAME", name, 1); /* the host's coherence segment, removed below */
     tc_cache *c = NULL;
     char err[256] = "";
     int rc = tc_open_env(&c, err, sizeof err);
@@ -323,6 +326,8 @@ static void test_env_and_documents(void **state) {
     unsetenv("CACHE_TIERING");
     unsetenv("REDIS_KEY_PREFIX");
     unsetenv("REDIS_COMMAND_TIMEOUT");
+    unsetenv("CACHE_SHARED_NAME");
+    assert_int_equal(tc_shared_destroy(name), 0);
 }
 
 static void test_l3_down_under_l1(void **state) {

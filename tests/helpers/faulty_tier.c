@@ -61,8 +61,14 @@ static void f_close(tc__tier *t) {
     free(f);
 }
 
+static void f_attach(tc__tier *t, tc__coh *coh) {
+    faulty_tier *f = (faulty_tier *)t;
+    f->inner->coh = coh;
+    if (f->inner->ops->attach != NULL) f->inner->ops->attach(f->inner, coh);
+}
+
 static const tc__tier_ops faulty_ops = {
-    .get = f_get, .set = f_set, .del = f_del, .clear = f_clear, .clear_prefix = f_clear_prefix,
+    .get = f_get, .set = f_set, .del = f_del, .clear = f_clear, .clear_prefix = f_clear_prefix, .attach = f_attach,
     .stats = f_stats, .close = f_close, /* no mget / mset: the orchestrator loops over get / set */
 };
 
@@ -71,6 +77,7 @@ faulty_tier *faulty_wrap(tc__tier *inner, tc_tier_id id) {
     if (f == NULL) return NULL;
     f->base.ops = &faulty_ops;
     f->base.id = id;
+    f->base.shared = inner->shared;
     f->inner = inner;
     return f;
 }

@@ -349,8 +349,23 @@ int tc_test_make_certs(const char *d, tc_test_certs *c) {
 /* Options                                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* The host's coherence segment a test process's L3 caches share: named after the process, and
+ * removed when it exits (the first caller registers that; children after fork() do not own it). */
+static pid_t coh_owner;
+static void coh_cleanup(void) {
+    if (getpid() != coh_owner) return;
+    char name[64];
+    snprintf(name, sizeof name, "tctest-%d", (int)coh_owner);
+    (void)tc_shared_destroy(name);
+}
+
 void tc_test_l3_options(tc__opts *o, int port) {
     tc__opts_init(o);
+    if (coh_owner == 0) {
+        coh_owner = getpid();
+        atexit(coh_cleanup);
+    }
+    snprintf(o->shared_name, sizeof o->shared_name, "tctest-%d", (int)coh_owner);
     o->ntiers = 1;
     o->tiers[0] = TC_TIER_L3;
     o->max_key_bytes = 4096;
