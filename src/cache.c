@@ -109,6 +109,8 @@ struct tc_cache {
 
 static _Atomic uint64_t open_serial = 1;
 
+void (*tc__test_fill_hook)(const tc__key *k, int from_tier);
+
 /* A thread remembers its blocks for the last few caches it used. */
 #define TL_SLOTS 4
 static _Thread_local struct {
@@ -481,6 +483,7 @@ static int get_lower(tc_cache *c, const tc__key *kp, tstats *b, tc__sink *sink, 
         /* a hit */
         if (i > 0) {
             const void *data = tc__sink_data(sink);
+            if (tc__test_fill_hook != NULL) tc__test_fill_hook(&k, (int)c->tiers[i]->id);
             if (data != NULL) backfill(c, b, i, &k, data, sink->len, ttl, &fence);
         }
         if (timed) tc__hist_record(&b->lat_all, tc__now_ns() - t0);

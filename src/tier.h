@@ -206,6 +206,11 @@ struct tc__tier {
                      for a cache of one tier without L2 (no stamps, no fences) */
 };
 
+/* Test-only: when set, called by a read between a lower tier's hit (from_tier, a tc_tier_id)
+ * and the back-fill of the tiers above, so that a test can stage a write or an invalidation in
+ * that window. NULL (always, outside the tests). */
+extern void (*tc__test_fill_hook)(const tc__key *k, int from_tier);
+
 /* Tier constructors. Each returns 0 and the tier in *out, or a negative code and a message in
  * errbuf. They copy what they need from opt. */
 int tc__l1_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen);
