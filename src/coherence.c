@@ -388,6 +388,7 @@ int tc__coh_prefix_ok(const tc__coh *c, uint32_t ps, const void *key, size_t kle
 /* ------------------------------------------------------------------------ */
 
 void tc__coh_gap_set(tc__coh *c) {
+    if (atomic_load_explicit(&tc__coh_disable, memory_order_relaxed) & TC__COH_OFF_GAP) return;
     uint64_t e = atomic_load_explicit(c->epoch, memory_order_acquire);
     while (!(e & TC__COH_GAP)) {
         if (atomic_compare_exchange_weak_explicit(c->epoch, &e, e | TC__COH_GAP, memory_order_acq_rel,
@@ -415,12 +416,13 @@ int tc__coh_lease_take(tc__coh *c, uint64_t now_ms, uint64_t hold_ms, uint32_t *
     atomic_fetch_add_explicit(&c->hdr->takeovers, 1, memory_order_relaxed);
     /* the channel is down until this owner has verified it; the epoch word names the owner, so
      * that only this owner's recovery can end the gap */
+    uint64_t gap = (atomic_load_explicit(&tc__coh_disable, memory_order_relaxed) & TC__COH_OFF_GAP) ? 0 : TC__COH_GAP;
     uint64_t e = atomic_load_explicit(c->epoch, memory_order_acquire);
     for (;;) {
-        uint64_t n = (e & TC__COH_COUNTER_MASK) | TC__COH_GAP | ((uint64_t)(t & 0x7fff) << TC__COH_TICKET_SHIFT);
+        uint64_t n = (e & TC__COH_COUNTER_MASK) | gap | ((uint64_t)(t & 0x7fff) << TC__COH_TICKET_SHIFT);
         if (atomic_compare_exchange_weak_explicit(c->epoch, &e, n, memory_order_acq_rel, memory_order_acquire)) break;
     }
-    if (!(e & TC__COH_GAP)) atomic_fetch_add_explicit(&c->hdr->gaps, 1, memory_order_relaxed);
+    if (gap && !(e & TC__COH_GAP)) atomic_fetch_add_explicit(&c->hdr->gaps, 1, memory_order_relaxed);
     *ticket = t;
     return 1;
 }
@@ -429,6 +431,8 @@ static int owns(const tc__coh *c, uint32_t ticket) {
     uint64_t cur = atomic_load_explicit(&c->hdr->lease_owner, memory_order_acquire);
     return (uint32_t)cur == ticket && (uint32_t)(cur >> 32) == (uint32_t)getpid();
 }
+
+int tc__coh_lease_held(const tc__coh *c, uint32_t ticket) { return owns(c, ticket); }
 
 int tc__coh_lease_renew(tc__coh *c, uint32_t ticket, uint64_t now_ms, uint64_t hold_ms) {
     if (!owns(c, ticket)) return 0;
@@ -442,12 +446,14 @@ void tc__coh_lease_release(tc__coh *c, uint32_t ticket) {
 
 int tc__coh_recover(tc__coh *c, uint32_t ticket) {
     uint64_t tag = (uint64_t)(ticket & 0x7fff) << TC__COH_TICKET_SHIFT;
+    /* the test-only variant that keeps the epoch (TC__COH_OFF_RECOVER) shows why it moves */
+    uint64_t step = (atomic_load_explicit(&tc__coh_disable, memory_order_relaxed) & TC__COH_OFF_RECOVER) ? 0 : 1;
     uint64_t e = atomic_load_explicit(c->epoch, memory_order_acquire);
     for (;;) {
         if ((e & TC__COH_TICKET_MASK) != tag || !owns(c, ticket)) return 0;
-        uint64_t n = (((e & TC__COH_COUNTER_MASK) + 1) & TC__COH_COUNTER_MASK) | tag; /* GAP cleared */
+        uint64_t n = (((e & TC__COH_COUNTER_MASK) + step) & TC__COH_COUNTER_MASK) | tag; /* GAP cleared */
         if (atomic_compare_exchange_weak_explicit(c->epoch, &e, n, memory_order_acq_rel, memory_order_acquire)) {
-            atomic_fetch_add_explicit(&c->hdr->epoch_moves, 1, memory_order_relaxed);
+            if (step) atomic_fetch_add_explicit(&c->hdr->epoch_moves, 1, memory_order_relaxed);
             return 1;
         }
     }
@@ -470,6 +476,8 @@ void tc__coh_count_lag(tc__coh *c, uint64_t lag_us) {
                                                   memory_order_relaxed)) {
     }
 }
+
+uint64_t tc__coh_nonce(const tc__coh *c) { return c->hdr->nonce; }
 
 void tc__coh_counters_get(const tc__coh *c, tc__coh_counters *out) {
     const struct tc__coh_hdr *h = c->hdr;

@@ -202,6 +202,9 @@ void tc__coh_gap_set(tc__coh *c);
 int tc__coh_lease_take(tc__coh *c, uint64_t now_ms, uint64_t hold_ms, uint32_t *ticket);
 int tc__coh_lease_renew(tc__coh *c, uint32_t ticket, uint64_t now_ms, uint64_t hold_ms);
 void tc__coh_lease_release(tc__coh *c, uint32_t ticket);
+/* 1 while ticket (of this process) still owns the lease, whatever its deadline: a listener
+ * that finds it 0 was replaced and stands down. */
+int tc__coh_lease_held(const tc__coh *c, uint32_t ticket);
 /* The lease's deadline has passed (nobody listens). */
 int tc__coh_lease_expired(const tc__coh *c, uint64_t now_ms);
 /* Ends a gap: moves the epoch and clears GAP in one step, only while ticket owns the lease.
@@ -221,6 +224,10 @@ typedef struct tc__coh_counters {
 } tc__coh_counters;
 
 void tc__coh_counters_get(const tc__coh *c, tc__coh_counters *out);
+
+/* The table's random nonce, fixed at its creation: names the host (the processes sharing the
+ * segment) in what it writes for other hosts (the clear records of docs/COHERENCE.md 4.4). */
+uint64_t tc__coh_nonce(const tc__coh *c);
 void tc__coh_count_message(tc__coh *c, uint64_t keys);
 void tc__coh_count_lag(tc__coh *c, uint64_t lag_us);
 

@@ -60,16 +60,24 @@ unsigned tc__fork_gen(void) {
 /* Deadlines and waiting                                                    */
 /* ------------------------------------------------------------------------ */
 
+/* The descriptor that, once readable, ends every wait of this thread (tc__rconn_set_abort_fd);
+ * -1 on every thread but a listener's. */
+static _Thread_local int tl_abort_fd = -1;
+
+void tc__rconn_set_abort_fd(int fd) { tl_abort_fd = fd; }
+
 /* Waits until fd is ready for events or the deadline passes. Returns 0 (ready, including
- * error/hang-up conditions, which the following I/O call reports) or TC_ETIMEDOUT. */
+ * error/hang-up conditions, which the following I/O call reports), TC_ETIMEDOUT, or TC_ECONN
+ * when this thread's abort descriptor became readable. */
 static int wait_fd(int fd, short events, uint64_t deadline_ns) {
     for (;;) {
         uint64_t now = tc__now_ns();
         if (now >= deadline_ns) return TC_ETIMEDOUT;
         uint64_t left = deadline_ns - now;
         struct timespec ts = {(time_t)(left / 1000000000u), (long)(left % 1000000000u)};
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = ppoll(&p, 1, &ts, NULL);
+        struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = tl_abort_fd, .events = POLLIN}};
+        int n = ppoll(p, tl_abort_fd >= 0 ? 2 : 1, &ts, NULL);
+        if (n > 0 && tl_abort_fd >= 0 && p[1].revents) return TC_ECONN;
         if (n > 0) return 0;
         if (n < 0 && errno != EINTR) return TC_ECONN;
     }
@@ -500,6 +508,47 @@ static int read_some(tc__rconn *c, int first, uint64_t deadline_ns, char *errbuf
         if (w) return tc__errf(errbuf, errlen, w, "redis: timed out waiting for a reply");
     }
 }
+
+int tc__rconn_send(tc__rconn *c, uint64_t deadline_ns, char *errbuf, size_t errlen) {
+    if (c->broken) return tc__errf(errbuf, errlen, TC_ECONN, "redis: connection is broken");
+    tc__proto_set_secret(c->rd, c->out.secret);
+    int rc = write_all(c, c->out.data, c->out.len, deadline_ns, errbuf, errlen);
+    tc__cmdbuf_clear(&c->out, 64 * 1024);
+    return rc ? fail(c, rc) : 0;
+}
+
+int tc__rconn_pump(tc__rconn *c, int *want_write, char *errbuf, size_t errlen) {
+    *want_write = 0;
+    if (c->broken) return tc__errf(errbuf, errlen, TC_ECONN, "redis: connection is broken");
+    for (;;) {
+        if (c->ssl != NULL) {
+            ERR_clear_error();
+            int n = SSL_read(c->ssl, c->rbuf, (int)sizeof c->rbuf);
+            if (n > 0) {
+                int rc = tc__proto_feed(c->rd, c->rbuf, (size_t)n);
+                if (rc == TC_EPROTO)
+                    tc__errf(errbuf, errlen, rc, "redis: bad message: %s", tc__proto_error(c->rd));
+                return rc ? fail(c, rc) : 1;
+            }
+            int o = ssl_io_outcome(c, n, errno, errbuf, errlen);
+            if (o < 0) return fail(c, o);
+            *want_write = o == 2;
+            return 0;
+        }
+        ssize_t n = recv(c->fd, c->rbuf, sizeof c->rbuf, 0);
+        if (n > 0) {
+            int rc = tc__proto_feed(c->rd, c->rbuf, (size_t)n);
+            if (rc == TC_EPROTO) tc__errf(errbuf, errlen, rc, "redis: bad message: %s", tc__proto_error(c->rd));
+            return rc ? fail(c, rc) : 1;
+        }
+        if (n == 0) return fail(c, tc__errf(errbuf, errlen, TC_ECONN, "redis: server closed the connection"));
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        return fail(c, tc__errf(errbuf, errlen, TC_ECONN, "redis: connection lost: %s", strerror(errno)));
+    }
+}
+
+int tc__rconn_pending(const tc__rconn *c) { return c->ssl != NULL && SSL_pending(c->ssl) > 0; }
 
 int tc__rconn_exec(tc__rconn *c, uint64_t deadline_ns, size_t nreplies, tc__reply **replies,
                    size_t max_reply_bytes, char *errbuf, size_t errlen) {

@@ -67,6 +67,7 @@ struct tc__rconn {
     tc__cmdbuf out;          /* the commands of the next tc__rconn_exec() */
     unsigned fork_gen;       /* tc__fork_gen() when it was made */
     int broken;              /* 1: must not be used again */
+    int checked;             /* 1: the tier checked the fleet epoch on it (l3_redis.c) */
     tc__rconn *next;         /* the pool's idle list */
     int slot;                /* index in the pool's table of open connections */
     char rbuf[16384];
@@ -92,6 +93,26 @@ int tc__rconn_open(const tc__rconn_cfg *cfg, uint64_t deadline_ns, tc__rconn **o
  * TC_ENOMEM after which c->broken is set. */
 int tc__rconn_exec(tc__rconn *c, uint64_t deadline_ns, size_t nreplies, tc__reply **replies,
                    size_t max_reply_bytes, char *errbuf, size_t errlen);
+
+/* Sends c->out (then clears it) before deadline_ns without reading anything: for a listener,
+ * whose replies and messages are read by tc__rconn_pump(). Returns 0, or an error after
+ * which c->broken is set. */
+int tc__rconn_send(tc__rconn *c, uint64_t deadline_ns, char *errbuf, size_t errlen);
+
+/* Reads what the server has sent, without waiting, and feeds it to c->rd (the caller then
+ * takes the replies with tc__proto_get). Returns 1 when bytes were fed (call again: there may
+ * be more), 0 when there was nothing to read (*want_write is 1 when TLS needs the socket
+ * writable first), or TC_ECONN (closed, reset) / TC_ETLS / TC_EPROTO / TC_ENOMEM after which
+ * c->broken is set. At most sizeof c->rbuf bytes per call. */
+int tc__rconn_pump(tc__rconn *c, int *want_write, char *errbuf, size_t errlen);
+
+/* 1 when TLS holds decrypted bytes that poll() on the socket cannot see. */
+int tc__rconn_pending(const tc__rconn *c);
+
+/* Makes every wait of the calling thread on any connection (opening, sending, reading) end
+ * with TC_ECONN as soon as fd is readable; -1 turns it off. For a background thread that must
+ * stop promptly (the listener's wake-up eventfd). */
+void tc__rconn_set_abort_fd(int fd);
 
 /* Closes and frees. On a connection that is not broken and was made in this process, a TLS
  * close_notify is sent (best effort, never blocks); otherwise only the descriptor is closed,

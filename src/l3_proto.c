@@ -348,13 +348,11 @@ static char *put_size(char *p, size_t v) {
     return p;
 }
 
-/* RESP: "*<argc>\r\n" then "$<len>\r\n<bytes>\r\n" per argument -- the same bytes as
- * hiredis's redisFormatCommandArgv (test_l3_proto checks them against it), written straight
- * into the reusable buffer. hiredis 0.14 mallocs a buffer per command and sprintf()s every
- * length: with a pipelined MGET + n PTTL that was most of the client's CPU time. */
-int tc__cmdbuf_argv(tc__cmdbuf *b, int argc, const char *const *argv, const size_t *lens) {
+int tc__cmdbuf_argv_pre(tc__cmdbuf *b, int argc, const char *const *argv, const size_t *lens, int pi,
+                        const void *pre, size_t prelen) {
     if (argc < 1) return TC_EINVAL;
-    size_t need = 1 + 20 + 2;
+    if (pre == NULL || pi < 0 || pi >= argc) prelen = 0;
+    size_t need = 1 + 20 + 2 + prelen;
     for (int i = 0; i < argc; i++) {
         size_t more = 1 + 20 + 2 + lens[i] + 2;
         if (more < lens[i] || need + more < need) return TC_ENOMEM;
@@ -368,10 +366,13 @@ int tc__cmdbuf_argv(tc__cmdbuf *b, int argc, const char *const *argv, const size
     *p++ = '\r';
     *p++ = '\n';
     for (int i = 0; i < argc; i++) {
+        size_t extra = i == pi ? prelen : 0;
         *p++ = '$';
-        p = put_size(p, lens[i]);
+        p = put_size(p, lens[i] + extra);
         *p++ = '\r';
         *p++ = '\n';
+        if (extra) memcpy(p, pre, extra);
+        p += extra;
         if (lens[i]) memcpy(p, argv[i], lens[i]);
         p += lens[i];
         *p++ = '\r';
@@ -380,6 +381,14 @@ int tc__cmdbuf_argv(tc__cmdbuf *b, int argc, const char *const *argv, const size
     b->len = (size_t)(p - b->data);
     b->ncmds++;
     return 0;
+}
+
+/* RESP: "*<argc>\r\n" then "$<len>\r\n<bytes>\r\n" per argument -- the same bytes as
+ * hiredis's redisFormatCommandArgv (test_l3_proto checks them against it), written straight
+ * into the reusable buffer. hiredis 0.14 mallocs a buffer per command and sprintf()s every
+ * length: with a pipelined MGET + n PTTL that was most of the client's CPU time. */
+int tc__cmdbuf_argv(tc__cmdbuf *b, int argc, const char *const *argv, const size_t *lens) {
+    return tc__cmdbuf_argv_pre(b, argc, argv, lens, -1, NULL, 0);
 }
 
 int tc__cmdbuf_cmd(tc__cmdbuf *b, int argc, ...) {

@@ -116,6 +116,11 @@ void tc__cmdbuf_free(tc__cmdbuf *b);
  * TC_ENOMEM. */
 int tc__cmdbuf_argv(tc__cmdbuf *b, int argc, const char *const *argv, const size_t *lens);
 
+/* The same, with the argument at index pi sent as pre[0..prelen-1] followed by argv[pi]: a
+ * value and the header in front of it go out without being copied together first. */
+int tc__cmdbuf_argv_pre(tc__cmdbuf *b, int argc, const char *const *argv, const size_t *lens, int pi,
+                        const void *pre, size_t prelen);
+
 /* Convenience for up to 6 arguments passed as (ptr, len) pairs after argc. */
 int tc__cmdbuf_cmd(tc__cmdbuf *b, int argc, ...);
 

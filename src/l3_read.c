@@ -19,12 +19,12 @@ void tc__l3_limit_init(tc__l3_limit *lim, size_t bytes) {
     lim->endlen = (size_t)n;
 }
 
-int tc__l3_read_cmds(tc__cmdbuf *b, const char *key, size_t klen, const tc__l3_limit *lim, int with_value) {
+int tc__l3_read_cmds(tc__cmdbuf *b, const char *key, size_t klen, const tc__l3_limit *lim) {
     const char *strlen_argv[2] = {"STRLEN", key}, *pttl_argv[2] = {"PTTL", key};
     const char *range_argv[4] = {"GETRANGE", key, "0", lim->end};
     size_t strlen_lens[2] = {6, klen}, pttl_lens[2] = {4, klen}, range_lens[4] = {8, klen, 1, lim->endlen};
     int rc = tc__cmdbuf_argv(b, 2, strlen_argv, strlen_lens);
-    if (rc == 0 && with_value) rc = tc__cmdbuf_argv(b, 4, range_argv, range_lens);
+    if (rc == 0) rc = tc__cmdbuf_argv(b, 4, range_argv, range_lens);
     if (rc == 0) rc = tc__cmdbuf_argv(b, 2, pttl_argv, pttl_lens);
     return rc;
 }
@@ -69,21 +69,19 @@ int tc__l3_tx_results(tc__reply *const *rep, size_t nq, tc__reply *const **resul
     return 0;
 }
 
-int tc__l3_read_value(tc__reply *const *res, size_t limit, int with_value, tc__l3_value *out) {
+int tc__l3_read_value(tc__reply *const *res, size_t limit, int whole, tc__l3_value *out) {
     memset(out, 0, sizeof *out);
-    const tc__reply *sz = res[0];
-    const tc__reply *range = with_value ? res[1] : NULL;
-    const tc__reply *pttl = res[with_value ? 2 : 1];
+    const tc__reply *sz = res[0], *range = res[1], *pttl = res[2];
 
     /* A key of another type: every command on it says WRONGTYPE but PTTL. */
     if (sz->type == TC__R_ERROR && tc__reply_is_error_code(sz, "WRONGTYPE")) {
-        if (range != NULL && range->type != TC__R_ERROR) return TC_EPROTO;
+        if (range->type != TC__R_ERROR) return TC_EPROTO;
         out->kind = TC__L3_WRONGTYPE;
         return 0;
     }
     const tc__reply *errs[3] = {sz, range, pttl};
     for (int i = 0; i < 3; i++)
-        if (errs[i] != NULL && errs[i]->type == TC__R_ERROR) {
+        if (errs[i]->type == TC__R_ERROR) {
             out->kind = TC__L3_ERRREPLY;
             out->err = errs[i];
             return 0;
@@ -91,8 +89,8 @@ int tc__l3_read_value(tc__reply *const *res, size_t limit, int with_value, tc__l
     if (sz->type != TC__R_INTEGER || sz->integer < 0) return TC_EPROTO;
     if (pttl->type != TC__R_INTEGER || pttl->integer < -2) return TC_EPROTO;
     /* GETRANGE answers "" for an absent key; a nil is taken as the same */
-    if (range != NULL && range->type != TC__R_STRING && range->type != TC__R_NIL) return TC_EPROTO;
-    size_t got = range != NULL && range->type == TC__R_STRING ? range->len : 0;
+    if (range->type != TC__R_STRING && range->type != TC__R_NIL) return TC_EPROTO;
+    size_t got = range->type == TC__R_STRING ? range->len : 0;
     if (got > limit) return TC_EPROTO;
 
     const unsigned long long size = (unsigned long long)sz->integer;
@@ -102,19 +100,23 @@ int tc__l3_read_value(tc__reply *const *res, size_t limit, int with_value, tc__l
         return 0;
     }
     if (size > limit) {
-        if (range != NULL && got != limit) return TC_EPROTO; /* it must have sent the limit */
-        out->kind = TC__L3_OVERSIZED;
-        out->size = sz->integer;
-        return 0;
+        if (got != limit) return TC_EPROTO; /* it must have sent the limit */
+        if (whole) {
+            out->kind = TC__L3_OVERSIZED;
+            out->size = sz->integer;
+            return 0;
+        }
+    } else if (got != size) {
+        return TC_EPROTO; /* the bytes are not the whole value */
     }
-    if (range != NULL && got != size) return TC_EPROTO; /* the bytes are not the whole value */
     if (pttl->integer == 0) { /* expires right now */
         out->kind = TC__L3_ABSENT;
         return 0;
     }
     out->kind = TC__L3_HIT;
-    out->data = range == NULL ? NULL : got ? range->str : "";
-    out->len = (size_t)size;
+    out->data = got ? range->str : "";
+    out->len = got;
+    out->total = (size_t)size;
     out->ttl_ms = pttl->integer == -1 ? TC_TTL_NONE : (int64_t)pttl->integer;
     return 0;
 }

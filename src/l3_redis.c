@@ -35,10 +35,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/random.h>
+
+#include "coherence.h"
 #include "l3_conn.h"
+#include "l3_format.h"
 #include "l3_pool.h"
 #include "l3_proto.h"
 #include "l3_read.h"
+#include "l3_redis.h"
 #include "tier.h"
 #include "util.h"
 
@@ -55,8 +60,28 @@ typedef struct l3 {
     size_t nslen;
     uint64_t default_ttl_ms; /* TC__TTL_DEFAULT resolves to this (0: no expiry) */
     int max_retries;
-    size_t max_value;        /* CACHE_MAX_VALUE_BYTES: the most of one value a read moves */
-    tc__l3_limit limit;      /* the same, for the read commands */
+    size_t max_value;        /* CACHE_MAX_VALUE_BYTES: the longest payload a read returns */
+    tc__l3_limit limit;      /* a whole read: max_value + the value header (l3_format.h) */
+    tc__l3_limit head;       /* a TTL lookup: the first TC__L3_HEAD_READ bytes, for the header */
+
+    /* Coherence (docs/COHERENCE.md 3, 4.4). fleet_epoch is what values are written under and
+     * what a value read must carry; 0 until a connection checked it. coh is the host's table
+     * once a watch attached it (l3_listen.c): the listener moves the epoch key's stripe word
+     * when the key changes, and every process of the host then checks the epoch again. */
+    _Atomic uint64_t fleet_epoch;
+    _Atomic(tc__coh *) coh;
+    _Atomic uint64_t fleet_seen;   /* that stripe word when the epoch was last checked */
+    uint64_t epoch_key_hash;       /* tc__hash of the epoch key's bytes after the namespace */
+    _Atomic uint64_t host_nonce;   /* names this host in clear records */
+    _Atomic uint64_t clear_seq;    /* this tier's clear records */
+    _Atomic uint64_t epoch_misses; /* values of another fleet epoch, read as misses */
+
+    /* The keys this tier wrote lately, kept only while TC__COH_OFF_ECHO is set (tests). */
+    pthread_mutex_t echo_mu;
+    struct {
+        uint64_t hash, at_ms;
+    } echo[256];
+    unsigned echo_next;
 
     _Atomic uint64_t hits, misses, sets, deletes, errors;
     _Atomic uint64_t timeouts, conn_errors, proto_errors, auth_errors, tls_errors;
@@ -106,6 +131,132 @@ static const char *bare(const char *msg, int rc) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* The fleet epoch (docs/COHERENCE.md 3)                                    */
+/* ------------------------------------------------------------------------ */
+
+static int reply_error(l3 *t, const tc__reply *r);
+
+/* Compare and set of the epoch key, one key (ready for Redis Cluster): when the key still
+ * holds what the caller saw (ARGV[1] '0': no string there; '1': the string ARGV[2]) it becomes
+ * ARGV[3]; the reply is the string the key holds afterwards (nil: none). A key of another type
+ * counts as none, so a list somebody pushed there cannot wedge every connection. */
+static const char tc__l3_epoch_script[] =
+    "local cur = false\n"
+    "if redis.call('TYPE', KEYS[1]).ok == 'string' then cur = redis.call('GET', KEYS[1]) end\n"
+    "if (ARGV[1] == '0' and cur == false) or (ARGV[1] == '1' and cur == ARGV[2]) then\n"
+    "  redis.call('SET', KEYS[1], ARGV[3])\n"
+    "  return ARGV[3]\n"
+    "end\n"
+    "return cur\n";
+
+static uint64_t random_nonzero(void) {
+    uint64_t x = 0;
+    if (getrandom(&x, sizeof x, 0) != (ssize_t)sizeof x) x = tc__now_ns() * 0x9e3779b97f4a7c15ull;
+    return x ? x : 1;
+}
+
+static tc__coh *coh_of(const l3 *t) { return atomic_load_explicit(&t->coh, memory_order_acquire); }
+
+int tc__l3_fleet_check(tc__tier *tt, tc__rconn *c, uint64_t deadline_ns, int *answered, char *errbuf,
+                       size_t errlen) {
+    l3 *t = (l3 *)tt;
+    *answered = 0;
+    char key[TC_STR_MAX + 32];
+    size_t klen = t->nslen + sizeof TC__L3_KEY_EPOCH - 1;
+    memcpy(key, t->ns, t->nslen);
+    memcpy(key + t->nslen, TC__L3_KEY_EPOCH, sizeof TC__L3_KEY_EPOCH - 1);
+    tc__reply *rep[2];
+    int rc = tc__cmdbuf_cmd(&c->out, 2, "INFO", (size_t)4, "server", (size_t)6);
+    if (rc == 0) rc = tc__cmdbuf_cmd(&c->out, 2, "GET", (size_t)3, key, klen);
+    if (rc == 0) rc = tc__rconn_exec(c, deadline_ns, 2, rep, 1 << 20, errbuf, errlen);
+    if (rc) {
+        tc__cmdbuf_clear(&c->out, 64 * 1024);
+        return rc;
+    }
+    *answered = 1;
+    if (rep[0]->type == TC__R_ERROR) return reply_error(t, rep[0]);
+    char run_id[TC__L3_RUNID_MAX + 1];
+    if (rep[0]->type != TC__R_STRING || !tc__info_field(rep[0]->str, rep[0]->len, "run_id", run_id, sizeof run_id) ||
+        !tc__l3_runid_ok(run_id, strlen(run_id))) {
+        c->broken = 1;
+        *answered = 0;
+        return tc__errf(errbuf, errlen, TC_EPROTO, "redis: INFO server names no run_id");
+    }
+    /* what the key holds: have 0 none (or not a string), 1 the string cur (a copy: the reply
+     * dies with the next request) */
+    int have = 0;
+    char *cur = NULL;
+    size_t curlen = 0;
+    if (rep[1]->type == TC__R_STRING) {
+        have = 1;
+        curlen = rep[1]->len;
+        if ((cur = malloc(curlen + 1)) == NULL) return TC_ENOMEM;
+        memcpy(cur, rep[1]->str, curlen);
+    } else if (rep[1]->type == TC__R_ERROR && !tc__reply_is_error_code(rep[1], "WRONGTYPE")) {
+        return reply_error(t, rep[1]);
+    }
+    uint64_t epoch = 0;
+    char cand[TC__L3_RUNID_MAX + 32];
+    size_t candlen = tc__l3_epoch_text(cand, run_id, random_nonzero());
+    /* another client may replace the key between our read and our script: a few rounds */
+    for (int round = 0; !(have && tc__l3_epoch_parse(cur, curlen, run_id, &epoch)); round++) {
+        if (round == 4) {
+            free(cur);
+            c->broken = 1;
+            *answered = 0;
+            return tc__errf(errbuf, errlen, TC_EPROTO,
+                            "redis: the fleet epoch key (\\xff__tiercache__:epoch under REDIS_KEY_PREFIX) keeps "
+                            "changing under the compare-and-set");
+        }
+        const char *argv[7] = {"EVAL", tc__l3_epoch_script, "1", key, have ? "1" : "0", have ? cur : "", cand};
+        size_t lens[7] = {4, sizeof tc__l3_epoch_script - 1, 1, klen, 1, curlen, candlen};
+        rc = tc__cmdbuf_argv(&c->out, 7, argv, lens);
+        free(cur);
+        cur = NULL;
+        curlen = 0;
+        have = 0;
+        *answered = 0;
+        if (rc == 0) rc = tc__rconn_exec(c, deadline_ns, 1, rep, 1 << 20, errbuf, errlen);
+        if (rc) {
+            tc__cmdbuf_clear(&c->out, 64 * 1024);
+            return rc;
+        }
+        *answered = 1;
+        if (rep[0]->type == TC__R_ERROR) return reply_error(t, rep[0]);
+        if (rep[0]->type == TC__R_STRING) {
+            have = 1;
+            curlen = rep[0]->len;
+            if ((cur = malloc(curlen + 1)) == NULL) return TC_ENOMEM;
+            memcpy(cur, rep[0]->str, curlen);
+        } else if (rep[0]->type != TC__R_NIL) {
+            c->broken = 1;
+            *answered = 0;
+            return tc__errf(errbuf, errlen, TC_EPROTO, "redis: a reply of an unexpected type to the fleet epoch script");
+        }
+    }
+    free(cur);
+    uint64_t old = atomic_exchange_explicit(&t->fleet_epoch, epoch, memory_order_acq_rel);
+    if (old != 0 && old != epoch)
+        tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_INFO,
+                "redis: the fleet epoch changed (server run_id %s): values written before read as misses", run_id);
+    c->checked = 1;
+    return 0;
+}
+
+/* Makes sure the connection may carry values: the fleet epoch was checked on it, and not
+ * invalidated since (the listener moved the epoch key's stripe). 0 or the check's failure
+ * (*answered: the server answered it, with an error). */
+static int fleet_ready(l3 *t, tc__rconn *c, uint64_t deadline_ns, int *answered, char *errbuf, size_t errlen) {
+    *answered = 0;
+    tc__coh *coh = coh_of(t);
+    uint64_t w = coh ? atomic_load_explicit(tc__coh_word(coh, t->epoch_key_hash), memory_order_acquire) : 0;
+    if (c->checked && (coh == NULL || w == atomic_load_explicit(&t->fleet_seen, memory_order_relaxed))) return 0;
+    int rc = tc__l3_fleet_check(&t->base, c, deadline_ns, answered, errbuf, errlen);
+    if (rc == 0 && coh) atomic_store_explicit(&t->fleet_seen, w, memory_order_relaxed);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* The call loop                                                            */
 /* ------------------------------------------------------------------------ */
 
@@ -118,6 +269,7 @@ typedef struct l3_req {
     tc__reply **rep;
     size_t max_bytes;
     l3 *t;
+    uint64_t sent_ns; /* when the request was written (set by l3_call before each attempt) */
 } l3_req;
 
 static void count_failure(l3 *t, int rc) {
@@ -209,8 +361,15 @@ static int l3_call(l3 *t, l3_req *rq) {
          * stayed busy, or memory ran out here -- which says nothing about the server. */
         int failed = open_failed, answered = 0;
         if (rc == 0) {
-            rc = rq->build(rq, &c->out);
-            if (rc == 0) {
+            /* a new connection (or every one, after the epoch key changed) checks the fleet
+             * epoch before it carries a value */
+            rc = fleet_ready(t, c, budget, &answered, err, sizeof err);
+            if (rc != 0 && !answered && rc != TC_ENOMEM) failed = 1;
+            if (rc == 0) rc = rq->build(rq, &c->out);
+            if (rc != 0) {
+                tc__cmdbuf_clear(&c->out, 64 * 1024);
+            } else {
+                rq->sent_ns = tc__now_ns();
                 rc = tc__rconn_exec(c, budget, rq->nrep, rq->rep, rq->max_bytes, err, sizeof err);
                 if (rc != 0 && rc != TC_ENOMEM) {
                     failed = 1;
@@ -223,8 +382,6 @@ static int l3_call(l3 *t, l3_req *rq) {
                         snprintf(err, sizeof err, "redis: a reply of an unexpected type");
                     }
                 }
-            } else {
-                tc__cmdbuf_clear(&c->out, 64 * 1024);
             }
             tc__rpool_release(&t->pool, c);
         }
@@ -305,58 +462,124 @@ static int resolve_ttl(const l3 *t, int64_t ttl_ms, uint64_t *px) {
     return 0;
 }
 
-/* Appends SET k v [PX ms]. */
-static int build_set(tc__cmdbuf *b, const char *k, size_t kl, const void *v, size_t vl, uint64_t px) {
-    if (px == 0) return tc__cmdbuf_cmd(b, 3, "SET", (size_t)3, k, kl, (const char *)v, vl);
+/* Appends SET k <header>v [PX ms]: the value header carries the fleet epoch (l3_format.h). */
+static int build_set(const l3 *t, tc__cmdbuf *b, const char *k, size_t kl, const void *v, size_t vl, uint64_t px) {
+    unsigned char hdr[TC__L3_HDR_LEN];
+    tc__l3_hdr_put(hdr, atomic_load_explicit(&t->fleet_epoch, memory_order_acquire));
     char ms[24];
-    int n = snprintf(ms, sizeof ms, "%llu", (unsigned long long)px);
-    return tc__cmdbuf_cmd(b, 5, "SET", (size_t)3, k, kl, (const char *)v, vl, "PX", (size_t)2, ms, (size_t)n);
+    int n = px ? snprintf(ms, sizeof ms, "%llu", (unsigned long long)px) : 0;
+    const char *argv[5] = {"SET", k, (const char *)v, "PX", ms};
+    size_t lens[5] = {3, kl, vl, 2, (size_t)n};
+    return tc__cmdbuf_argv_pre(b, px ? 5 : 3, argv, lens, 2, hdr, sizeof hdr);
 }
 
 /* The reply bytes a read of n keys may take: each value is at most the limit (GETRANGE), held
  * once in the reader's buffer and once as a reply, plus the small replies around it. An honest
  * server cannot exceed it; a lying one is cut off there. */
 static size_t value_budget(const l3 *t, size_t n) {
-    return (n + 1) * (t->max_value + 4096) + ((size_t)1 << 20);
+    return (n + 1) * (t->limit.bytes + 4096) + ((size_t)1 << 20);
+}
+
+/* Milliseconds since the request was written, rounded up: what a remaining TTL loses so that a
+ * copy made from the reply never outlives the Redis key (docs/COHERENCE.md 4.1, step 4). */
+static int64_t since_sent_ms(const l3_req *rq) {
+    uint64_t now = tc__now_ns();
+    return now > rq->sent_ns ? (int64_t)((now - rq->sent_ns + 999999u) / 1000000u) : 0;
+}
+
+/* The keys this tier wrote lately, for TC__COH_OFF_ECHO (test-only): recorded only while the
+ * switch is on, so the write path pays one relaxed load otherwise. */
+static void echo_note(l3 *t, uint64_t hash) {
+    if (!(atomic_load_explicit(&tc__coh_disable, memory_order_relaxed) & TC__COH_OFF_ECHO)) return;
+    pthread_mutex_lock(&t->echo_mu);
+    t->echo[t->echo_next % 256].hash = hash;
+    t->echo[t->echo_next % 256].at_ms = tc__now_ms();
+    t->echo_next++;
+    pthread_mutex_unlock(&t->echo_mu);
+}
+
+int tc__l3_wrote_recently(tc__tier *tt, uint64_t hash, uint64_t within_ms) {
+    l3 *t = (l3 *)tt;
+    uint64_t now = tc__now_ms();
+    int found = 0;
+    pthread_mutex_lock(&t->echo_mu);
+    for (unsigned i = 0; i < 256 && !found; i++)
+        found = t->echo[i].at_ms != 0 && t->echo[i].hash == hash && now - t->echo[i].at_ms <= within_ms;
+    pthread_mutex_unlock(&t->echo_mu);
+    return found;
 }
 
 /* ------------------------------------------------------------------------ */
 /* get / set / del                                                          */
 /* ------------------------------------------------------------------------ */
 
-/* Reports a key under the namespace that is not a value of ours, at most once a second. */
-static void foreign_warn(l3 *t, const tc__l3_value *v) {
+/* Reports a key under the namespace that is not a value of ours (kind, and size for an
+ * oversized one), at most once a second. */
+static void foreign_warn(l3 *t, tc__l3_kind kind, long long size) {
     uint64_t now = tc__now_ns(), last = atomic_load(&t->last_foreign_warn_ns);
     if (now - last < 1000000000ull || !atomic_compare_exchange_strong(&t->last_foreign_warn_ns, &last, now))
         return;
-    if (v->kind == TC__L3_OVERSIZED)
+    if (kind == TC__L3_OVERSIZED)
         tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN,
                 "redis: a value under REDIS_KEY_PREFIX is %lld bytes, more than CACHE_MAX_VALUE_BYTES=%zu: "
-                "read as a miss (did another client write it?)", v->size, t->max_value);
+                "read as a miss (did another client write it?)", size, t->max_value);
     else
         tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN,
                 "redis: a key under REDIS_KEY_PREFIX holds another type than a string: read as a miss "
                 "(did another client write it?)");
 }
 
-/* One key's read -> 0 (a hit: the value delivered to out when out is set, its TTL in *ttl),
- * TC_EMISS, or the error the server answered for it. */
-static int deliver(l3 *t, const tc__l3_value *v, tc__sink *out, int64_t *ttl) {
+/* One key's read -> 0 (a hit: the payload delivered to out when out is set, its remaining
+ * TTL in *ttl), TC_EMISS, or the error the server answered for it. A value of ours (header,
+ * l3_format.h) is a hit only under the current fleet epoch, and delivers its payload; a plain
+ * one is delivered whole. Either is a miss when its payload is over CACHE_MAX_VALUE_BYTES (the
+ * read fetched up to that plus the header), or when its TTL runs out within since_ms, the time
+ * since the request was written. A reserved key (reserved: 1) is never the application's. */
+static int deliver(l3 *t, const tc__l3_value *v, tc__sink *out, int64_t *ttl, int64_t since_ms, int reserved) {
     switch (v->kind) {
-    case TC__L3_HIT:
-        *ttl = v->ttl_ms;
-        return out != NULL && v->data != NULL ? tc__sink_put(out, v->data, v->len) : 0;
+    case TC__L3_HIT: {
+        if (reserved) return TC_EMISS;
+        const char *p = v->data;
+        size_t n = v->total;
+        tc__l3_hdr h;
+        if (tc__l3_hdr_parse(v->data, v->len, v->total, &h)) {
+            if (h.epoch != atomic_load_explicit(&t->fleet_epoch, memory_order_acquire) ||
+                (h.flags & TC__L3_HDR_FLAG_NEGATIVE)) {
+                atomic_fetch_add_explicit(&t->epoch_misses, 1, memory_order_relaxed);
+                return TC_EMISS;
+            }
+            p += h.payload_off;
+            n -= h.payload_off;
+        }
+        if (n > t->max_value) {
+            atomic_fetch_add_explicit(&t->oversized, 1, memory_order_relaxed);
+            foreign_warn(t, TC__L3_OVERSIZED, (long long)v->total);
+            return TC_EMISS;
+        }
+        int64_t left = v->ttl_ms;
+        if (left != TC_TTL_NONE) {
+            if (left <= since_ms) return TC_EMISS; /* gone by the time the reply was read */
+            left -= since_ms;
+        }
+        *ttl = left;
+        return out != NULL ? tc__sink_put(out, p, n) : 0;
+    }
     case TC__L3_ABSENT: return TC_EMISS;
     case TC__L3_OVERSIZED:
         atomic_fetch_add_explicit(&t->oversized, 1, memory_order_relaxed);
-        foreign_warn(t, v);
+        foreign_warn(t, v->kind, v->size);
         return TC_EMISS;
     case TC__L3_WRONGTYPE:
         atomic_fetch_add_explicit(&t->wrong_type, 1, memory_order_relaxed);
-        foreign_warn(t, v);
+        foreign_warn(t, v->kind, 0);
         return TC_EMISS;
     default: return reply_error(t, v->err);
     }
+}
+
+/* 1 when the namespaced key k names one of tiercache's own keys. */
+static int ns_key_reserved(const l3 *t, const char *k, size_t kl) {
+    return kl >= t->nslen && tc__l3_key_reserved(k + t->nslen, kl - t->nslen);
 }
 
 typedef struct get_req {
@@ -369,29 +592,32 @@ typedef struct get_req {
 static int get_build(l3_req *rq, tc__cmdbuf *b) {
     get_req *g = (get_req *)rq;
     int rc = tc__l3_multi(b);
-    if (rc == 0) rc = tc__l3_read_cmds(b, g->kb.p, g->kb.len, &rq->t->limit, g->out != NULL);
+    if (rc == 0) rc = tc__l3_read_cmds(b, g->kb.p, g->kb.len, g->out != NULL ? &rq->t->limit : &rq->t->head);
     if (rc == 0) rc = tc__l3_exec(b);
     return rc;
 }
 
 static int get_handle(l3_req *rq, tc__reply **rep) {
     get_req *g = (get_req *)rq;
-    const unsigned nq = TC__L3_READ_CMDS(g->out != NULL);
     tc__reply *const *res;
     const tc__reply *err;
-    int rc = tc__l3_tx_results(rep, nq, &res, &err);
+    int rc = tc__l3_tx_results(rep, TC__L3_READ_CMDS, &res, &err);
     if (rc == 1) return reply_error(rq->t, err);
     if (rc != 0) return rc;
     tc__l3_value v;
-    if ((rc = tc__l3_read_value(res, rq->t->max_value, g->out != NULL, &v))) return rc;
-    return deliver(rq->t, &v, g->out, &g->ttl);
+    const tc__l3_limit *lim = g->out != NULL ? &rq->t->limit : &rq->t->head;
+    if ((rc = tc__l3_read_value(res, lim->bytes, g->out != NULL, &v))) return rc;
+    return deliver(rq->t, &v, g->out, &g->ttl, since_sent_ms(rq), 0);
 }
 
 static int l3_get(tc__tier *tt, const tc__key *k, tc__sink *out, int64_t *ttl_ms) {
     l3 *t = (l3 *)tt;
-    tc__reply *rep[2 + 3];
-    get_req g = {.rq = {get_build, get_handle, 2 + TC__L3_READ_CMDS(out != NULL), rep, value_budget(t, 1), t},
-                 .out = out};
+    tc__reply *rep[2 + TC__L3_READ_CMDS];
+    get_req g = {.rq = {get_build, get_handle, 2 + TC__L3_READ_CMDS, rep, value_budget(t, 1), t}, .out = out};
+    if (tc__l3_key_reserved(k->p, k->len)) {
+        atomic_fetch_add_explicit(&t->misses, 1, memory_order_relaxed);
+        return TC_EMISS; /* tiercache's own keys are not the application's */
+    }
     int rc = key_make(t, &g.kb, k->p, k->len);
     if (rc) return rc;
     rc = l3_call(t, &g.rq);
@@ -426,7 +652,7 @@ static int set_build(l3_req *rq, tc__cmdbuf *b) {
         rq->nrep = 0;
         return 0;
     }
-    return build_set(b, s->kb.p, s->kb.len, s->val, s->vlen, s->px);
+    return build_set(rq->t, b, s->kb.p, s->kb.len, s->val, s->vlen, s->px);
 }
 
 static int status_ok(l3 *t, const tc__reply *r) {
@@ -448,7 +674,9 @@ static int l3_set(tc__tier *tt, const tc__key *k, const void *val, size_t vlen, 
     set_req s = {.rq = {set_build, set_handle, 1, rep, 1 << 20, t}, .val = val, .vlen = vlen, .fence = fence};
     int rc = resolve_ttl(t, ttl_ms, &s.px);
     if (rc) return rc;
+    if (tc__l3_key_reserved(k->p, k->len)) return TC_EINVAL; /* tiercache's own keys */
     if ((rc = key_make(t, &s.kb, k->p, k->len))) return rc;
+    echo_note(t, k->hash);
     rc = l3_call(t, &s.rq);
     key_done(&s.kb);
     if (rc == 0) atomic_fetch_add_explicit(&t->sets, 1, memory_order_relaxed);
@@ -478,8 +706,10 @@ static int l3_del(tc__tier *tt, const tc__key *k) {
     l3 *t = (l3 *)tt;
     tc__reply *rep[1];
     del_req d = {.rq = {del_build, del_handle, 1, rep, 1 << 20, t}};
+    if (tc__l3_key_reserved(k->p, k->len)) return 0; /* never the application's: nothing to delete */
     int rc = key_make(t, &d.kb, k->p, k->len);
     if (rc) return rc;
+    echo_note(t, k->hash);
     rc = l3_call(t, &d.rq);
     key_done(&d.kb);
     if (rc == 0) atomic_fetch_add_explicit(&t->deletes, 1, memory_order_relaxed);
@@ -594,6 +824,7 @@ static int clear_handle(l3_req *rq, tc__reply **rep) {
     tc__reply *keys = r->element[1];
     for (size_t k = 0; k < keys->elements; k++) {
         if (keys->element[k]->type != TC__R_STRING) return TC_EPROTO;
+        if (ns_key_reserved(rq->t, keys->element[k]->str, keys->element[k]->len)) continue; /* ours */
         int rc = clear_keep_key(c, keys->element[k]->str, keys->element[k]->len);
         if (rc) return rc;
     }
@@ -601,17 +832,64 @@ static int clear_handle(l3_req *rq, tc__reply **rep) {
     return 0;
 }
 
-/* Removes every key under ns+prefix. One round trip per SCAN batch, each bounded by the
- * command timeout; the whole clear is proportional to the database size (SCAN visits every
- * key; MATCH filters on the server). */
+/* The clear record other hosts apply (docs/COHERENCE.md 4.4): RPUSH of
+ * "<host nonce>:<seq>:<prefix>" to the list, trimmed to the last TC__L3_CLEAR_KEEP. */
+typedef struct record_req {
+    l3_req rq;
+    keybuf list;
+    char *rec;
+    size_t reclen;
+} record_req;
+
+static int record_build(l3_req *rq, tc__cmdbuf *b) {
+    record_req *r = (record_req *)rq;
+    int rc = tc__cmdbuf_cmd(b, 3, "RPUSH", (size_t)5, r->list.p, r->list.len, r->rec, r->reclen);
+    if (rc == 0) rc = tc__cmdbuf_cmd(b, 4, "LTRIM", (size_t)5, r->list.p, r->list.len, "-64", (size_t)3, "-1", (size_t)2);
+    return rc;
+}
+
+static int record_handle(l3_req *rq, tc__reply **rep) {
+    int rc = int_ok(rq->t, rep[0]);
+    return rc ? rc : status_ok(rq->t, rep[1]);
+}
+
+_Static_assert(TC__L3_CLEAR_KEEP == 64, "LTRIM -64 above");
+
+static int push_clear_record(l3 *t, const void *prefix, size_t plen) {
+    tc__reply *rep[2];
+    record_req r = {.rq = {record_build, record_handle, 2, rep, 1 << 20, t}};
+    int rc = key_make(t, &r.list, TC__L3_KEY_CLEAR, sizeof TC__L3_KEY_CLEAR - 1);
+    if (rc) return rc;
+    r.reclen = TC__L3_CLEAR_HEAD + plen;
+    r.rec = malloc(r.reclen);
+    if (r.rec == NULL) {
+        key_done(&r.list);
+        return TC_ENOMEM;
+    }
+    tc__l3_clear_head(r.rec, atomic_load(&t->host_nonce), atomic_fetch_add(&t->clear_seq, 1));
+    if (plen) memcpy(r.rec + TC__L3_CLEAR_HEAD, prefix, plen);
+    rc = l3_call(t, &r.rq);
+    free(r.rec);
+    key_done(&r.list);
+    return rc;
+}
+
+/* Removes every key under ns+prefix, after telling the other hosts (a clear record). One
+ * round trip for the record, then one per SCAN batch, each bounded by the command timeout; the
+ * whole clear is proportional to the database size (SCAN visits every key; MATCH filters on
+ * the server). tiercache's own keys (l3_format.h) stay. */
 static int l3_clear_prefix(tc__tier *tt, const void *prefix, size_t plen) {
     l3 *t = (l3 *)tt;
     tc__reply *rep[2];
     clear_req c = {.rq = {clear_build, clear_handle, 0, rep, TC__L3_REPLY_SLACK, t},
                    .cursor = "0", .cursor_len = 1, .scan = 1};
+    int rc = push_clear_record(t, prefix, plen);
+    if (rc) {
+        atomic_fetch_add_explicit(&t->errors, 1, memory_order_relaxed);
+        return rc;
+    }
     keybuf kb;
-    int rc = key_make(t, &kb, prefix, plen);
-    if (rc) return rc;
+    if ((rc = key_make(t, &kb, prefix, plen))) return rc;
     c.pattern = malloc(2 * kb.len + 1);
     if (c.pattern == NULL) {
         key_done(&kb);
@@ -650,14 +928,16 @@ static int mget_build(l3_req *rq, tc__cmdbuf *b) {
     mget_req *m = (mget_req *)rq;
     int rc = tc__l3_multi(b);
     for (size_t i = 0; rc == 0 && i < m->n; i++)
-        rc = tc__l3_read_cmds(b, m->keys[i], m->lens[i], &rq->t->limit, m->outs != NULL);
+        rc = tc__l3_read_cmds(b, m->keys[i], m->lens[i], m->outs != NULL ? &rq->t->limit : &rq->t->head);
     if (rc == 0) rc = tc__l3_exec(b);
     return rc;
 }
 
 static int mget_handle(l3_req *rq, tc__reply **rep) {
     mget_req *m = (mget_req *)rq;
-    const unsigned per = TC__L3_READ_CMDS(m->outs != NULL);
+    const unsigned per = TC__L3_READ_CMDS;
+    const size_t limit = m->outs != NULL ? rq->t->limit.bytes : rq->t->head.bytes;
+    const int64_t since = since_sent_ms(rq);
     tc__reply *const *res;
     const tc__reply *err;
     int rc = tc__l3_tx_results(rep, m->n * per, &res, &err);
@@ -667,12 +947,13 @@ static int mget_handle(l3_req *rq, tc__reply **rep) {
      * key fails the batch, and no value of it reaches the caller */
     for (size_t i = 0; i < m->n; i++) {
         tc__l3_value v;
-        if ((rc = tc__l3_read_value(res + i * per, rq->t->max_value, m->outs != NULL, &v))) return rc;
+        if ((rc = tc__l3_read_value(res + i * per, limit, m->outs != NULL, &v))) return rc;
     }
     for (size_t i = 0; i < m->n; i++) {
         tc__l3_value v;
-        (void)tc__l3_read_value(res + i * per, rq->t->max_value, m->outs != NULL, &v);
-        m->rcs[i] = deliver(rq->t, &v, m->outs ? &m->outs[i] : NULL, &m->ttls[i]);
+        (void)tc__l3_read_value(res + i * per, limit, m->outs != NULL, &v);
+        m->rcs[i] = deliver(rq->t, &v, m->outs ? &m->outs[i] : NULL, &m->ttls[i], since,
+                            ns_key_reserved(rq->t, m->keys[i], m->lens[i]));
     }
     return 0;
 }
@@ -685,7 +966,7 @@ static int l3_mget(tc__tier *tt, size_t n, const tc__key *keys, tc__sink *outs, 
     l3 *t = (l3 *)tt;
     if (n == 0) return 0;
     size_t batch = n < TC__L3_BATCH ? n : TC__L3_BATCH;
-    const unsigned per = TC__L3_READ_CMDS(outs != NULL);
+    const unsigned per = TC__L3_READ_CMDS;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) total += t->nslen + keys[i].len;
     char *kdata = malloc(total ? total : 1);
@@ -754,6 +1035,10 @@ static int mset_build(l3_req *rq, tc__cmdbuf *b) {
             m->rcs[i] = rc;
             continue;
         }
+        if (tc__l3_key_reserved(m->keys[i].p, m->keys[i].len)) {
+            m->rcs[i] = TC_EINVAL; /* tiercache's own keys */
+            continue;
+        }
         if (m->fences != NULL && !tc__fence_ok(m->fences[i])) {
             m->rcs[i] = 0;
             continue;
@@ -767,7 +1052,8 @@ static int mset_build(l3_req *rq, tc__cmdbuf *b) {
         }
         memcpy(m->kbuf, m->t->ns, m->t->nslen);
         if (m->keys[i].len) memcpy(m->kbuf + m->t->nslen, m->keys[i].p, m->keys[i].len);
-        if ((rc = build_set(b, m->kbuf, kl, m->vals[i], m->vlens[i], px))) return rc;
+        if ((rc = build_set(m->t, b, m->kbuf, kl, m->vals[i], m->vlens[i], px))) return rc;
+        echo_note((l3 *)m->t, m->keys[i].hash);
         m->sent[i] = 1;
         rq->nrep++;
     }
@@ -949,8 +1235,35 @@ static void l3_close(tc__tier *tt) {
     tc__rpool_destroy(&t->pool);
     tc__rconn_cfg_free(&t->cfg);
     pthread_mutex_destroy(&t->info_mu);
+    pthread_mutex_destroy(&t->echo_mu);
     free(t);
 }
+
+/* ------------------------------------------------------------------------ */
+/* What the listener (l3_listen.c) uses                                     */
+/* ------------------------------------------------------------------------ */
+
+const tc__rconn_cfg *tc__l3_conn_cfg(tc__tier *tt) { return &((l3 *)tt)->cfg; }
+
+const char *tc__l3_namespace(tc__tier *tt, size_t *len) {
+    l3 *t = (l3 *)tt;
+    *len = t->nslen;
+    return t->ns;
+}
+
+void tc__l3_attach_coh(tc__tier *tt, tc__coh *coh) {
+    l3 *t = (l3 *)tt;
+    if (coh != NULL) {
+        atomic_store(&t->host_nonce, tc__coh_nonce(coh));
+        /* the word as it is now: the epoch was checked already by the connections open */
+        atomic_store(&t->fleet_seen, atomic_load(tc__coh_word(coh, t->epoch_key_hash)));
+    }
+    atomic_store_explicit(&t->coh, coh, memory_order_release);
+}
+
+uint64_t tc__l3_host_nonce(tc__tier *tt) { return atomic_load(&((l3 *)tt)->host_nonce); }
+
+uint64_t tc__l3_fleet_epoch(tc__tier *tt) { return atomic_load(&((l3 *)tt)->fleet_epoch); }
 
 static const tc__tier_ops l3_ops = {
     .get = l3_get,
@@ -987,7 +1300,12 @@ int tc__l3_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
     t->default_ttl_ms = opt->redis_default_ttl_ms;
     t->max_retries = opt->redis_max_retries;
     t->max_value = opt->max_value_bytes ? opt->max_value_bytes : ((size_t)1 << 20);
-    tc__l3_limit_init(&t->limit, t->max_value);
+    tc__l3_limit_init(&t->limit, t->max_value + TC__L3_HDR_LEN);
+    tc__l3_limit_init(&t->head, TC__L3_HEAD_READ);
+    pthread_mutex_init(&t->echo_mu, NULL);
+    t->epoch_key_hash = tc__hash(TC__L3_KEY_EPOCH, sizeof TC__L3_KEY_EPOCH - 1);
+    atomic_store(&t->host_nonce, random_nonzero()); /* until a watch names the host */
+    atomic_store(&t->clear_seq, random_nonzero() >> 16);
     if (t->nslen == 0)
         tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN,
                 "redis: REDIS_KEY_PREFIX is empty: the cache owns the whole database %d, and a clear "
@@ -1001,8 +1319,15 @@ int tc__l3_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
     uint64_t dl = tc__now_ns() + t->cfg.connect_timeout_ms * 1000000ull;
     rc = tc__rpool_acquire(&t->pool, dl, dl, &c, &fresh, &open_failed, err, sizeof err);
     if (rc == 0) {
+        /* and the fleet epoch, so the first write need not wait for it; a refusal here (an ACL
+         * without EVAL) is the first call's error, and logged now */
+        int answered;
+        int frc = tc__l3_fleet_check(&t->base, c, dl, &answered, err, sizeof err);
         tc__rpool_release(&t->pool, c);
         atomic_store(&t->last_ok, 1);
+        if (frc)
+            tc__log(t->cfg.log_fn, t->cfg.log_ud, TC_LOG_WARN, "redis: cannot check the fleet epoch (%s): %s",
+                    tc_err_name(frc), bare(err, frc));
     } else {
         count_failure(t, rc);
         tc__breaker_trip(&t->pool.brk, rc);

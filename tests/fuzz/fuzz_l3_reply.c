@@ -3,10 +3,13 @@
  * to the reader (l3_proto.c) in chunks the way the connection feeds them, the replies read as
  * the L3 tier reads them (l3_read.c: the MULTI ... EXEC frame, then each key's STRLEN,
  * GETRANGE and PTTL), and every error or status reply turned into message text
- * (tc__reply_text). Oversized, truncated, lying and hostile replies are the point.
+ * (tc__reply_text), and a hit's bytes read as the tier reads a value (the header of
+ * l3_format.h, which a plain value may imitate). Oversized, truncated, lying and hostile
+ * replies are the point.
  *
  * Input: a 4-byte header, then the server's bytes.
- *   byte 0  bit 0: the read fetches values (else TTL-only); bits 1-3: keys - 1 (1..8);
+ *   byte 0  bit 0: the read fetches whole values (else the head, as a TTL lookup does);
+ *           bits 1-3: keys - 1 (1..8);
  *           bit 4: the request carried a secret (the replies are marked so)
  *   byte 1  the value limit (CACHE_MAX_VALUE_BYTES) - 1: 1..256 bytes, so that values over
  *           the limit are easy to find
@@ -16,7 +19,8 @@
  *
  * What must hold, whatever the bytes: no crash, no leak, no undefined behaviour (built with
  * ASan and UBSan); a hit is never longer than the limit and its bytes are readable; a value
- * over the limit is never a hit; message text is NUL-terminated within its buffer and, for a
+ * over the limit is never a whole read's hit; a value header found is inside the value;
+ * message text is NUL-terminated within its buffer and, for a
  * reply marked secret, never holds the server's bytes past the error code.
  *
  * The seed corpus (tests/fuzz/corpus/l3_reply) holds the reproducer of issue 8, item 8 (a
@@ -29,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "l3_format.h"
 #include "l3_proto.h"
 #include "l3_read.h"
 #include "tier.h"
@@ -89,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     data += 4;
     size -= 4;
 
-    const size_t per = TC__L3_READ_CMDS(with_value), nq = nkeys * per, nrep = nq + 2;
+    const size_t per = TC__L3_READ_CMDS, nq = nkeys * per, nrep = nq + 2;
     tc__proto_reader *rd = tc__proto_reader_new(NULL);
     if (rd == NULL) return 0;
     tc__proto_reset_replies(rd);
@@ -135,10 +140,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (vr != 0) continue;
                 switch (v.kind) {
                 case TC__L3_HIT: {
-                    check(v.len <= limit);
+                    check(v.len <= limit && v.len <= v.total && v.data != NULL);
+                    check(with_value ? v.len == v.total : v.len == (v.total < limit ? v.total : limit));
                     check(v.ttl_ms > 0 || v.ttl_ms == TC_TTL_NONE);
-                    check(with_value ? v.data != NULL : v.data == NULL);
-                    if (v.data != NULL) {
+                    tc__l3_hdr h;
+                    if (tc__l3_hdr_parse(v.data, v.len, v.total, &h))
+                        check(h.payload_off >= TC__L3_HDR_LEN && h.payload_off <= v.total);
+                    {
                         /* deliver it as the tier does: into a small buffer, else whole */
                         char small[8];
                         tc__sink s = {.buf = small, .cap = sizeof small, .want_whole = 1};
@@ -151,7 +159,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     }
                     break;
                 }
-                case TC__L3_OVERSIZED: check(v.size > 0 && (unsigned long long)v.size > limit); break;
+                case TC__L3_OVERSIZED:
+                    check(with_value && v.size > 0 && (unsigned long long)v.size > limit);
+                    break;
                 case TC__L3_ERRREPLY: check(v.err != NULL && v.err->type == TC__R_ERROR); break;
                 case TC__L3_ABSENT:
                 case TC__L3_WRONGTYPE: break;

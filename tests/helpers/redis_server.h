@@ -92,7 +92,9 @@ redisReply *tc_test_raw(int port, const char *password, const char *a0, const ch
                         const char *a2, const char *a3);
 
 /* A fake server: every connection gets first_reply in answer to its first read, then
- * next_reply to every later read (NULL: say nothing). */
+ * next_reply to every later read (NULL: say nothing) -- except the fleet epoch check a new
+ * connection makes after its handshake (INFO server + GET of the epoch key), answered as a
+ * server whose epoch key is in place (run_id 0123...ef, epoch 0xe1). */
 typedef struct tc_test_fake {
     int listen_fd;
     int port;
