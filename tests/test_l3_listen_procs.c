@@ -1,0 +1,220 @@
+/*
+ * test_l3_listen_procs.c -- the election of a host's listener across processes: processes that
+ * share a coherence segment elect exactly one listener, which keeps the lease without
+ * flapping; when it is stopped (SIGSTOP) or killed (SIGKILL) another process sets GAP and takes
+ * over within B; the stopped one, resumed, stands down and leaves the new listener's channel
+ * alone. The test process watches the segment itself (it opens the table, runs no watchdog).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers/listen_host.h"
+#include "helpers/redis_server.h"
+#include "util.h"
+
+#define B_MS 400
+
+static tc_test_redis srv;
+
+static int setup(void **state) {
+    (void)state;
+    if (!tc_test_have_redis()) {
+        fprintf(stderr, "redis-server not found: install the redis-server package\n");
+        return -1;
+    }
+    return tc_test_redis_start(&srv, NULL);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tc_test_redis_stop(&srv);
+    return 0;
+}
+
+static void msleep(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A process of the host: opens the table, the tier and its watchdog, says so on ready, and
+ * runs until the test writes a byte to hold (or kills it). A byte, not the pipe's end: the
+ * members forked later hold copies of it. */
+typedef struct member {
+    pid_t pid;
+    int hold; /* the test's end */
+} member;
+
+static member spawn(const char *name) {
+    int ready[2], hold[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(hold), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(ready[0]);
+        close(hold[1]);
+        tc_test_host h;
+        char ok = tc_test_host_open(&h, name, srv.port, B_MS, 1) == 0 ? 'y' : 'n';
+        if (write(ready[1], &ok, 1) != 1 || ok != 'y') _exit(1);
+        char c;
+        (void)read(hold[0], &c, 1);
+        tc_test_host_close(&h, 0);
+        _exit(0); /* not exit(): the test's atexit handlers are the parent's */
+    }
+    close(ready[1]);
+    close(hold[0]);
+    char ok = 0;
+    assert_int_equal(read(ready[0], &ok, 1), 1);
+    assert_int_equal(ok, 'y');
+    close(ready[0]);
+    member m = {pid, hold[1]};
+    return m;
+}
+
+static void finish(member *m) {
+    char q = 'q';
+    if (write(m->hold, &q, 1) != 1) kill(m->pid, SIGKILL);
+    close(m->hold);
+    int st;
+    waitpid(m->pid, &st, 0);
+}
+
+typedef struct view {
+    tc__coh *coh;
+    pid_t want; /* 0: anyone */
+    pid_t not;
+} view;
+
+static int healthy_with(void *arg) {
+    view *v = arg;
+    tc__coh_counters c;
+    tc__coh_counters_get(v->coh, &c);
+    return !c.gap && c.listener_pid != 0 && (v->want == 0 || c.listener_pid == (uint32_t)v->want) &&
+           c.listener_pid != (uint32_t)v->not;
+}
+
+static int gap(void *arg) { return tc__coh_gap(((view *)arg)->coh); }
+
+static tc__coh *observe(const char *name) {
+    tc__opts o;
+    tc_test_l3_options(&o, srv.port);
+    snprintf(o.shared_name, sizeof o.shared_name, "%s", name);
+    tc__coh *c = NULL;
+    char err[256];
+    assert_int_equal(tc__coh_open_shared(&o, &c, err, sizeof err), 0);
+    return c;
+}
+
+static uint32_t listener_of(tc__coh *c) {
+    tc__coh_counters k;
+    tc__coh_counters_get(c, &k);
+    return k.listener_pid;
+}
+
+/* For span ms: the listener stays who it is, GAP stays clear, nobody takes the lease. */
+static void assert_steady(tc__coh *c, uint32_t pid, int span_ms) {
+    tc__coh_counters k0, k;
+    tc__coh_counters_get(c, &k0);
+    for (int i = 0; i < span_ms / 5; i++) {
+        msleep(5);
+        tc__coh_counters_get(c, &k);
+        assert_int_equal(k.listener_pid, pid);
+        assert_false(k.gap);
+        assert_int_equal(k.takeovers, k0.takeovers);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_processes_of_a_host_elect_one_listener_that_keeps_the_lease(void **state) {
+    (void)state;
+    char name[64];
+    tc_test_host_name(name, sizeof name, "elect");
+    tc__coh *c = observe(name);
+    member m[3] = {spawn(name), spawn(name), spawn(name)};
+    view v = {c, 0, 0};
+    assert_true(tc_test_wait_until(healthy_with, &v, 5000) >= 0);
+    uint32_t l = listener_of(c);
+    assert_true(l == (uint32_t)m[0].pid || l == (uint32_t)m[1].pid || l == (uint32_t)m[2].pid);
+    tc__coh_counters k;
+    tc__coh_counters_get(c, &k);
+    assert_int_equal(k.takeovers, 1);
+    assert_steady(c, l, 3 * B_MS);
+    for (int i = 0; i < 3; i++) finish(&m[i]);
+    tc__coh_close(c);
+    tc__coh_destroy(name);
+}
+
+static void test_stopped_listener_process_is_replaced_within_bound_and_stands_down(void **state) {
+    (void)state;
+    char name[64];
+    tc_test_host_name(name, sizeof name, "sigstop");
+    tc__coh *c = observe(name);
+    member m[2] = {spawn(name), spawn(name)};
+    view v = {c, 0, 0};
+    assert_true(tc_test_wait_until(healthy_with, &v, 5000) >= 0);
+    pid_t l = (pid_t)listener_of(c), o = l == m[0].pid ? m[1].pid : m[0].pid;
+    kill(l, SIGSTOP);
+    double t0 = tc_test_now_ms();
+    assert_true(tc_test_wait_until(gap, &v, 2 * B_MS) >= 0);
+    double gap_ms = tc_test_now_ms() - t0;
+    view other = {c, o, 0};
+    assert_true(tc_test_wait_until(healthy_with, &other, 5000) >= 0);
+    double over_ms = tc_test_now_ms() - t0;
+    printf("listener process stopped: GAP after %.1f ms, pid %d listens %.1f ms after the stop (B = %d)\n", gap_ms,
+           (int)o, over_ms, B_MS);
+    assert_true(gap_ms <= B_MS);
+    /* resumed: it finds the lease gone and stands down; the new listener's channel stays up */
+    kill(l, SIGCONT);
+    assert_steady(c, (uint32_t)o, 3 * B_MS);
+    for (int i = 0; i < 2; i++) finish(&m[i]);
+    tc__coh_close(c);
+    tc__coh_destroy(name);
+}
+
+static void test_killed_listener_process_is_replaced_within_bound(void **state) {
+    (void)state;
+    char name[64];
+    tc_test_host_name(name, sizeof name, "sigkill");
+    tc__coh *c = observe(name);
+    member m[2] = {spawn(name), spawn(name)};
+    view v = {c, 0, 0};
+    assert_true(tc_test_wait_until(healthy_with, &v, 5000) >= 0);
+    pid_t l = (pid_t)listener_of(c), o = l == m[0].pid ? m[1].pid : m[0].pid;
+    kill(l, SIGKILL);
+    double t0 = tc_test_now_ms();
+    assert_true(tc_test_wait_until(gap, &v, 2 * B_MS) >= 0);
+    double gap_ms = tc_test_now_ms() - t0;
+    view other = {c, o, 0};
+    assert_true(tc_test_wait_until(healthy_with, &other, 5000) >= 0);
+    printf("listener process killed: GAP after %.1f ms, pid %d listens %.1f ms after the kill (B = %d)\n", gap_ms,
+           (int)o, tc_test_now_ms() - t0, B_MS);
+    assert_true(gap_ms <= B_MS);
+    assert_steady(c, (uint32_t)o, B_MS);
+    for (int i = 0; i < 2; i++) finish(&m[i]);
+    tc__coh_close(c);
+    tc__coh_destroy(name);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* finish() of a member that was killed */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_processes_of_a_host_elect_one_listener_that_keeps_the_lease),
+        cmocka_unit_test(test_stopped_listener_process_is_replaced_within_bound_and_stands_down),
+        cmocka_unit_test(test_killed_listener_process_is_replaced_within_bound),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
