@@ -3,6 +3,7 @@
  * the reserved keys, the fleet epoch key's text and the clear records. Pure functions of bytes,
  * each bounded by its input.
  */
+#include <endian.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,13 +12,14 @@
 static const unsigned char tc__l3_magic[4] = {0xfe, 0x54, 0x43, 0x01};
 
 static void put_u64le(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+    v = htole64(v);
+    memcpy(p, &v, 8);
 }
 
 static uint64_t get_u64le(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return le64toh(v);
 }
 
 void tc__l3_hdr_put(unsigned char out[TC__L3_HDR_LEN], uint64_t epoch) {

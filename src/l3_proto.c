@@ -348,10 +348,16 @@ static char *put_size(char *p, size_t v) {
     return p;
 }
 
-int tc__cmdbuf_argv_pre(tc__cmdbuf *b, int argc, const char *const *argv, const size_t *lens, int pi,
-                        const void *pre, size_t prelen) {
+/* RESP: "*<argc>\r\n" then "$<len>\r\n<bytes>\r\n" per argument -- the same bytes as
+ * hiredis's redisFormatCommandArgv (test_l3_proto checks them against it), written straight
+ * into the reusable buffer. hiredis 0.14 mallocs a buffer per command and sprintf()s every
+ * length: with a pipelined MGET + n PTTL that was most of the client's CPU time. Argument pi
+ * is sent as pre followed by argv[pi]; inlined into both callers, so the plain one (pi -1)
+ * pays nothing for it. */
+static inline __attribute__((always_inline)) int format_argv(tc__cmdbuf *b, int argc, const char *const *argv,
+                                                             const size_t *lens, int pi, const void *pre,
+                                                             size_t prelen) {
     if (argc < 1) return TC_EINVAL;
-    if (pre == NULL || pi < 0 || pi >= argc) prelen = 0;
     size_t need = 1 + 20 + 2 + prelen;
     for (int i = 0; i < argc; i++) {
         size_t more = 1 + 20 + 2 + lens[i] + 2;
@@ -371,8 +377,10 @@ int tc__cmdbuf_argv_pre(tc__cmdbuf *b, int argc, const char *const *argv, const 
         p = put_size(p, lens[i] + extra);
         *p++ = '\r';
         *p++ = '\n';
-        if (extra) memcpy(p, pre, extra);
-        p += extra;
+        if (extra) {
+            memcpy(p, pre, extra);
+            p += extra;
+        }
         if (lens[i]) memcpy(p, argv[i], lens[i]);
         p += lens[i];
         *p++ = '\r';
@@ -383,12 +391,14 @@ int tc__cmdbuf_argv_pre(tc__cmdbuf *b, int argc, const char *const *argv, const 
     return 0;
 }
 
-/* RESP: "*<argc>\r\n" then "$<len>\r\n<bytes>\r\n" per argument -- the same bytes as
- * hiredis's redisFormatCommandArgv (test_l3_proto checks them against it), written straight
- * into the reusable buffer. hiredis 0.14 mallocs a buffer per command and sprintf()s every
- * length: with a pipelined MGET + n PTTL that was most of the client's CPU time. */
 int tc__cmdbuf_argv(tc__cmdbuf *b, int argc, const char *const *argv, const size_t *lens) {
-    return tc__cmdbuf_argv_pre(b, argc, argv, lens, -1, NULL, 0);
+    return format_argv(b, argc, argv, lens, -1, NULL, 0);
+}
+
+int tc__cmdbuf_argv_pre(tc__cmdbuf *b, int argc, const char *const *argv, const size_t *lens, int pi,
+                        const void *pre, size_t prelen) {
+    if (pre == NULL || pi < 0 || pi >= argc) return format_argv(b, argc, argv, lens, -1, NULL, 0);
+    return format_argv(b, argc, argv, lens, pi, pre, prelen);
 }
 
 int tc__cmdbuf_cmd(tc__cmdbuf *b, int argc, ...) {
