@@ -14,6 +14,10 @@
  *
  *   REDIS_HOST=127.0.0.1 REDIS_PORT=P bench_coherence_lag [WRITES]     (default 10000)
  *
+ * It uses the pieces directly (the L3 tier, the coherence table, the watchdog), not the public
+ * API: the moment it measures is a stripe word of another host's table moving, which no public
+ * call shows, and it needs none of the orchestrator around them.
+ *
  * Prints the configuration, then the lag from the write's completion (tc_set returned) to the
  * stripe moving -- what guarantee 2 bounds -- and from the write's start, as p50, p99, p999 and
  * max in microseconds, and the canary lag B's listener measured. A lag never seen within
