@@ -13,12 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +21,7 @@
 #include <unistd.h>
 
 #include "helpers/listen_host.h"
+#include "helpers/proxy.h"
 #include "helpers/redis_server.h"
 #include "l3_format.h"
 #include "l3_redis.h"
@@ -279,6 +275,12 @@ static void test_reserved_keys_are_not_the_applications(void **state) {
     size_t len;
     assert_int_equal(tset(t, k, "x"), TC_EINVAL);
     assert_int_equal(tget(t, k, buf, sizeof buf, &len, NULL), TC_EMISS);
+    tc__key keys[2] = {TC__KEY(k, strlen(k)), TC__KEY("plain", 5)};
+    tc__sink outs[2] = {{.buf = buf, .cap = sizeof buf}, {.buf = buf, .cap = sizeof buf}};
+    int64_t ttls[2];
+    int rcs[2];
+    assert_int_equal(t->ops->mget(t, 2, keys, outs, ttls, rcs), 0);
+    assert_int_equal(rcs[0], TC_EMISS);
     assert_int_equal(t->ops->del(t, &TC__KEY(k, strlen(k))), 0);
     assert_int_equal(t->ops->clear(t), 0);
     redisReply *r = tc_test_raw(srv.port, NULL, "EXISTS", "tctest:\xff__tiercache__:epoch", NULL, NULL);
@@ -288,86 +290,14 @@ static void test_reserved_keys_are_not_the_applications(void **state) {
     t->ops->close(t);
 }
 
-/* A loopback proxy in front of the server that can hold the server's replies back: what the
- * server computed (PTTL) then reaches the client late, as over a slow network or from a
- * client thread descheduled after its request. */
-typedef struct proxy {
-    int listen_fd, port;
-    pthread_t thread;
-    _Atomic int stop;
-    _Atomic int hold_ms; /* replies are delayed by this much */
-} proxy;
-
-static void *proxy_main(void *arg) {
-    proxy *px = arg;
-    int cfd[16], sfd[16], n = 0;
-    while (!px->stop) {
-        struct pollfd p[33];
-        p[0] = (struct pollfd){.fd = px->listen_fd, .events = POLLIN};
-        for (int i = 0; i < n; i++) {
-            p[1 + 2 * i] = (struct pollfd){.fd = cfd[i], .events = POLLIN};
-            p[2 + 2 * i] = (struct pollfd){.fd = sfd[i], .events = POLLIN};
-        }
-        if (poll(p, (nfds_t)(1 + 2 * n), 20) <= 0) continue;
-        if ((p[0].revents & POLLIN) && n < 16) {
-            int c = accept(px->listen_fd, NULL, NULL);
-            struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port),
-                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-            int sv = socket(AF_INET, SOCK_STREAM, 0);
-            if (c >= 0 && sv >= 0 && connect(sv, (struct sockaddr *)&a, sizeof a) == 0) {
-                cfd[n] = c;
-                sfd[n] = sv;
-                n++;
-            }
-        }
-        for (int i = 0; i < n; i++) {
-            char buf[65536];
-            if (p[1 + 2 * i].revents) {
-                ssize_t k = recv(cfd[i], buf, sizeof buf, 0);
-                if (k > 0) send(sfd[i], buf, (size_t)k, MSG_NOSIGNAL);
-            }
-            if (p[2 + 2 * i].revents) {
-                ssize_t k = recv(sfd[i], buf, sizeof buf, 0);
-                if (k > 0) {
-                    if (px->hold_ms) msleep(px->hold_ms);
-                    send(cfd[i], buf, (size_t)k, MSG_NOSIGNAL);
-                }
-            }
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        close(cfd[i]);
-        close(sfd[i]);
-    }
-    return NULL;
-}
-
-static void proxy_start(proxy *px) {
-    memset(px, 0, sizeof *px);
-    px->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    assert_int_equal(bind(px->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(px->listen_fd, 16), 0);
-    assert_int_equal(getsockname(px->listen_fd, (struct sockaddr *)&a, &al), 0);
-    px->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&px->thread, NULL, proxy_main, px), 0);
-}
-
-static void proxy_stop(proxy *px) {
-    px->stop = 1;
-    pthread_join(px->thread, NULL);
-    close(px->listen_fd);
-}
-
 /* The remaining TTL a hit reports is PTTL less the time from writing the request to reading
  * the reply, so a copy made from it never outlives the key: here the reply is held back 300 ms
  * after the server computed PTTL. */
 static void test_remaining_ttl_is_anchored_at_the_request(void **state) {
     (void)state;
     raw_ok("FLUSHALL", NULL, NULL, NULL);
-    proxy px;
-    proxy_start(&px);
+    tc_test_proxy px;
+    assert_int_equal(tc_test_proxy_start(&px, srv.port), 0);
     tc__opts o;
     tc_test_l3_options(&o, px.port);
     tc__tier *t = NULL;
@@ -396,7 +326,7 @@ static void test_remaining_ttl_is_anchored_at_the_request(void **state) {
     assert_int_equal(t->ops->get(t, &TC__KEY("short", 5), &s, &ttl), TC_EMISS);
     px.hold_ms = 0;
     t->ops->close(t);
-    proxy_stop(&px);
+    tc_test_proxy_stop(&px);
 }
 
 int main(void) {

@@ -1,8 +1,9 @@
 /*
  * test_l3_listen.c -- the host's invalidation listener (src/l3_listen.c) against a real
  * redis-server, in one process: writes from outside (SET, DEL, EXPIRE, expiry, FLUSHALL) move
- * the right stripe or the epoch within B; a killed subscriber, a restarted server and a frozen
- * server each set GAP within B, and the recovery moves the epoch; a frozen listener thread is
+ * the right stripe or the epoch within B; a killed subscriber, a restarted server, a frozen
+ * server and a subscriber cut off behind a proxy (only the canary tells) each set GAP within
+ * B, and the recovery moves the epoch; stopping is prompt; a frozen listener thread is
  * replaced by another watchdog of the host and stands down when it wakes; the clear records
  * between two simulated hosts; the canary's lag; the test-only switches each turn their
  * mechanism off. Multi-process elections are in test_l3_listen_procs.c.
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "helpers/listen_host.h"
+#include "helpers/proxy.h"
 #include "helpers/redis_server.h"
 #include "l3_format.h"
 #include "l3_redis.h"
@@ -229,22 +231,46 @@ static void test_restarted_server_sets_gap_then_recovery_moves_the_epoch(void **
     tc_test_host_close(&h, 1);
 }
 
-/* A frozen server keeps every connection open and says nothing: only the canary that does not
- * come back tells. GAP within B; healthy again after SIGCONT. */
-static void test_frozen_server_seen_by_the_missed_canary_within_bound(void **state) {
+/* A frozen server keeps every connection open and says nothing: the listener's next canary
+ * (its SET, or the invalidation that does not come back) tells. GAP within B; healthy again
+ * after SIGCONT. */
+static void test_frozen_server_sets_gap_within_bound(void **state) {
     (void)state;
     tc_test_host h;
     open_host(&h, "frozen");
     msleep(B_MS / 2);
     tc_test_redis_signal(&srv, SIGSTOP);
-    double t0 = tc_test_now_ms();
     double ms = tc_test_wait_until(is_gap, &h, 2 * B_MS);
     tc_test_redis_signal(&srv, SIGCONT);
     printf("server frozen: GAP after %.1f ms (B = %d)\n", ms, B_MS);
     assert_true(ms >= 0 && ms <= B_MS);
-    (void)t0;
     assert_true(tc_test_wait_until(not_gap, &h, 5000) >= 0);
     tc_test_host_close(&h, 1);
+}
+
+/* Tracking lost behind a proxy that keeps the subscriber's TCP session up: every connection
+ * answers, only the invalidations stop. The canary that does not come back within B/2 is the
+ * one thing that tells; GAP within B, and no recovery while the subscriber stays cut off. */
+static void test_subscriber_cut_off_behind_a_proxy_seen_by_the_missed_canary(void **state) {
+    (void)state;
+    tc_test_proxy px;
+    assert_int_equal(tc_test_proxy_start(&px, srv.port), 0);
+    char name[64];
+    tc_test_host_name(name, sizeof name, "muted");
+    tc_test_host h;
+    assert_int_equal(tc_test_host_open(&h, name, px.port, B_MS, 1), 0);
+    assert_true(tc_test_wait_until(is_healthy, &h, 5000) >= 0);
+    msleep(B_MS / 2);
+    px.mute_subscriber = 1;
+    double ms = tc_test_wait_until(is_gap, &h, 2 * B_MS);
+    printf("subscriber cut off: GAP after %.1f ms (B = %d)\n", ms, B_MS);
+    assert_true(ms >= 0 && ms <= B_MS);
+    msleep(B_MS);
+    assert_true(tc__coh_gap(h.coh)); /* reconnected through the proxy: still deaf, still GAP */
+    px.mute_subscriber = 0;
+    assert_true(tc_test_wait_until(not_gap, &h, 5000) >= 0);
+    tc_test_host_close(&h, 1);
+    tc_test_proxy_stop(&px);
 }
 
 /* Two watchdogs of one host (two handles on the segment, as two processes would have): the
@@ -295,13 +321,18 @@ static void test_frozen_listener_thread_is_replaced_within_bound(void **state) {
     tc_test_host_close(&b, 1);
 }
 
-/* Stopping never waits on a frozen server: the wake-up ends the listener's connect or request. */
+/* Stopping never waits on a frozen server: the wake-up ends the listener's connect or request.
+ * With REDIS_CONNECT_TIMEOUT at 3 s, the listener spends the seconds after the freeze inside
+ * a connect (its canary failed after B/4, its first backoff is 100 ms). */
 static void test_stop_is_prompt_with_the_server_frozen(void **state) {
     (void)state;
+    char name[64];
+    tc_test_host_name(name, sizeof name, "stop");
     tc_test_host h;
-    open_host(&h, "stop");
+    assert_int_equal(tc_test_host_open_with(&h, name, srv.port, B_MS, 3000, 300, 1), 0);
+    assert_true(tc_test_wait_until(is_healthy, &h, 5000) >= 0);
     tc_test_redis_signal(&srv, SIGSTOP);
-    msleep(B_MS / 2); /* the listener is now inside a canary SET or waiting for it */
+    msleep(3 * B_MS / 2); /* the canary failed, the backoff passed: connecting */
     double t0 = tc_test_now_ms();
     tc__l3_watch_stop(h.w);
     double ms = tc_test_now_ms() - t0;
@@ -509,7 +540,8 @@ int main(void) {
         cmocka_unit_test(test_flushall_moves_the_epoch_within_bound),
         cmocka_unit_test(test_killed_subscriber_sets_gap_and_recovery_moves_the_epoch),
         cmocka_unit_test(test_restarted_server_sets_gap_then_recovery_moves_the_epoch),
-        cmocka_unit_test(test_frozen_server_seen_by_the_missed_canary_within_bound),
+        cmocka_unit_test(test_frozen_server_sets_gap_within_bound),
+        cmocka_unit_test(test_subscriber_cut_off_behind_a_proxy_seen_by_the_missed_canary),
         cmocka_unit_test(test_frozen_listener_thread_is_replaced_within_bound),
         cmocka_unit_test(test_stop_is_prompt_with_the_server_frozen),
         cmocka_unit_test(test_canary_lag_is_measured),

@@ -24,13 +24,18 @@ int tc_test_host_start(tc_test_host *h) {
 }
 
 int tc_test_host_open(tc_test_host *h, const char *name, int port, uint64_t b_ms, int start) {
+    return tc_test_host_open_with(h, name, port, b_ms, 300, 300, start);
+}
+
+int tc_test_host_open_with(tc_test_host *h, const char *name, int port, uint64_t b_ms, uint64_t connect_ms,
+                           uint64_t command_ms, int start) {
     memset(h, 0, sizeof *h);
     snprintf(h->name, sizeof h->name, "%s", name);
     tc_test_l3_options(&h->opt, port);
     snprintf(h->opt.shared_name, sizeof h->opt.shared_name, "%s", name);
     h->opt.max_staleness_ms = b_ms;
-    h->opt.redis_command_timeout_ms = 300;
-    h->opt.redis_connect_timeout_ms = 300;
+    h->opt.redis_command_timeout_ms = command_ms;
+    h->opt.redis_connect_timeout_ms = connect_ms;
     char err[256] = "";
     if (tc__coh_open_shared(&h->opt, &h->coh, err, sizeof err) != 0) {
         fprintf(stderr, "tc__coh_open_shared: %s\n", err);

@@ -32,6 +32,11 @@ void tc_test_host_name(char *out, size_t n, const char *tag);
  * the reason on stderr. */
 int tc_test_host_open(tc_test_host *h, const char *name, int port, uint64_t b_ms, int start);
 
+/* The same with REDIS_CONNECT_TIMEOUT and REDIS_COMMAND_TIMEOUT of the caller's choosing (the
+ * other opens use 300 ms for both). */
+int tc_test_host_open_with(tc_test_host *h, const char *name, int port, uint64_t b_ms, uint64_t connect_ms,
+                           uint64_t command_ms, int start);
+
 /* Starts the watchdog of an opened host. 0 or -1. */
 int tc_test_host_start(tc_test_host *h);
 
