@@ -613,7 +613,7 @@ static int get_handle(l3_req *rq, tc__reply **rep) {
 static int l3_get(tc__tier *tt, const tc__key *k, tc__sink *out, int64_t *ttl_ms) {
     l3 *t = (l3 *)tt;
     tc__reply *rep[2 + TC__L3_READ_CMDS];
-    get_req g = {.rq = {get_build, get_handle, 2 + TC__L3_READ_CMDS, rep, value_budget(t, 1), t}, .out = out};
+    get_req g = {.rq = {get_build, get_handle, 2 + TC__L3_READ_CMDS, rep, value_budget(t, 1), t, 0}, .out = out};
     if (tc__l3_key_reserved(k->p, k->len)) {
         atomic_fetch_add_explicit(&t->misses, 1, memory_order_relaxed);
         return TC_EMISS; /* tiercache's own keys are not the application's */
@@ -671,7 +671,7 @@ static int l3_set(tc__tier *tt, const tc__key *k, const void *val, size_t vlen, 
                   const tc__fence *fence) {
     l3 *t = (l3 *)tt;
     tc__reply *rep[1];
-    set_req s = {.rq = {set_build, set_handle, 1, rep, 1 << 20, t}, .val = val, .vlen = vlen, .fence = fence};
+    set_req s = {.rq = {set_build, set_handle, 1, rep, 1 << 20, t, 0}, .val = val, .vlen = vlen, .fence = fence};
     int rc = resolve_ttl(t, ttl_ms, &s.px);
     if (rc) return rc;
     if (tc__l3_key_reserved(k->p, k->len)) return TC_EINVAL; /* tiercache's own keys */
@@ -705,7 +705,7 @@ static int del_handle(l3_req *rq, tc__reply **rep) { return int_ok(rq->t, rep[0]
 static int l3_del(tc__tier *tt, const tc__key *k) {
     l3 *t = (l3 *)tt;
     tc__reply *rep[1];
-    del_req d = {.rq = {del_build, del_handle, 1, rep, 1 << 20, t}};
+    del_req d = {.rq = {del_build, del_handle, 1, rep, 1 << 20, t, 0}};
     if (tc__l3_key_reserved(k->p, k->len)) return 0; /* never the application's: nothing to delete */
     int rc = key_make(t, &d.kb, k->p, k->len);
     if (rc) return rc;
@@ -857,7 +857,7 @@ _Static_assert(TC__L3_CLEAR_KEEP == 64, "LTRIM -64 above");
 
 static int push_clear_record(l3 *t, const void *prefix, size_t plen) {
     tc__reply *rep[2];
-    record_req r = {.rq = {record_build, record_handle, 2, rep, 1 << 20, t}};
+    record_req r = {.rq = {record_build, record_handle, 2, rep, 1 << 20, t, 0}};
     int rc = key_make(t, &r.list, TC__L3_KEY_CLEAR, sizeof TC__L3_KEY_CLEAR - 1);
     if (rc) return rc;
     r.reclen = TC__L3_CLEAR_HEAD + plen;
@@ -881,7 +881,7 @@ static int push_clear_record(l3 *t, const void *prefix, size_t plen) {
 static int l3_clear_prefix(tc__tier *tt, const void *prefix, size_t plen) {
     l3 *t = (l3 *)tt;
     tc__reply *rep[2];
-    clear_req c = {.rq = {clear_build, clear_handle, 0, rep, TC__L3_REPLY_SLACK, t},
+    clear_req c = {.rq = {clear_build, clear_handle, 0, rep, TC__L3_REPLY_SLACK, t, 0},
                    .cursor = "0", .cursor_len = 1, .scan = 1};
     int rc = push_clear_record(t, prefix, plen);
     if (rc) {
@@ -986,7 +986,7 @@ static int l3_mget(tc__tier *tt, size_t n, const tc__key *keys, tc__sink *outs, 
             lens[j] = t->nslen + keys[i0 + j].len;
             off += lens[j];
         }
-        mget_req m = {.rq = {mget_build, mget_handle, nb * per + 2, rep, value_budget(t, nb), t},
+        mget_req m = {.rq = {mget_build, mget_handle, nb * per + 2, rep, value_budget(t, nb), t, 0},
                       .n = nb, .keys = kp, .lens = lens, .outs = outs ? outs + i0 : NULL,
                       .ttls = ttls + i0, .rcs = rcs + i0};
         rc = l3_call(t, &m.rq);
@@ -1084,7 +1084,7 @@ static int l3_mset(tc__tier *tt, size_t n, const tc__key *keys, const void *cons
     size_t kcap = 0;
     for (size_t i0 = 0; rc == 0 && i0 < n; i0 += batch) {
         size_t nb = n - i0 < batch ? n - i0 : batch;
-        mset_req m = {.rq = {mset_build, mset_handle, 0, rep, 1 << 20, t}, .n = nb, .keys = keys + i0,
+        mset_req m = {.rq = {mset_build, mset_handle, 0, rep, 1 << 20, t, 0}, .n = nb, .keys = keys + i0,
                       .vals = vals + i0, .vlens = vlens + i0,
                       .ttls = ttls ? ttls + i0 : NULL, .fences = fences ? fences + i0 : NULL,
                       .rcs = rcs + i0, .sent = sent, .kbuf = kbuf, .kcap = kcap, .t = t};
@@ -1170,7 +1170,7 @@ static void refresh_info(l3 *t) {
     t->info_at_ns = now;
     pthread_mutex_unlock(&t->info_mu);
     tc__reply *rep[3];
-    info_req q = {.rq = {info_build, info_handle, 3, rep, 1 << 20, t}, .db_keys = -1};
+    info_req q = {.rq = {info_build, info_handle, 3, rep, 1 << 20, t, 0}, .db_keys = -1};
     if (l3_call(t, &q.rq) != 0) return;
     pthread_mutex_lock(&t->info_mu);
     memcpy(t->version, q.version, sizeof t->version);
