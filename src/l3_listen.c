@@ -684,6 +684,7 @@ void tc__l3_watch_stats(const tc__l3_watch *w, tc_tier_stats *out) {
     tc__stat_extra(out, "epoch_moves", "%llu", (unsigned long long)c.epoch_moves);
     tc__stat_extra(out, "gaps", "%llu", (unsigned long long)c.gaps);
     tc__stat_extra(out, "takeovers", "%llu", (unsigned long long)c.takeovers);
+    tc__stat_extra(out, "epoch_misses", "%llu", (unsigned long long)tc__l3_epoch_misses(w->l3));
 }
 
 int tc__l3_watch_listening(const tc__l3_watch *w) { return atomic_load(&w->listening); }

@@ -52,7 +52,8 @@ void tc__l3_watch_stop(tc__l3_watch *w);
  * TC_STATS_EXTRA_MAX is dropped): channel (healthy / gap), listener (yes / no: this process),
  * listener_pid, lag_last_us, lag_max_us (canary round trips), inval_keys (keys the host's
  * listener received), inval_applied (stripes this process's listener moved), epoch_moves,
- * gaps, takeovers (host-wide, from the table). Reads atomics only. */
+ * gaps, takeovers (host-wide, from the table), epoch_misses (this process's L3 reads of values
+ * written under another fleet epoch). Reads atomics only. */
 void tc__l3_watch_stats(const tc__l3_watch *w, tc_tier_stats *out);
 
 /* Test hooks. listening: 1 while this watch is the host's listener. freeze: 1 parks the thread

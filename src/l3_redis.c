@@ -1265,6 +1265,8 @@ uint64_t tc__l3_host_nonce(tc__tier *tt) { return atomic_load(&((l3 *)tt)->host_
 
 uint64_t tc__l3_fleet_epoch(tc__tier *tt) { return atomic_load(&((l3 *)tt)->fleet_epoch); }
 
+uint64_t tc__l3_epoch_misses(tc__tier *tt) { return atomic_load(&((l3 *)tt)->epoch_misses); }
+
 static const tc__tier_ops l3_ops = {
     .get = l3_get,
     .set = l3_set,

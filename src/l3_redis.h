@@ -42,6 +42,9 @@ int tc__l3_fleet_check(tc__tier *t, tc__rconn *c, uint64_t deadline_ns, int *ans
 /* The fleet epoch the tier holds now (0: not checked yet). */
 uint64_t tc__l3_fleet_epoch(tc__tier *t);
 
+/* Reads of a value of ours written under another fleet epoch (misses), by this tier. */
+uint64_t tc__l3_epoch_misses(tc__tier *t);
+
 /* 1 when the tier wrote or deleted the key of this hash in the last within_ms; it keeps
  * the last 256 only while TC__COH_OFF_ECHO is set (test-only). */
 int tc__l3_wrote_recently(tc__tier *t, uint64_t hash, uint64_t within_ms);

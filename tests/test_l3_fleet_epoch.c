@@ -123,6 +123,7 @@ static void test_value_restored_from_an_older_snapshot_reads_as_a_miss(void **st
     }
     assert_int_equal(rc, TC_EMISS);
     assert_int_not_equal(tc__l3_fleet_epoch(t), e0);
+    assert_int_equal(tc__l3_epoch_misses(t), 1); /* counted as what it is */
     /* a TTL lookup says the same */
     int64_t ttl;
     assert_int_equal(t->ops->get(t, &TC__KEY("k", 1), NULL, &ttl), TC_EMISS);

@@ -369,6 +369,7 @@ static void test_canary_lag_is_measured(void **state) {
     assert_true(strtoull(last, NULL, 10) < (unsigned long long)B_MS * 500); /* within B/2 */
     assert_string_equal(listener, "yes");
     assert_string_equal(channel, "healthy");
+    assert_int_equal(st.nextra, 11); /* every fact has a place */
     tc_test_host_close(&h, 1);
 }
 
