@@ -90,7 +90,7 @@ struct tc__l3_watch {
     uint64_t canary_sent_ns;
     char *clear_pos;            /* the last clear record seen (a copy), or NULL: the list was empty */
     size_t clear_pos_len;
-    int was_healthy;            /* the last session recovered (the next loss is logged) */
+    int down_logged;            /* this outage was logged (the next ones are DEBUG until healthy) */
     char err[320];
 };
 
@@ -156,16 +156,16 @@ static void wlog(const tc__l3_watch *w, tc_log_level level, const char *fmt, ...
 static const char *bare(const char *msg) { return strncmp(msg, "redis: ", 7) == 0 ? msg + 7 : msg; }
 
 /* A loss of the channel: GAP (while the lease is ours: a replaced listener must not darken the
- * new one's healthy channel), logged when the channel was healthy. */
+ * new one's healthy channel); a WARN once per outage, DEBUG for the attempts after it. */
 static int lost(tc__l3_watch *w, const char *why) {
     if (!held(w)) return R_STANDDOWN;
     tc__coh_gap_set(w->coh);
-    if (w->was_healthy)
+    if (!w->down_logged)
         wlog(w, TC_LOG_WARN,
-             "redis: invalidation channel lost (%s); L1 and L2 serve nothing until it is back", why);
+             "redis: invalidation channel down (%s); L1 and L2 serve nothing until it is back", why);
     else
         wlog(w, TC_LOG_DEBUG, "redis: invalidation channel still down (%s)", why);
-    w->was_healthy = 0;
+    w->down_logged = 1;
     return R_LOST;
 }
 
@@ -474,10 +474,9 @@ static int connect_session(tc__l3_watch *w) {
     if ((rc = clear_pos_set(w, l->elements ? l->element[l->elements - 1] : NULL))) return lost(w, "out of memory");
     if (!tc__coh_recover(w->coh, w->ticket)) return R_STANDDOWN;
     if (!hold_for(w, 0)) return R_STANDDOWN;
-    if (!w->was_healthy)
-        wlog(w, TC_LOG_INFO, "redis: invalidation channel healthy (this process, pid %d, listens for the host)",
-             (int)getpid());
-    w->was_healthy = 1;
+    wlog(w, TC_LOG_INFO, "redis: invalidation channel healthy (this process, pid %d, listens for the host)",
+         (int)getpid());
+    w->down_logged = 0;
     return 0;
 }
 
@@ -525,7 +524,7 @@ static int run_session(tc__l3_watch *w) {
 /* The listener, from a lease just taken until it stops, stands down or is stopped. */
 static void listen_with(tc__l3_watch *w, uint32_t ticket) {
     w->ticket = ticket;
-    w->was_healthy = 1; /* the first loss after a takeover is worth a line */
+    w->down_logged = 0;
     atomic_store(&w->listening, 1);
     uint64_t backoff = TC__LISTEN_BACKOFF_MIN_MS;
     int r;
