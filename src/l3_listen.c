@@ -75,7 +75,7 @@ struct tc__l3_watch {
     int wake_fd;
     unsigned fork_gen;
     _Atomic int stop;
-    _Atomic int frozen, parked; /* test hook */
+    _Atomic int frozen;         /* test hook */
     _Atomic int listening;
     _Atomic uint64_t applied;   /* stripes this listener moved */
 
@@ -121,10 +121,7 @@ static void sleep_ms(tc__l3_watch *w, uint64_t ms) { (void)wait_for(w, -1, 0, tc
 
 /* The test hook: parks while frozen (reading nothing, renewing nothing). */
 static void maybe_park(tc__l3_watch *w) {
-    if (!atomic_load(&w->frozen)) return;
-    atomic_store(&w->parked, 1);
     while (atomic_load(&w->frozen) && !stopping(w)) sleep_ms(w, 5);
-    atomic_store(&w->parked, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -689,5 +686,3 @@ void tc__l3_watch_stats(const tc__l3_watch *w, tc_tier_stats *out) {
 int tc__l3_watch_listening(const tc__l3_watch *w) { return atomic_load(&w->listening); }
 
 void tc__l3_watch_freeze(tc__l3_watch *w, int frozen) { atomic_store(&w->frozen, frozen != 0); }
-
-int tc__l3_watch_parked(const tc__l3_watch *w) { return atomic_load(&w->parked); }

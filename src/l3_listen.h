@@ -57,10 +57,9 @@ void tc__l3_watch_stop(tc__l3_watch *w);
 void tc__l3_watch_stats(const tc__l3_watch *w, tc_tier_stats *out);
 
 /* Test hooks. listening: 1 while this watch is the host's listener. freeze: 1 parks the thread
- * where it is (it reads nothing, renews nothing), as a stuck listener would; 0 lets it go on.
- * parked: 1 once the thread noticed a freeze. */
+ * at its next look at the hook (it reads nothing, renews nothing), as a stuck listener would;
+ * 0 lets it go on. */
 int tc__l3_watch_listening(const tc__l3_watch *w);
 void tc__l3_watch_freeze(tc__l3_watch *w, int frozen);
-int tc__l3_watch_parked(const tc__l3_watch *w);
 
 #endif /* TC_L3_LISTEN_H */
