@@ -8,14 +8,14 @@
  *   host B  a child process: its own coherence segment, an L3 tier and its watchdog, which
  *           becomes B's listener;
  *   host A  this process: an L3 tier only, writing WRITES distinct keys one after another
- *           (SET with the value header, PX 60 s); after each, it watches B's stripe word of
+ *           (SET with the value header, PX 60 s); after each, it watches B's invalidation word of
  *           that key (B's segment is on this machine: A maps it and polls it, spinning) until
  *           it moves.
  *
  *   REDIS_HOST=127.0.0.1 REDIS_PORT=P bench_coherence_lag [WRITES]     (default 10000)
  *
  * It uses the pieces directly (the L3 tier, the coherence table, the watchdog), not the public
- * API: the moment it measures is a stripe word of another host's table moving, which no public
+ * API: the moment it measures is an invalidation word of another host's table moving, which no public
  * call shows, and it needs none of the orchestrator around them.
  *
  * Prints the configuration, then the lag from the write's completion (tc_set returned) to the
@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
         char key[40];
         int kl = snprintf(key, sizeof key, "lag:%ld:%d", i, (int)getpid());
         tc__key k = TC__KEY(key, (size_t)kl);
-        const _Atomic uint64_t *word = tc__coh_word(bcoh, k.hash);
+        const _Atomic uint64_t *word = &tc__coh_words(bcoh, k.hash)[1]; /* invalidations */
         uint64_t before = atomic_load(word);
         uint64_t t0 = tc__now_ns();
         if (a->ops->set(a, &k, val, sizeof val, 60000, NULL) != 0) {

@@ -66,11 +66,12 @@ typedef struct l3 {
 
     /* Coherence (docs/COHERENCE.md 3, 4.4). fleet_epoch is what values are written under and
      * what a value read must carry; 0 until a connection checked it. coh is the host's table
-     * once a watch attached it (l3_listen.c): the listener moves the epoch key's stripe word
-     * when the key changes, and every process of the host then checks the epoch again. */
+     * once a watch attached it (l3_listen.c): the listener moves the epoch key's stripe (its
+     * i word) when the key changes, and every process of the host then checks the epoch
+     * again. */
     _Atomic uint64_t fleet_epoch;
     _Atomic(tc__coh *) coh;
-    _Atomic uint64_t fleet_seen;   /* that stripe word when the epoch was last checked */
+    _Atomic uint64_t fleet_seen;   /* that i word when the epoch was last checked */
     uint64_t epoch_key_hash;       /* tc__hash of the epoch key's bytes after the namespace */
     _Atomic uint64_t host_nonce;   /* names this host in clear records */
     _Atomic uint64_t clear_seq;    /* this tier's clear records */
@@ -249,7 +250,7 @@ int tc__l3_fleet_check(tc__tier *tt, tc__rconn *c, uint64_t deadline_ns, int *an
 static int fleet_ready(l3 *t, tc__rconn *c, uint64_t deadline_ns, int *answered, char *errbuf, size_t errlen) {
     *answered = 0;
     tc__coh *coh = coh_of(t);
-    uint64_t w = coh ? atomic_load_explicit(tc__coh_word(coh, t->epoch_key_hash), memory_order_acquire) : 0;
+    uint64_t w = coh ? atomic_load_explicit(&tc__coh_words(coh, t->epoch_key_hash)[1], memory_order_acquire) : 0;
     if (c->checked && (coh == NULL || w == atomic_load_explicit(&t->fleet_seen, memory_order_relaxed))) return 0;
     int rc = tc__l3_fleet_check(&t->base, c, deadline_ns, answered, errbuf, errlen);
     if (rc == 0 && coh) atomic_store_explicit(&t->fleet_seen, w, memory_order_relaxed);
@@ -1256,7 +1257,7 @@ void tc__l3_attach_coh(tc__tier *tt, tc__coh *coh) {
     if (coh != NULL) {
         atomic_store(&t->host_nonce, tc__coh_nonce(coh));
         /* the word as it is now: the epoch was checked already by the connections open */
-        atomic_store(&t->fleet_seen, atomic_load(tc__coh_word(coh, t->epoch_key_hash)));
+        atomic_store(&t->fleet_seen, atomic_load(&tc__coh_words(coh, t->epoch_key_hash)[1]));
     }
     atomic_store_explicit(&t->coh, coh, memory_order_release);
 }

@@ -23,7 +23,7 @@ const char *tc__l3_namespace(tc__tier *t, size_t *len);
 
 /* Gives the tier the host's coherence table (NULL takes it away; done before and after the
  * tier is used by other threads): its nonce then names the host in clear records, and the
- * stripe word of the fleet epoch key, moved by the listener when the key changes, makes the
+ * stripe of the fleet epoch key (its invalidation word), moved by the listener when the key changes, makes the
  * tier check the epoch again on its next call. */
 void tc__l3_attach_coh(tc__tier *t, tc__coh *coh);
 

@@ -88,7 +88,7 @@ static int word_moved(void *arg) {
 }
 
 static watch_word word_of(const tc_test_host *h, const char *user_key) {
-    watch_word ww = {tc__coh_word(h->coh, tc__hash(user_key, strlen(user_key))), 0};
+    watch_word ww = {&tc__coh_words(h->coh, tc__hash(user_key, strlen(user_key)))[1], 0}; /* the i word */
     ww.before = atomic_load(ww.p);
     return ww;
 }
