@@ -67,11 +67,10 @@ static void host_b(const tc__opts *o, int ready, int hold) {
     if (write(ready, &ok, 1) != 1) _exit(1);
     char c;
     if (read(hold, &c, 1) < 0) _exit(1);
-    tc_tier_stats st = {.size = sizeof st};
+    tc_stats st = {.size = sizeof st};
     if (w) tc__l3_watch_stats(w, &st);
-    for (int i = 0; i < st.nextra; i++)
-        if (strncmp(st.extra[i].name, "lag_", 4) == 0 || strcmp(st.extra[i].name, "gaps") == 0)
-            printf("host_b_%s=%s ", st.extra[i].name, st.extra[i].value);
+    printf("host_b_lag_last_us=%llu host_b_lag_max_us=%llu host_b_gaps=%llu ", (unsigned long long)st.channel_lag_us,
+           (unsigned long long)st.channel_lag_max_us, (unsigned long long)st.channel_gaps);
     printf("\n");
     fflush(stdout);
     tc__l3_watch_stop(w);

@@ -438,6 +438,26 @@ typedef struct tc_tier_stats {
 } tc_tier_stats;
 #define TC_TIER_STATS_INIT {.size = sizeof(tc_tier_stats)}
 
+/* How far a cache keeps its tiers coherent (tc_stats.coherence). */
+typedef enum tc_coherence {
+    TC_COHERENCE_NONE = 0,    /* one tier of this process alone: nothing to keep coherent */
+    TC_COHERENCE_PROCESS = 1, /* CACHE_COHERENCE=false: writes and fills of this handle only */
+    TC_COHERENCE_HOST = 2,    /* every process of the host sharing CACHE_SHARED_NAME */
+    TC_COHERENCE_FLEET = 3    /* the host, and other hosts through Redis's invalidations */
+} tc_coherence;
+
+/* The state of the host's invalidation channel (tc_stats.channel). */
+typedef enum tc_channel {
+    TC_CHANNEL_NONE = 0,      /* no channel: coherence is not TC_COHERENCE_FLEET */
+    TC_CHANNEL_HEALTHY = 1,   /* a listener of the host receives every invalidation */
+    TC_CHANNEL_GAP = 2        /* lost, or not yet up: L1 and L2 serve nothing until it is back */
+} tc_channel;
+
+/* The names used in the health and stats documents: "none", "process", "host", "fleet";
+ * "none", "healthy", "gap". Static strings ("none" for an unknown value). Thread-safe. */
+TC_EXPORT const char *tc_coherence_name(int coherence);
+TC_EXPORT const char *tc_channel_name(int channel);
+
 /* The statistics of the cache as the application sees them; each tier's own through
  * tc_tier_stats_get(). Set size first (TC_STATS_INIT): see Stability. */
 typedef struct tc_stats {
@@ -450,6 +470,20 @@ typedef struct tc_stats {
     uint64_t p50_ns, p95_ns, p99_ns, max_ns;
     double uptime_s;
     int ntiers;                    /* tiers in the cache: tc_tier_stats_get() takes 0..ntiers-1 */
+    /* Coherence (docs/COHERENCE.md). Figures marked host-wide are kept in the host's
+     * coherence table and shared by every process on it; the others are this process's. */
+    int coherence;                 /* tc_coherence: how far this cache's tiers are kept coherent */
+    int channel;                   /* tc_channel: the host's invalidation channel through Redis */
+    int listener;                  /* 1 when this process is the host's listener */
+    uint32_t listener_pid;         /* host-wide: the process holding the listener lease, 0 none */
+    uint64_t channel_lag_us;       /* host-wide: the last canary round trip, microseconds */
+    uint64_t channel_lag_max_us;   /* host-wide: the largest canary round trip */
+    uint64_t invalidations_received; /* host-wide: keys the host's listeners were told of */
+    uint64_t invalidations_applied;  /* stripes this process's listener moved */
+    uint64_t epoch_moves;          /* host-wide: flushes (clear, FLUSHALL, channel recoveries) */
+    uint64_t channel_gaps;         /* host-wide: channel losses (each a gap, then a flush) */
+    uint64_t listener_takeovers;   /* host-wide: listener leases taken */
+    uint64_t epoch_misses;         /* L3 reads of values written under another fleet epoch */
 } tc_stats;
 #define TC_STATS_INIT {.size = sizeof(tc_stats)}
 

@@ -46,6 +46,8 @@
 
 #include "config.h"
 #include "histogram.h"
+#include "l3_listen.h"
+#include "l3_redis.h"
 #include "render.h"
 #include "tier.h"
 #include "util.h"
@@ -94,6 +96,7 @@ struct tc_cache {
     uint64_t started_ns;
     _Atomic int last_hit_tier;
     tc__coh *coh;                      /* stamps and fences (docs/COHERENCE.md); NULL: one tier */
+    tc__l3_watch *watch;               /* the watchdog of the host's channel (L3 + host's table) */
     int has_shared;                    /* a tier other processes read (L2) */
     pthread_mutex_t blocks_lock;
     tstats *_Atomic blocks;            /* list of per-thread blocks */
@@ -256,6 +259,22 @@ static int open_coherence(const tc__opts *opt, tc__tier **tiers, int n, tc__coh 
     return rc ? tc__errf(errbuf, errlen, rc, "cannot allocate the coherence table: %s", tc_strerror(rc)) : 0;
 }
 
+/* When nobody listened for the host (the first process, or the listener died), L1 and L2 serve
+ * nothing until this process's watchdog has connected: a few milliseconds on a healthy
+ * server. Opening waits for that, up to one connection attempt and one request (and never
+ * longer than CACHE_MAX_STALENESS), so that a cache is not slow for its first calls; a
+ * server that does not answer costs that wait once, and the cache then works without its
+ * L1 and L2 until the channel is up. */
+static void wait_channel(const tc_cache *c) {
+    uint64_t bound = c->opt.redis_connect_timeout_ms + c->opt.redis_command_timeout_ms;
+    if (bound > c->opt.max_staleness_ms) bound = c->opt.max_staleness_ms;
+    uint64_t end = tc__now_ms() + bound;
+    while (tc__coh_gap(c->coh) && tc__now_ms() < end) {
+        struct timespec ts = {0, 500 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Allocates a cache over tiers already opened (it takes them over, also on failure). */
 static int assemble(const tc__opts *opt, tc__tier **tiers, int n, tc_cache **out, char *errbuf, size_t errlen) {
     tc__coh *coh = NULL;
@@ -283,6 +302,13 @@ static int assemble(const tc__opts *opt, tc__tier **tiers, int n, tc_cache **out
         if (tiers[i]->shared) c->has_shared = 1;
     }
     c->ntiers = n;
+    /* other hosts reach this one through Redis: the watchdog (and maybe the host's listener) */
+    for (int i = 0; i < n && coh != NULL && coh->shared; i++)
+        if (tc__l3_is(tiers[i]) && (rc = tc__l3_watch_start(tiers[i], coh, opt, &c->watch, errbuf, errlen)) != 0) {
+            tc_close(c);
+            return rc;
+        }
+    if (c->watch != NULL) wait_channel(c);
     *out = c;
     return 0;
 }
@@ -350,6 +376,7 @@ TC_EXPORT int tc_open_env(tc_cache **out, char *errbuf, size_t errlen) {
 
 TC_EXPORT void tc_close(tc_cache *c) {
     if (c == NULL) return;
+    tc__l3_watch_stop(c->watch); /* before the L3 tier and the table it uses */
     for (int i = 0; i < c->ntiers; i++) c->tiers[i]->ops->close(c->tiers[i]);
     tstats *b = atomic_load(&c->blocks);
     while (b != NULL) {
@@ -1072,6 +1099,21 @@ TC_EXPORT int tc_get_or_load(tc_cache *c, const void *key, size_t klen, uint64_t
 
 /* Takes a snapshot: the overall figures, and the figures of the tiers whose bit is in
  * tier_mask (a tier's own stats may cost a round trip: L3 asks the server). */
+/* The coherence figures of tc_stats: the watchdog's when there is one, else the table's. */
+static void coherence_stats(const tc_cache *c, tc_stats *st) {
+    st->coherence = c->coh == NULL ? TC_COHERENCE_NONE
+                    : !c->coh->shared ? TC_COHERENCE_PROCESS
+                    : c->watch != NULL ? TC_COHERENCE_FLEET
+                                       : TC_COHERENCE_HOST;
+    if (c->watch != NULL) {
+        tc__l3_watch_stats(c->watch, st);
+    } else if (c->coh != NULL) {
+        tc__coh_counters k;
+        tc__coh_counters_get(c->coh, &k);
+        st->epoch_moves = k.epoch_moves;
+    }
+}
+
 static int snapshot(tc_cache *c, tc__snapshot *snap, unsigned tier_mask) {
     memset(snap, 0, sizeof *snap);
     tc_stats *st = &snap->st;
@@ -1097,6 +1139,7 @@ static int snapshot(tc_cache *c, tc__snapshot *snap, unsigned tier_mask) {
     st->last_hit_tier = atomic_load_explicit(&c->last_hit_tier, memory_order_relaxed);
     st->uptime_s = (double)(tc__now_ns() - c->started_ns) / 1e9;
     st->ntiers = c->ntiers;
+    coherence_stats(c, st);
     for (int i = 0; i < c->ntiers; i++) {
         st->errors += errs[i];
         if (!(tier_mask & (1u << i))) continue;

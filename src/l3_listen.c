@@ -666,21 +666,20 @@ void tc__l3_watch_stop(tc__l3_watch *w) {
 /* Statistics and test hooks                                                */
 /* ------------------------------------------------------------------------ */
 
-void tc__l3_watch_stats(const tc__l3_watch *w, tc_tier_stats *out) {
+void tc__l3_watch_stats(const tc__l3_watch *w, tc_stats *out) {
     tc__coh_counters c;
     tc__coh_counters_get(w->coh, &c);
-    int me = atomic_load(&w->listening) && c.listener_pid == (uint32_t)getpid();
-    tc__stat_extra(out, "channel", "%s", c.gap ? "gap" : "healthy");
-    tc__stat_extra(out, "listener", "%s", me ? "yes" : "no");
-    tc__stat_extra(out, "listener_pid", "%u", c.listener_pid);
-    tc__stat_extra(out, "lag_last_us", "%llu", (unsigned long long)c.lag_last_us);
-    tc__stat_extra(out, "lag_max_us", "%llu", (unsigned long long)c.lag_max_us);
-    tc__stat_extra(out, "inval_keys", "%llu", (unsigned long long)c.keys_received);
-    tc__stat_extra(out, "inval_applied", "%llu", (unsigned long long)atomic_load(&w->applied));
-    tc__stat_extra(out, "epoch_moves", "%llu", (unsigned long long)c.epoch_moves);
-    tc__stat_extra(out, "gaps", "%llu", (unsigned long long)c.gaps);
-    tc__stat_extra(out, "takeovers", "%llu", (unsigned long long)c.takeovers);
-    tc__stat_extra(out, "epoch_misses", "%llu", (unsigned long long)tc__l3_epoch_misses(w->l3));
+    out->channel = c.gap ? TC_CHANNEL_GAP : TC_CHANNEL_HEALTHY;
+    out->listener = atomic_load(&w->listening) && c.listener_pid == (uint32_t)getpid();
+    out->listener_pid = c.listener_pid;
+    out->channel_lag_us = c.lag_last_us;
+    out->channel_lag_max_us = c.lag_max_us;
+    out->invalidations_received = c.keys_received;
+    out->invalidations_applied = atomic_load(&w->applied);
+    out->epoch_moves = c.epoch_moves;
+    out->channel_gaps = c.gaps;
+    out->listener_takeovers = c.takeovers;
+    out->epoch_misses = tc__l3_epoch_misses(w->l3);
 }
 
 int tc__l3_watch_listening(const tc__l3_watch *w) { return atomic_load(&w->listening); }

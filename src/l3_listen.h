@@ -48,13 +48,9 @@ int tc__l3_watch_start(tc__tier *l3, tc__coh *coh, const tc__opts *opt, tc__l3_w
  * connections; detaches the table from the tier; frees. NULL does nothing. */
 void tc__l3_watch_stop(tc__l3_watch *w);
 
-/* Appends the coherence facts to out's extras (out->nextra grows; what does not fit in
- * TC_STATS_EXTRA_MAX is dropped): channel (healthy / gap), listener (yes / no: this process),
- * listener_pid, lag_last_us, lag_max_us (canary round trips), inval_keys (keys the host's
- * listener received), inval_applied (stripes this process's listener moved), epoch_moves,
- * gaps, takeovers (host-wide, from the table), epoch_misses (this process's L3 reads of values
- * written under another fleet epoch). Reads atomics only. */
-void tc__l3_watch_stats(const tc__l3_watch *w, tc_tier_stats *out);
+/* Fills the coherence figures of out (tc_stats: channel, listener ... epoch_misses; not
+ * coherence, which is the orchestrator's). Reads atomics only. */
+void tc__l3_watch_stats(const tc__l3_watch *w, tc_stats *out);
 
 /* Test hooks. listening: 1 while this watch is the host's listener. freeze: 1 parks the thread
  * at its next look at the hook (it reads nothing, renews nothing), as a stuck listener would;

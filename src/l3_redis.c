@@ -1280,6 +1280,9 @@ static const tc__tier_ops l3_ops = {
     .mset = l3_mset,
 };
 
+int tc__l3_is(const tc__tier *t) { return t != NULL && t->ops == &l3_ops; }
+
+
 int tc__l3_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen) {
     *out = NULL; /* opt's ranges were checked by the configuration table (tc__opts_validate) */
     l3 *t = calloc(1, sizeof *t);

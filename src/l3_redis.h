@@ -15,6 +15,9 @@
 #include "l3_conn.h"
 #include "tier.h"
 
+/* 1 when t is a tier of tc__l3_open() (not a wrapper with L3's id, as tests build). */
+int tc__l3_is(const tc__tier *t);
+
 /* The tier's connection settings (TLS, AUTH, SELECT, timeouts), for connections of its own. */
 const tc__rconn_cfg *tc__l3_conn_cfg(tc__tier *t);
 

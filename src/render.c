@@ -81,11 +81,22 @@ static const char *last_hit_name(int tier) {
                                                                           : NULL;
 }
 
+/* A channel gap degrades: L1 and L2 serve nothing until it ends (docs/COHERENCE.md). */
 const char *tc__health_status(const tc__snapshot *snap) {
     int n = snap ? clamp_ntiers(&snap->st) : 0, up = 0;
     for (int i = 0; i < n; i++) up += snap->tiers[i].available != 0;
     if (n == 0 || up == 0) return "unhealthy";
-    return up == n ? "healthy" : "degraded";
+    return up == n && snap->st.channel != TC_CHANNEL_GAP ? "healthy" : "degraded";
+}
+
+TC_EXPORT const char *tc_coherence_name(int mode) {
+    static const char *const names[] = {"none", "process", "host", "fleet"};
+    return mode >= 0 && mode < 4 ? names[mode] : "none";
+}
+
+TC_EXPORT const char *tc_channel_name(int ch) {
+    static const char *const names[] = {"none", "healthy", "gap"};
+    return ch >= 0 && ch < 3 ? names[ch] : "none";
 }
 
 /* ------------------------------------------------------------------------ */
@@ -242,7 +253,15 @@ int tc__render_health(const tc__snapshot *snap, const char *status, char **out) 
     j_key(&stats, "tiers");
     j_open(&tiers, &sb, '[');
     for (int i = 0; i < clamp_ntiers(st); i++) health_tier(&tiers, &snap->tiers[i]);
-    tc__sb_puts(&sb, "]}}]");
+    tc__sb_putc(&sb, ']');
+    jw coh;
+    j_key(&stats, "coherence");
+    j_open(&coh, &sb, '{');
+    j_str(&coh, "mode", tc_coherence_name(st->coherence));
+    j_str(&coh, "channel", tc_channel_name(st->channel));
+    j_bool(&coh, "listener", st->listener);
+    j_ms(&coh, "lagMs", st->channel_lag_us * 1000);
+    tc__sb_puts(&sb, "}}}]");
 
     j_timestamp(&doc, "timestamp");
     j_dec(&doc, "uptime", uptime_ms(st->uptime_s), 3);
@@ -319,6 +338,22 @@ int tc__render_stats_json(const tc__snapshot *snap, char **out) {
     j_u64(&doc, "max_ns", st->max_ns);
     j_dec(&doc, "uptime_s", uptime_ms(st->uptime_s), 3);
     j_u64(&doc, "ntiers", (uint64_t)clamp_ntiers(st));
+    jw coh;
+    j_key(&doc, "coherence");
+    j_open(&coh, &sb, '{');
+    j_str(&coh, "mode", tc_coherence_name(st->coherence));
+    j_str(&coh, "channel", tc_channel_name(st->channel));
+    j_bool(&coh, "listener", st->listener);
+    j_u64(&coh, "listener_pid", st->listener_pid);
+    j_u64(&coh, "channel_lag_us", st->channel_lag_us);
+    j_u64(&coh, "channel_lag_max_us", st->channel_lag_max_us);
+    j_u64(&coh, "invalidations_received", st->invalidations_received);
+    j_u64(&coh, "invalidations_applied", st->invalidations_applied);
+    j_u64(&coh, "epoch_moves", st->epoch_moves);
+    j_u64(&coh, "channel_gaps", st->channel_gaps);
+    j_u64(&coh, "listener_takeovers", st->listener_takeovers);
+    j_u64(&coh, "epoch_misses", st->epoch_misses);
+    tc__sb_putc(&sb, '}');
     j_key(&doc, "tiers");
     j_open(&tiers, &sb, '[');
     for (int i = 0; i < clamp_ntiers(st); i++) stats_tier(&tiers, &snap->tiers[i]);
@@ -452,6 +487,47 @@ static void prom_tier_info(tc__strbuf *sb, const tc_tier_stats *t) {
     tc__sb_puts(sb, "1\n");
 }
 
+/* The coherence families (docs/COHERENCE.md, Observability). The channel's only with one. */
+static void prom_coherence(tc__strbuf *sb, const tc_stats *st) {
+    prom_family(sb, "tiercache_coherence_info", "gauge",
+                "Always 1; how far the tiers are kept coherent (none, process, host, fleet), as a label.");
+    tc__sb_printf(sb, "tiercache_coherence_info{mode=\"%s\"} 1\n", tc_coherence_name(st->coherence));
+    prom_family(sb, "tiercache_epoch_moves_total", "counter",
+                "Host-wide flushes of L1 and L2: clears, FLUSHALL, channel recoveries.");
+    tc__sb_printf(sb, "tiercache_epoch_moves_total %llu\n", (unsigned long long)st->epoch_moves);
+    if (st->channel == TC_CHANNEL_NONE) return;
+    prom_family(sb, "tiercache_channel_up", "gauge", "1 while the host's invalidation channel is healthy, 0 in a gap.");
+    tc__sb_printf(sb, "tiercache_channel_up %d\n", st->channel == TC_CHANNEL_HEALTHY);
+    prom_family(sb, "tiercache_listener", "gauge", "1 when this process is the host's invalidation listener.");
+    tc__sb_printf(sb, "tiercache_listener %d\n", st->listener != 0);
+    static const struct {
+        const char *name, *help;
+        size_t off; /* of a uint64_t in tc_stats */
+    } counters[] = {
+        {"tiercache_invalidations_received_total", "Host-wide: keys the host's listeners were told of.",
+         offsetof(tc_stats, invalidations_received)},
+        {"tiercache_invalidations_applied_total", "Stripes this process's listener moved.",
+         offsetof(tc_stats, invalidations_applied)},
+        {"tiercache_channel_gaps_total", "Host-wide: channel losses.", offsetof(tc_stats, channel_gaps)},
+        {"tiercache_listener_takeovers_total", "Host-wide: listener leases taken.",
+         offsetof(tc_stats, listener_takeovers)},
+        {"tiercache_epoch_misses_total", "L3 reads of values written under another fleet epoch.",
+         offsetof(tc_stats, epoch_misses)},
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)st + counters[i].off, sizeof v);
+        prom_family(sb, counters[i].name, "counter", counters[i].help);
+        tc__sb_printf(sb, "%s %llu\n", counters[i].name, (unsigned long long)v);
+    }
+    prom_family(sb, "tiercache_channel_lag_seconds", "gauge", "Host-wide: the last canary round trip.");
+    tc__sb_puts(sb, "tiercache_channel_lag_seconds ");
+    prom_seconds(sb, 1, st->channel_lag_us * 1000);
+    prom_family(sb, "tiercache_channel_lag_max_seconds", "gauge", "Host-wide: the largest canary round trip.");
+    tc__sb_puts(sb, "tiercache_channel_lag_max_seconds ");
+    prom_seconds(sb, 1, st->channel_lag_max_us * 1000);
+}
+
 int tc__render_prometheus(const tc__snapshot *snap, char **out) {
     static const char *const qname[3] = {"0.5", "0.95", "0.99"};
     if (out == NULL) return TC_EINVAL;
@@ -544,5 +620,6 @@ int tc__render_prometheus(const tc__snapshot *snap, char **out) {
                 "Largest lookup latency (upper bound of its bucket).");
     tc__sb_puts(&sb, "tiercache_latency_max_seconds ");
     prom_seconds(&sb, st->latency_samples, st->max_ns);
+    prom_coherence(&sb, st);
     return tc__sb_finish(&sb, out);
 }

@@ -155,8 +155,11 @@ static void test_mget_mset_public(void **state) {
         items[i] = (tc_mset_item){keys[i], kl[i], vals[i], vlen, i % 2 ? 60000 : 0};
     }
     int rcs[N];
-    /* written through the L3-only handle, so the L1L3 handle finds them in L3 first */
+    /* written through the L3-only handle, so the L1L3 handle finds them in L3 first (after
+     * their invalidations, which would rightly keep a fill racing them out of L1) */
+    uint64_t seen = tc_test_invalidations(both);
     assert_int_equal(tc_mset(l3, N - 50, items, sizeof(tc_mset_item), rcs), 0);
+    assert_true(tc_test_wait_invalidations(both, seen + N - 50, 2000));
     for (int i = 0; i < N - 50; i++) assert_int_equal(rcs[i], 0);
     static char bigkey[8192];
     memset(bigkey, 'k', sizeof bigkey);
@@ -233,7 +236,9 @@ static void test_three_tiers(void **state) {
     int rc = tc__open_opts(&o, &all, err, sizeof err);
     if (rc) fprintf(stderr, "tc_open: %s\n", err);
     assert_int_equal(rc, 0);
+    uint64_t seen = tc_test_invalidations(all);
     assert_int_equal(tc_set(l3, "deep", 4, "down", 4, 4000), 0);
+    assert_true(tc_test_wait_invalidations(all, seen + 1, 2000));
     const void *k = "deep";
     size_t kl = 4;
     tc_mget_result r;

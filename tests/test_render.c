@@ -751,6 +751,89 @@ static void test_prometheus_empty(void **state) {
     free(out);
 }
 
+/* ======================================================================== */
+/* Coherence                                                                */
+/* ======================================================================== */
+
+/* The coherence fields of tc_stats in all three documents: a fleet-coherent cache in a gap is
+ * degraded even with every tier up; without a channel the channel families are left out. */
+static void test_coherence_rendered(void **state) {
+    (void)state;
+    assert_string_equal(tc_coherence_name(TC_COHERENCE_FLEET), "fleet");
+    assert_string_equal(tc_coherence_name(TC_COHERENCE_PROCESS), "process");
+    assert_string_equal(tc_coherence_name(99), "none");
+    assert_string_equal(tc_channel_name(TC_CHANNEL_GAP), "gap");
+    assert_string_equal(tc_channel_name(-1), "none");
+
+    tc__snapshot st = make_stats(3, -1);
+    st.st.coherence = TC_COHERENCE_FLEET;
+    st.st.channel = TC_CHANNEL_GAP;
+    st.st.listener = 1;
+    st.st.listener_pid = 4242;
+    st.st.channel_lag_us = 1500;
+    st.st.channel_lag_max_us = 250000;
+    st.st.invalidations_received = 11;
+    st.st.invalidations_applied = 7;
+    st.st.epoch_moves = 5;
+    st.st.channel_gaps = 3;
+    st.st.listener_takeovers = 2;
+    st.st.epoch_misses = 1;
+    assert_string_equal(tc__health_status(&st), "degraded");
+
+    char *out;
+    assert_int_equal(tc__render_health(&st, tc__health_status(&st), &out), 0);
+    json_t *doc = parse_json(out, 0);
+    json_t *coh = jobj(jobj(json_array_get(jarr(doc, "dependencies"), 0), "stats"), "coherence");
+    assert_string_equal(jstr(coh, "mode"), "fleet");
+    assert_string_equal(jstr(coh, "channel"), "gap");
+    assert_int_equal(jbool(coh, "listener"), 1);
+    assert_true(jnum(coh, "lagMs") == 1.5);
+    json_decref(doc);
+    free(out);
+
+    assert_int_equal(tc__render_stats_json(&st, &out), 0);
+    doc = parse_json(out, 0);
+    coh = jobj(doc, "coherence");
+    assert_string_equal(jstr(coh, "mode"), "fleet");
+    assert_string_equal(jstr(coh, "channel"), "gap");
+    assert_int_equal(jcount(coh, "listener_pid"), 4242);
+    assert_int_equal(jcount(coh, "invalidations_received"), 11);
+    assert_int_equal(jcount(coh, "invalidations_applied"), 7);
+    assert_int_equal(jcount(coh, "epoch_moves"), 5);
+    assert_int_equal(jcount(coh, "channel_gaps"), 3);
+    assert_int_equal(jcount(coh, "listener_takeovers"), 2);
+    assert_int_equal(jcount(coh, "epoch_misses"), 1);
+    json_decref(doc);
+    free(out);
+
+    assert_int_equal(tc__render_prometheus(&st, &out), 0);
+    json_t *d = parse_prom(out);
+    assert_true(pvalue(pget(d, "tiercache_coherence_info", "mode", "fleet", NULL, NULL)) == 1);
+    assert_true(pvalue(pget(d, "tiercache_channel_up", NULL, NULL, NULL, NULL)) == 0);
+    assert_true(pvalue(pget(d, "tiercache_listener", NULL, NULL, NULL, NULL)) == 1);
+    assert_true(pvalue(pget(d, "tiercache_invalidations_received_total", NULL, NULL, NULL, NULL)) == 11);
+    assert_true(pvalue(pget(d, "tiercache_invalidations_applied_total", NULL, NULL, NULL, NULL)) == 7);
+    assert_true(pvalue(pget(d, "tiercache_epoch_moves_total", NULL, NULL, NULL, NULL)) == 5);
+    assert_true(pvalue(pget(d, "tiercache_channel_gaps_total", NULL, NULL, NULL, NULL)) == 3);
+    assert_true(pvalue(pget(d, "tiercache_listener_takeovers_total", NULL, NULL, NULL, NULL)) == 2);
+    assert_true(pvalue(pget(d, "tiercache_epoch_misses_total", NULL, NULL, NULL, NULL)) == 1);
+    assert_true(pvalue(pget(d, "tiercache_channel_lag_seconds", NULL, NULL, NULL, NULL)) == 0.0015);
+    assert_true(pvalue(pget(d, "tiercache_channel_lag_max_seconds", NULL, NULL, NULL, NULL)) == 0.25);
+    json_decref(d);
+    free(out);
+
+    st.st.coherence = TC_COHERENCE_HOST;
+    st.st.channel = TC_CHANNEL_NONE;
+    assert_string_equal(tc__health_status(&st), "healthy");
+    assert_int_equal(tc__render_prometheus(&st, &out), 0);
+    d = parse_prom(out);
+    assert_true(pvalue(pget(d, "tiercache_coherence_info", "mode", "host", NULL, NULL)) == 1);
+    assert_null(pfind(d, "tiercache_channel_up"));
+    assert_null(pfind(d, "tiercache_invalidations_received_total"));
+    json_decref(d);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_out_of_memory),
@@ -767,6 +850,7 @@ int main(void) {
         cmocka_unit_test(test_prometheus_two_tiers),
         cmocka_unit_test(test_prometheus_three_tiers),
         cmocka_unit_test(test_prometheus_empty),
+        cmocka_unit_test(test_coherence_rendered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

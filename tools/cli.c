@@ -625,7 +625,7 @@ static int get_all_stats(tc_cache *c, cli_stats *cs) {
 
 /* Prints a cache's statistics: the tier table, then the overall figures. */
 static void print_stats_table(const tc_stats *st, const tc_tier_stats *tiers, const char *tiering) {
-    char a[40];
+    char a[40], b[40];
     printf("tiercache %s  tiering %s  uptime %.1f s\n\n", TC_VERSION_STRING, tiering, st->uptime_s);
     print_tier_table(tiers, st->ntiers);
     printf("\noverall        hits %" PRIu64 ", misses %" PRIu64 ", errors %" PRIu64
@@ -639,6 +639,13 @@ static void print_stats_table(const tc_stats *st, const tc_tier_stats *tiers, co
     printf("p95 %s, ", fmt_ns(st->p95_ns, a, sizeof a));
     printf("p99 %s, ", fmt_ns(st->p99_ns, a, sizeof a));
     printf("max %s (%" PRIu64 " samples)\n", fmt_ns(st->max_ns, a, sizeof a), st->latency_samples);
+    printf("coherence      %s, channel %s", tc_coherence_name(st->coherence), tc_channel_name(st->channel));
+    if (st->channel != TC_CHANNEL_NONE)
+        printf(" (listener pid %" PRIu32 "%s, lag %s, max %s), %" PRIu64 " invalidations received, "
+               "%" PRIu64 " gaps", st->listener_pid, st->listener ? ", this process" : "",
+               fmt_ns(st->channel_lag_us * 1000, a, sizeof a), fmt_ns(st->channel_lag_max_us * 1000, b, sizeof b),
+               st->invalidations_received, st->channel_gaps);
+    printf(", %" PRIu64 " epoch moves\n", st->epoch_moves);
 }
 
 static int cmd_stats(int argc, char **argv) {

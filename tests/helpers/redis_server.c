@@ -545,3 +545,17 @@ void tc_test_fake_server_stop(tc_test_fake *f) {
     pthread_join(f->thread, NULL);
     close(f->listen_fd);
 }
+
+uint64_t tc_test_invalidations(tc_cache *c) {
+    tc_stats st = TC_STATS_INIT;
+    return tc_stats_get(c, &st) == 0 ? st.invalidations_received : 0;
+}
+
+int tc_test_wait_invalidations(tc_cache *c, uint64_t at_least, int timeout_ms) {
+    for (int waited = 0; waited <= timeout_ms; waited++) {
+        if (tc_test_invalidations(c) >= at_least) return 1;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}

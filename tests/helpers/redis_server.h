@@ -82,6 +82,13 @@ int tc_test_make_certs(const char *dir, tc_test_certs *out);
  * Timeouts are 1 s, key prefix "tctest:", no default TTL, values up to 8 MiB. */
 void tc_test_l3_options(tc__opts *opt, int port);
 
+/* Keys the host's listener of cache c has been told of so far (tc_stats), and a wait until
+ * that count reaches at_least (1) or timeout_ms passed (0). Another process's write reaches
+ * this host's L1 through the listener: a test that expects a fill after such a write to stay
+ * in L1 waits for its invalidation first, or the fill may rightly be dropped by it. */
+uint64_t tc_test_invalidations(tc_cache *c);
+int tc_test_wait_invalidations(tc_cache *c, uint64_t at_least, int timeout_ms);
+
 /* Runs one command on a new plain connection to port and returns the reply (free with
  * freeReplyObject), or NULL on failure. password may be NULL. */
 redisReply *tc_test_raw_cmd(int port, const char *password, int argc, const char **argv,
