@@ -113,7 +113,7 @@ typedef struct tc__l2_shard {
 /* Blocks                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* A block: 64-byte header, then key, then value, padded to 8 bytes.
+/* A block: 72-byte header, then key, then value, padded to 8 bytes.
  *
  *   0  size8 u32 | klen u32 | vlen u32 | kind u32      \
  *  16  hash u64                                         |  covered by hcheck
@@ -122,7 +122,8 @@ typedef struct tc__l2_shard {
  *  40  csum u64     (XXH3 of the value, seeded by hash) /
  *  48  hcheck u64
  *  56  state u32 (LIVE/DEAD) | reserved u32 (LRU/LFU data live in the index slot)
- *  64  key bytes, value bytes, padding
+ *  64  kstamp u32 | pstamp u32 (coherence stamps; outside hcheck, like state)
+ *  72  key bytes, value bytes, padding
  *
  * kind is ENTRY for a key/value, HOLE for filler written by repair (always DEAD). */
 typedef struct tc__l2_blk {
