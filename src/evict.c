@@ -1,7 +1,7 @@
 /*
  * evict.c -- the per-entry bookkeeping of the Redis-style sampled policies (see evict.h):
  * Redis's logarithmic LFU counter with decay, and the score that ranks sampled victims.
- * Policy names are parsed in config.c (tc_policy_parse), with the rest of the configuration.
+ * Also the policies' names: tc_policy_name() and tc_policy_parse() (which takes Encore's spellings too).
  */
 
 #include <strings.h>
