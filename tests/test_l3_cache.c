@@ -33,9 +33,20 @@ static int setup(void **state) {
     return tc_test_redis_start(&srv, "requirepass " PW);
 }
 
+/* The segments the tests name (L2's and the host's coherence segment), also when a test failed
+ * half-way. */
+static void destroy_segments(void) {
+    char name[64];
+    snprintf(name, sizeof name, "test-%ld-l3", (long)getpid());
+    (void)tc_shared_destroy(name);
+    snprintf(name, sizeof name, "test-l3env-%d", (int)getpid());
+    (void)tc_shared_destroy(name);
+}
+
 static int teardown(void **state) {
     (void)state;
     tc_test_redis_stop(&srv);
+    destroy_segments();
     return 0;
 }
 
@@ -269,9 +280,7 @@ static void test_three_tiers(void **state) {
     tc_close(l2);
     tc_close(all);
     tc_close(l3);
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s%s", TC__L2_DIR, TC__L2_FILE_PREFIX, o.shared_name);
-    unlink(path);
+    assert_int_equal(tc_shared_destroy(o.shared_name), 0);
 }
 
 static void assert_no_secret(const char *doc) {
@@ -335,8 +344,11 @@ static void test_env_and_documents(void **state) {
     assert_int_equal(tc_shared_destroy(name), 0);
 }
 
-static void test_l3_down_under_l1(void **state) {
-    (void)state;
+/* Redis stopped under L1: a set returns TC_EPARTIAL within its bound and the health says
+ * degraded at once. What L1 may still serve depends on coherence: without it, L1 keeps its
+ * copy; with it, the lost channel is a GAP once B has passed, and L1 serves nothing from then
+ * on (docs/COHERENCE.md, guarantee 3) -- the read misses, within its own bound. */
+static void l3_down_under_l1(int coherence) {
     tc__opts o;
     tc_test_l3_options(&o, srv.port);
     snprintf(o.redis_password, sizeof o.redis_password, "%s", PW);
@@ -345,6 +357,8 @@ static void test_l3_down_under_l1(void **state) {
     o.tiers[1] = TC_TIER_L3;
     o.redis_command_timeout_ms = 300;
     o.redis_connect_timeout_ms = 300;
+    o.coherence = coherence;
+    o.max_staleness_ms = 400;
     tc_cache *c = NULL;
     char err[256];
     assert_int_equal(tc__open_opts(&o, &c, err, sizeof err), 0);
@@ -354,11 +368,6 @@ static void test_l3_down_under_l1(void **state) {
     int rc = tc_set(c, "d2", 2, "v", 1, 0);
     assert_true(tc_test_now_ms() - t0 < 300 + 300 + 200);
     assert_int_equal(rc, TC_EPARTIAL);
-    char buf[4];
-    size_t len = sizeof buf;
-    tc_get_info info = TC_GET_INFO_INIT;
-    assert_int_equal(tc_get(c, "d", 1, buf, &len, &info), 0);
-    assert_int_equal(info.tier, TC_TIER_L1);
     /* after a few failures the circuit opens: the health says degraded, quickly */
     for (int i = 0; i < 10; i++) tc_set(c, "x", 1, "v", 1, 0);
     char *doc = NULL;
@@ -368,8 +377,34 @@ static void test_l3_down_under_l1(void **state) {
     assert_non_null(strstr(doc, "degraded"));
     assert_no_secret(doc);
     tc_free(doc);
+    msleep((int)o.max_staleness_ms + 200); /* the channel's loss is seen within B */
+    char buf[4];
+    size_t len = sizeof buf;
+    tc_get_info info = TC_GET_INFO_INIT;
+    t0 = tc_test_now_ms();
+    rc = tc_get(c, "d", 1, buf, &len, &info);
+    assert_true(tc_test_now_ms() - t0 < 300 + 300 + 200);
+    if (coherence) {
+        assert_int_equal(rc, TC_EMISS);
+        tc_stats st = TC_STATS_INIT;
+        assert_int_equal(tc_stats_get(c, &st), 0);
+        assert_int_equal(st.channel, TC_CHANNEL_GAP);
+    } else {
+        assert_int_equal(rc, 0);
+        assert_int_equal(info.tier, TC_TIER_L1);
+    }
     tc_test_redis_signal(&srv, SIGCONT);
     tc_close(c);
+}
+
+static void test_l3_down_under_l1_without_coherence_l1_serves(void **state) {
+    (void)state;
+    l3_down_under_l1(0);
+}
+
+static void test_l3_down_under_l1_with_coherence_l1_serves_nothing_after_b(void **state) {
+    (void)state;
+    l3_down_under_l1(1);
 }
 
 int main(void) {
@@ -380,7 +415,8 @@ int main(void) {
         cmocka_unit_test(test_mget_mset_public),
         cmocka_unit_test(test_three_tiers),
         cmocka_unit_test(test_env_and_documents),
-        cmocka_unit_test(test_l3_down_under_l1),
+        cmocka_unit_test(test_l3_down_under_l1_without_coherence_l1_serves),
+        cmocka_unit_test(test_l3_down_under_l1_with_coherence_l1_serves_nothing_after_b),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

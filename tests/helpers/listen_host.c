@@ -1,16 +1,45 @@
 /*
  * listen_host.c -- simulated hosts for the listener's tests (listen_host.h).
  */
+#include <dirent.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "tiercache.h"
+
 #include "helpers/listen_host.h"
 #include "helpers/redis_server.h"
 
+static pid_t names_owner;
+
+/* At exit of the process that named hosts: removes every segment it named, also those of a test
+ * that failed half-way (cmocka goes on with the next test). Children (fork) remove nothing. */
+static void destroy_named_hosts(void) {
+    if (getpid() != names_owner) return;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "tclisten-%d-", (int)names_owner);
+    DIR *d = opendir("/dev/shm");
+    if (d == NULL) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *p = strstr(e->d_name, prefix);
+        if (p != NULL && (p - e->d_name == (ptrdiff_t)strlen("tiercache.") ||
+                          p - e->d_name == (ptrdiff_t)strlen("tiercache-coh.")))
+            (void)tc_shared_destroy(p);
+    }
+    closedir(d);
+}
+
 void tc_test_host_name(char *out, size_t n, const char *tag) {
     static int seq;
+    if (names_owner != getpid()) {
+        names_owner = getpid();
+        atexit(destroy_named_hosts);
+    }
     snprintf(out, n, "tclisten-%d-%s-%d", (int)getpid(), tag, seq++);
 }
 

@@ -552,10 +552,20 @@ uint64_t tc_test_invalidations(tc_cache *c) {
 }
 
 int tc_test_wait_invalidations(tc_cache *c, uint64_t at_least, int timeout_ms) {
+    /* at_least may be reached early by other messages (a canary, an earlier test's late
+     * invalidations): after it, wait for 100 ms without a new one as well */
+    uint64_t last = 0;
+    int reached = 0, quiet = 0;
     for (int waited = 0; waited <= timeout_ms; waited++) {
-        if (tc_test_invalidations(c) >= at_least) return 1;
+        uint64_t n = tc_test_invalidations(c);
+        if (n >= at_least) {
+            quiet = reached && n == last ? quiet + 1 : 0;
+            reached = 1;
+            if (quiet >= 100) return 1;
+        }
+        last = n;
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
-    return 0;
+    return reached;
 }

@@ -83,7 +83,9 @@ int tc_test_make_certs(const char *dir, tc_test_certs *out);
 void tc_test_l3_options(tc__opts *opt, int port);
 
 /* Keys the host's listener of cache c has been told of so far (tc_stats), and a wait until
- * that count reaches at_least (1) or timeout_ms passed (0). Another process's write reaches
+ * that count reaches at_least and then stays still for 100 ms (1), or timeout_ms passed (0;
+ * 1 if at_least was reached but the count kept moving). Other messages (the canary, an earlier
+ * test's late invalidations) count too, hence the quiet period. Another process's write reaches
  * this host's L1 through the listener: a test that expects a fill after such a write to stay
  * in L1 waits for its invalidation first, or the fill may rightly be dropped by it. */
 uint64_t tc_test_invalidations(tc_cache *c);
