@@ -214,7 +214,7 @@ static inline int lat_sample(tc_cache *c, tstats *b) {
 /* The fence of a read of the key with this hash that starts now: the key's stamp, captured
  * before a lower tier is read (docs/COHERENCE.md, 2.3). */
 static inline tc__fence fence_capture(tc_cache *c, uint64_t hash) {
-    tc__fence f = {c->coh, hash, {TC__STAMP_GAP, TC__STAMP_GAP, 0}, NULL};
+    tc__fence f = {c->coh, hash, {TC__STAMP_GAP, TC__STAMP_GAP, 0, TC__STAMP_GAP}, NULL};
     if (c->coh != NULL) f.seen = tc__coh_stamp(c->coh, hash);
     return f;
 }
@@ -297,6 +297,7 @@ static int assemble(const tc__opts *opt, tc__tier **tiers, int n, tc_cache **out
         /* L3 keeps no stamps: Redis is not invalidated through the table, it is the source */
         tc__coh *tc = tiers[i]->id == TC_TIER_L3 ? NULL : coh;
         tiers[i]->coh = tc;
+        tiers[i]->own_ok = tc != NULL && i == 0 && !tiers[i]->shared;
         if (tiers[i]->ops->attach != NULL) tiers[i]->ops->attach(tiers[i], tc);
         if (tiers[i]->id == TC_TIER_L3) c->waits = 1;
         if (tiers[i]->shared) c->has_shared = 1;
@@ -661,8 +662,8 @@ static int write_tier(tc_cache *c, int i, const tc__key *k, const void *val, siz
     tc__tier *t = c->tiers[i];
     if (c->coh == NULL || t->id == TC_TIER_L3) return t->ops->set(t, k, val, vlen, ttl, NULL);
     if (t->shared) {
-        tc__wrote w = {{0, 0, 0}, 0};
-        tc__fence f = {c->coh, k->hash, {0, 0, 0}, &w};
+        tc__wrote w = {{0, 0, 0, 0}, 0};
+        tc__fence f = {c->coh, k->hash, {0, 0, 0, 0}, &w};
         int rc = t->ops->set(t, k, val, vlen, ttl, &f);
         if (w.moved) ws->w = w;
         return rc;
@@ -684,7 +685,7 @@ static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t v
     uint64_t tprev = timed ? tc__now_ns() : 0;
     uint64_t outer = call_begin(c);
     write_tally ty = {0, 0, 0, 0};
-    write_state ws = {{{0, 0, 0}, 0}};
+    write_state ws = {{{0, 0, 0, 0}, 0}};
     for (int i = c->ntiers - 1; i >= 0; i--) {
         tc__tier *t = c->tiers[i];
         if (fence != NULL) rc = t->ops->set(t, k, val, vlen, (int64_t)ttl_ms, fence);
@@ -717,7 +718,7 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
     tc__key k = {key, klen, tc__hash(key, klen)};
     uint64_t outer = call_begin(c);
     int ok = 0, failed = 0;
-    write_state ws = {{{0, 0, 0}, 0}};
+    write_state ws = {{{0, 0, 0, 0}, 0}};
     /* bottom-up, as a write: a shared tier that deleted moved the stripe inside its critical
      * section (a delete that failed there did not, and the move is made here); a process's own
      * tier is emptied after the move */
@@ -911,7 +912,7 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t i
         rcs[i] = check_entry(c, it->key, it->klen, it->val, it->vlen, it->ttl_ms);
         if (rcs[i] != 0) continue;
         ks[m] = (tc__key){it->key, it->klen, tc__hash(it->key, it->klen)};
-        ws[m] = (write_state){{{0, 0, 0}, 0}};
+        ws[m] = (write_state){{{0, 0, 0, 0}, 0}};
         vp[m] = it->val;
         vl[m] = it->vlen;
         ttls[m] = (int64_t)it->ttl_ms;

@@ -120,6 +120,27 @@ static int init_table(struct tc__coh_hdr *h, const char *name) {
     return rc;
 }
 
+/* This handle's count of its own moves (coherence.h), in private memory: zero pages until a
+ * stripe is written. */
+static size_t own_bytes(void) { return 2 * (size_t)TC__COH_STRIPES * sizeof(uint32_t); }
+
+/* A handle with its own[] counts; NULL when out of memory. */
+static tc__coh *handle_new(void) {
+    tc__coh *c = calloc(1, sizeof *c);
+    if (c == NULL) return NULL;
+    c->own = tc__big_alloc(own_bytes());
+    if (c->own == NULL) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void handle_free(tc__coh *c) {
+    tc__big_free((void *)c->own, own_bytes());
+    free(c);
+}
+
 static void attach(tc__coh *c, void *base, size_t bytes) {
     c->hdr = base;
     c->bytes = bytes;
@@ -130,17 +151,17 @@ static void attach(tc__coh *c, void *base, size_t bytes) {
 
 int tc__coh_open_private(tc__coh **out) {
     *out = NULL;
-    tc__coh *c = calloc(1, sizeof *c);
+    tc__coh *c = handle_new();
     if (c == NULL) return TC_ENOMEM;
     size_t bytes = table_bytes();
     void *base = tc__big_alloc(bytes);
     if (base == NULL) {
-        free(c);
+        handle_free(c);
         return TC_ENOMEM;
     }
     if (init_table(base, "(private)") != 0) {
         tc__big_free(base, bytes);
-        free(c);
+        handle_free(c);
         return TC_ENOMEM;
     }
     c->fd = -1;
@@ -263,7 +284,7 @@ int tc__coh_open_shared(const tc__opts *opt, tc__coh **out, char *errbuf, size_t
             close(fd);
             return rc;
         }
-        tc__coh *c = calloc(1, sizeof *c);
+        tc__coh *c = handle_new();
         if (c == NULL) {
             munmap(base, bytes);
             close(fd);
@@ -287,7 +308,7 @@ void tc__coh_close(tc__coh *c) {
     } else {
         tc__big_free(c->hdr, c->bytes);
     }
-    free(c);
+    handle_free(c);
 }
 
 int tc__coh_destroy(const char *name) {
@@ -301,23 +322,15 @@ int tc__coh_destroy(const char *name) {
 /* Writes, the epoch, prefixes                                              */
 /* ------------------------------------------------------------------------ */
 
-/* Moves word which (0: w, 1: i) of the key's stripe; the stamp after the move, built from the
- * moved word's new value and the other's current one. */
+/* Moves word which (0: w, 1: i) of the key's stripe; the stamp after the move. A move of w is
+ * this handle's own: own_pre moves before it and own_post after (coherence.h). */
 static tc__stamp move(tc__coh *c, uint64_t hash, int which) {
     _Atomic uint64_t *w = tc__coh_words(c, hash);
-    uint64_t moved = atomic_fetch_add_explicit(&w[which], 1, memory_order_acq_rel) + 1;
-    uint64_t other = atomic_load_explicit(&w[!which], memory_order_acquire);
-    uint64_t wv = which == 0 ? moved : other, iv = which == 1 ? moved : other;
-    tc__stamp s;
-    s.p = atomic_load_explicit(c->pgen, memory_order_acquire);
-    uint64_t e = atomic_load_explicit(c->epoch, memory_order_acquire);
-    if (e & TC__COH_GAP) {
-        s.k = s.s = TC__STAMP_GAP;
-    } else {
-        s.s = iv + (e & TC__COH_COUNTER_MASK);
-        s.k = s.s + wv;
-    }
-    return s;
+    _Atomic uint32_t *own = &c->own[2 * tc__coh_stripe(hash)];
+    if (which == 0) atomic_fetch_add_explicit(&own[0], 1, memory_order_acq_rel);
+    atomic_fetch_add_explicit(&w[which], 1, memory_order_acq_rel);
+    if (which == 0) atomic_fetch_add_explicit(&own[1], 1, memory_order_acq_rel);
+    return tc__coh_stamp(c, hash);
 }
 
 tc__stamp tc__coh_mark(tc__coh *c, uint64_t hash) { return move(c, hash, 0); }

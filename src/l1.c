@@ -230,25 +230,25 @@ static inline unsigned char *ent_stamps(l1_ent *e) { return (unsigned char *)(e 
 /* Writes an entry: header (expiry exp, in ms, 0 = never), key, value, and the stamps when st
  * is not NULL. */
 static inline void ent_fill(l1_ent *e, uint64_t exp, const void *key, size_t klen, const void *val, size_t vlen,
-                            const tc__stamp *st) {
+                            const tc__stamp *st, int own) {
     e->exp_klen = (exp << 16) | klen | (st != NULL ? ENT_STAMPED : 0); /* exp < 2^47: TTLs are at most 2^41.6 ms */
     e->vlen = (uint32_t)vlen;
     e->aux = 0;
     memcpy((char *)(e + 1), key, klen);
     if (vlen) memcpy((char *)(e + 1) + klen, val, vlen);
     if (st != NULL) {
-        uint32_t w[2] = {(uint32_t)st->k, (uint32_t)st->p};
+        uint32_t w[2] = {(uint32_t)(own ? st->f : st->k), (uint32_t)st->p};
         memcpy(ent_stamps(e), w, sizeof w);
     }
 }
 
 /* 1 when a stamped entry may be served: its stamps are current (an entry that passed only
  * after a prefix check is re-stamped, so the check is not made again). Under the shard lock. */
-static inline int ent_valid_locked(const tc__coh *coh, l1_ent *e, uint64_t hash) {
+static inline int ent_valid_locked(const tc__coh *coh, int own, l1_ent *e, uint64_t hash) {
     uint32_t w[2], ps;
     memcpy(w, ent_stamps(e), sizeof w);
     ps = w[1];
-    if (!tc__coh_valid(coh, hash, w[0], w[1], ent_key(e), ent_klen(e), &ps)) return 0;
+    if (!tc__coh_valid(coh, hash, own, w[0], w[1], ent_key(e), ent_klen(e), &ps)) return 0;
     if (ps != w[1]) memcpy(ent_stamps(e) + 4, &ps, sizeof ps);
     return 1;
 }
@@ -908,7 +908,7 @@ static int l1_get(tc__tier *tier, const tc__key *k, tc__sink *out, int64_t *ttl_
         shard_unlock(sh);
         return TC_EMISS;
     }
-    if ((e->exp_klen & ENT_STAMPED) && !ent_valid_locked(t->base.coh, e, hash)) {
+    if ((e->exp_klen & ENT_STAMPED) && !ent_valid_locked(t->base.coh, t->base.own_ok, e, hash)) {
         /* written, deleted or invalidated since it was filled, by some process of the host */
         drop_slot_locked(sh, i);
         sh->invalidated++;
@@ -981,12 +981,22 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
     if (__builtin_expect(esize > TC__SLAB_MAX, 0)) {
         fresh = tc__slab_alloc_big(esize);
         if (fresh == NULL) return TC_ENOMEM;
-        ent_fill(fresh, exp, key, klen, val, vlen, xb ? &st : NULL);
+        ent_fill(fresh, exp, key, klen, val, vlen, xb ? &st : NULL, t->base.own_ok);
     }
     int gathered = 0;
     l1_lock_acquire(&sh->lock);
     if (__builtin_expect(sh->bytes + charge > sh->max_bytes, 0)) gathered = room_locked(t, sh, charge, now);
     if (!tc__fence_ok(fence)) {
+        /* Refused: the key's stripe moved since the stamp was taken. A copy of the key already
+         * here goes too: when this is the application's write and the move was this process's
+         * own (another key of the stripe, written by another thread), that copy's stamp still
+         * looks current, yet the value is the one this write replaces (coherence.h, own moves).
+         * For a fill the copy is at worst one a racing reader installed: a miss next time. */
+        uint32_t old = find_locked(sh, h, key, klen, NULL);
+        if (old != UINT32_MAX) {
+            drop_slot_locked(sh, old);
+            sh->deletes++;
+        }
         give_back_locked(t, sh);
         shard_unlock(sh);
         if (fresh != NULL) tc__slab_free_big(fresh, esize);
@@ -1024,7 +1034,7 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
             shard_unlock(sh);
             return TC_ENOMEM;
         }
-        ent_fill(fresh, exp, key, klen, val, vlen, xb ? &st : NULL);
+        ent_fill(fresh, exp, key, klen, val, vlen, xb ? &st : NULL, t->base.own_ok);
     }
     if (i != UINT32_MAX) {
         /* overwrite: same slot, same policy position */

@@ -431,7 +431,7 @@ static int l2_set(tc__tier *t, const tc__key *k, const void *val, size_t vlen, i
     /* The stamps the block carries: a fill's, captured before its lower tier was read; an
      * application's write marks the key's stripe when the block is published (below). */
     int writing = l2->base.coh != NULL && fence != NULL && fence->wrote != NULL;
-    tc__stamp st = {0, 0, 0};
+    tc__stamp st = {0, 0, 0, 0};
     if (l2->base.coh != NULL && !writing) st = tc__fence_stamp(fence, l2->base.coh, h);
     sane_or_rebuild_locked(l2, si);
     if (how) now = tc__now_ms(); /* waited, or repaired: the clock moved */

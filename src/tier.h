@@ -204,6 +204,9 @@ struct tc__tier {
     int shared;   /* 1: other processes see what this tier holds (L2): it moves stripes itself */
     tc__coh *coh; /* the cache's coherence table, set by the orchestrator before any op; NULL
                      for a cache of one tier without L2 (no stamps, no fences) */
+    int own_ok;   /* set with coh: 1 for a process-local first tier (L1), whose entries may
+                     ignore this handle's own moves of w (coherence.h): every write of the
+                     handle replaces or removes the key in it, and no tier above fills from it */
 };
 
 /* Test-only: when set, called by a read between a lower tier's hit (from_tier, a tc_tier_id)

@@ -64,6 +64,7 @@ static void f_close(tc__tier *t) {
 static void f_attach(tc__tier *t, tc__coh *coh) {
     faulty_tier *f = (faulty_tier *)t;
     f->inner->coh = coh;
+    f->inner->own_ok = f->base.own_ok;
     if (f->inner->ops->attach != NULL) f->inner->ops->attach(f->inner, coh);
 }
 
