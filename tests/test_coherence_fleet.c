@@ -52,8 +52,9 @@
 #include "l3_format.h"
 #include "tier.h"
 #include "tiercache.h"
+#include "util.h"
 
-#define B_MS 400
+#define B_MS 400 /* CACHE_MAX_STALENESS of most scenarios */
 #define MAX_AGENTS 8
 #define MAX_HOSTS 3
 
@@ -63,6 +64,10 @@ static char ns[64];                       /* REDIS_KEY_PREFIX of this scenario *
 static char host_names[MAX_HOSTS][64];    /* CACHE_SHARED_NAME of each simulated host */
 static unsigned scenario;                 /* makes host names unique per scenario */
 static tc_hist_writer *harness;           /* the test's own records: faults, outside writes, oracle */
+static int b_ms = B_MS;                   /* this scenario's B (agents' CACHE_MAX_STALENESS, the checker's) */
+static const char *tiering = "L1L2L3";    /* this scenario's CACHE_TIERING */
+static int pool_size = 2;                 /* REDIS_POOL_SIZE of the agents spawned next */
+static tc__coh *host_coh[MAX_HOSTS];      /* the test's own view of each host's table */
 
 static void msleep(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -109,7 +114,8 @@ static int nagents;
 static tc_cache *a_cache;
 static tc_hist_writer *a_hist;
 static int a_in = -1, a_out = -1;
-static int a_hold; /* 1: the next fill from L3 waits for "go" between its read and its install */
+static int a_hold;  /* 1: the next fill from L3 waits for "go" between its read and its install */
+static int a_whold; /* 1: the next set waits for "go" between its L3 and its L2 part */
 
 static void a_say(const char *fmt, ...) {
     char line[512];
@@ -161,11 +167,25 @@ static void agent_fill_hook(const tc__key *k, int from_tier) {
     if (read_line(a_in, line, sizeof line, -1) < 0 || strcmp(line, "go") != 0) _exit(81);
 }
 
+/* The write hook of the agent: a set, once armed, waits after its L3 part until "go". */
+static void agent_write_hook(const tc__key *k, int tier) {
+    (void)k;
+    if (!a_whold || tier != TC_TIER_L3) return;
+    a_whold = 0;
+    a_say("held");
+    char line[64];
+    if (read_line(a_in, line, sizeof line, -1) < 0 || strcmp(line, "go") != 0) _exit(81);
+}
+
+static int a_tier; /* the tier of the last get's hit */
+
 static int a_get(const char *k, char *val, size_t cap) {
     uint64_t tok;
     tc_hist_invoke(a_hist, TC_HIST_OP_GET, k, NULL, &tok);
     size_t len = cap - 1;
-    int rc = tc_get(a_cache, k, strlen(k), val, &len, NULL);
+    tc_get_info info = TC_GET_INFO_INIT;
+    int rc = tc_get(a_cache, k, strlen(k), val, &len, &info);
+    a_tier = info.tier;
     tc_hist_complete(a_hist, tok, res_of(rc), val, len);
     val[rc == 0 ? len : 0] = 0;
     return rc;
@@ -238,9 +258,10 @@ static void a_random(const char *proc, uint64_t seed, int64_t until_ns) {
 }
 
 /* The agent's main loop. Commands (one line each, one line of reply):
- *   g KEY          get              -> "ok VALUE" | "miss" | "err N"
+ *   g KEY          get              -> "ok VALUE TIER" | "miss" | "err N"
  *   G KEY          get, its L3 fill held: "held" first, then waits for "go", then as g
  *   s KEY VALUE    set              -> "ok" | "err N"
+ *   S KEY VALUE    set, held after its L3 part: "held", then waits for "go", then as s
  *   d KEY          delete           -> "ok" | "err N"
  *   p PREFIX       clear_prefix     -> "ok" | "err N"
  *   f KEY          final read (an R record) -> as g
@@ -250,7 +271,7 @@ static void a_random(const char *proc, uint64_t seed, int64_t until_ns) {
  *   q              closes the cache and exits 0 (no reply) */
 static void agent_main(int host, const char *proc, int port) {
     char v[32];
-    setenv("CACHE_TIERING", "L1L2L3", 1);
+    setenv("CACHE_TIERING", tiering, 1);
     setenv("CACHE_SHARED_NAME", host_names[host], 1);
     setenv("CACHE_SHARED_MAX_BYTES", "2097152", 1);
     setenv("CACHE_SHARED_MAX_ENTRIES", "4096", 1);
@@ -258,10 +279,11 @@ static void agent_main(int host, const char *proc, int port) {
     snprintf(v, sizeof v, "%d", port);
     setenv("REDIS_PORT", v, 1);
     setenv("REDIS_KEY_PREFIX", ns, 1);
-    setenv("REDIS_POOL_SIZE", "2", 1);
+    snprintf(v, sizeof v, "%d", pool_size);
+    setenv("REDIS_POOL_SIZE", v, 1);
     setenv("REDIS_CONNECT_TIMEOUT", "1000ms", 1);
     setenv("REDIS_COMMAND_TIMEOUT", "1000ms", 1);
-    snprintf(v, sizeof v, "%dms", B_MS);
+    snprintf(v, sizeof v, "%dms", b_ms);
     setenv("CACHE_MAX_STALENESS", v, 1);
     setenv("CACHE_COHERENCE", "true", 1);
     char err[TC_ERRBUF_SIZE];
@@ -274,6 +296,7 @@ static void agent_main(int host, const char *proc, int port) {
     if (tc_hist_writer_open(hist_dir, proc, hname, &a_hist) != 0) _exit(83);
     signal(SIGUSR1, on_usr1);
     tc__test_fill_hook = agent_fill_hook;
+    tc__test_write_hook = agent_write_hook;
     a_say("ready");
     char line[256], val[128];
     for (;;) {
@@ -289,7 +312,7 @@ static void agent_main(int host, const char *proc, int port) {
         case 'g':
             rc = a_get(arg, val, sizeof val);
             a_hold = 0;
-            if (rc == 0) a_say("ok %s", val);
+            if (rc == 0) a_say("ok %s %d", val, a_tier);
             else a_say(rc == TC_EMISS ? "miss" : "err %d", rc);
             break;
         case 'f': {
@@ -301,8 +324,12 @@ static void agent_main(int host, const char *proc, int port) {
             else a_say(rc == TC_EMISS ? "miss" : "err %d", rc);
             break;
         }
+        case 'S':
+            a_whold = 1;
+            /* fall through */
         case 's':
             rc = a_set(arg, arg2 != NULL ? arg2 : "");
+            a_whold = 0;
             a_say(rc == 0 ? "ok" : "err %d", rc);
             break;
         case 'd':
@@ -439,7 +466,14 @@ static void scenario_end(void) {
     nagents = 0;
     tc_hist_writer_close(harness);
     harness = NULL;
-    for (int h = 0; h < MAX_HOSTS; h++) (void)tc_shared_destroy(host_names[h]);
+    for (int h = 0; h < MAX_HOSTS; h++) {
+        if (host_coh[h] != NULL) tc__coh_close(host_coh[h]);
+        host_coh[h] = NULL;
+        (void)tc_shared_destroy(host_names[h]);
+    }
+    b_ms = B_MS;
+    tiering = "L1L2L3";
+    pool_size = 2;
 }
 
 /* The agent of pid, or -1. */
@@ -460,19 +494,51 @@ static void channel_of(int i, pid_t *listener, int *healthy) {
     *healthy = ch == TC_CHANNEL_HEALTHY;
 }
 
-/* The listener of host h now, read from its coherence table (the test opens it too; it runs
- * no watchdog): its pid, 0 when nobody holds the lease. */
+/* The test's view of host h's coherence table (it runs no watchdog), opened once a scenario. */
+static tc__coh *coh_of(int h) {
+    if (host_coh[h] == NULL) {
+        tc__opts o;
+        tc_test_l3_options(&o, srv.port);
+        snprintf(o.shared_name, sizeof o.shared_name, "%s", host_names[h]);
+        char err[256];
+        if (tc__coh_open_shared(&o, &host_coh[h], err, sizeof err) != 0) fail_msg("host %d: %s", h + 1, err);
+    }
+    return host_coh[h];
+}
+
+/* The listener of host h now: its pid, 0 when nobody holds the lease. */
 static pid_t host_listener(int h) {
-    tc__opts o;
-    tc_test_l3_options(&o, srv.port);
-    snprintf(o.shared_name, sizeof o.shared_name, "%s", host_names[h]);
-    tc__coh *c = NULL;
-    char err[256];
-    if (tc__coh_open_shared(&o, &c, err, sizeof err) != 0) fail_msg("host %d: %s", h + 1, err);
     tc__coh_counters k;
-    tc__coh_counters_get(c, &k);
-    tc__coh_close(c);
+    tc__coh_counters_get(coh_of(h), &k);
     return (pid_t)k.listener_pid;
+}
+
+/* The invalidation word of key's stripe on host h (what the listener moves, docs/COHERENCE.md
+ * 2.4): it moves when an invalidation of the key reaches the host. */
+static uint64_t inv_word(int h, const char *key) {
+    return atomic_load(&tc__coh_words(coh_of(h), tc__hash(key, strlen(key)))[1]);
+}
+
+/* Waits (at most ms) until host h's invalidation word of key is above v. */
+static void wait_inv_above(int h, const char *key, uint64_t v, int ms) {
+    double until = tc_test_now_ms() + ms;
+    while (inv_word(h, key) <= v) {
+        if (tc_test_now_ms() > until) fail_msg("host %d: no invalidation of %s within %d ms", h + 1, key, ms);
+        msleep(1);
+    }
+}
+
+/* Waits (at most ms) until host h's channel is in a gap (want 1) or healthy (want 0). Returns
+ * 1 when it is, 0 when ms passed. */
+static int wait_gap(int h, int want, int ms) {
+    double until = tc_test_now_ms() + ms;
+    for (;;) {
+        tc__coh_counters k;
+        tc__coh_counters_get(coh_of(h), &k);
+        if (want ? k.gap : (!k.gap && k.listener_pid != 0)) return 1;
+        if (tc_test_now_ms() > until) return 0;
+        msleep(2);
+    }
 }
 
 /* Waits (at most ms) until agent i's host has a healthy channel; returns the listener's pid. */
@@ -566,7 +632,7 @@ static tc_hist_rule check_history(tc_hist_result *out, int verbose) {
     assert_int_equal(tc_hist_new(&h), 0);
     if (tc_hist_load_dir(h, hist_dir, err, sizeof err) != 0) fail_msg("history: %s", err);
     tc_hist_opts o = TC_HIST_OPTS_DEFAULT;
-    o.bound_ns = (int64_t)B_MS * 1000000;
+    o.bound_ns = (int64_t)b_ms * 1000000;
     tc_hist_result r;
     static char report[16384];
     assert_int_equal(tc_hist_check(h, &o, &r, report, sizeof report), 0);
@@ -700,10 +766,480 @@ static void test_random_operations_on_three_hosts_with_faults(void **state) {
     random_run(1);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Staged scenarios: helpers                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Agent i reads key until the hit comes from its L1 with value (at most 3 s): the key is then
+ * in that process's L1 (a late invalidation may drop a first copy). */
+static void read_into_l1(int i, const char *key, const char *value) {
+    char want[160];
+    snprintf(want, sizeof want, "ok %s %d", value, TC_TIER_L1);
+    double until = tc_test_now_ms() + 3000;
+    for (;;) {
+        const char *r = ask(i, "g %s", key);
+        if (strcmp(r, want) == 0) return;
+        if (tc_test_now_ms() > until) fail_msg("%s: %s never in its L1 (last: %s)", agents[i].proc, key, r);
+        msleep(5);
+    }
+}
+
+static void ok_reply(const char *r, const char *what) {
+    if (strncmp(r, "ok", 2) != 0) fail_msg("%s: %s", what, r);
+}
+
+/* Agent i sets key to value, then waits until its invalidation has reached every host that
+ * has agents (the writer's own host gets its echo): a copy read after this is not dropped by
+ * a late invalidation of this write. */
+static void set_settled(int i, const char *key, const char *value) {
+    uint64_t w0[MAX_HOSTS];
+    int used[MAX_HOSTS] = {0};
+    for (int j = 0; j < nagents; j++) used[agents[j].host] = 1;
+    for (int h = 0; h < MAX_HOSTS; h++)
+        if (used[h]) w0[h] = inv_word(h, key);
+    ok_reply(ask(i, "s %s %s", key, value), "set");
+    for (int h = 0; h < MAX_HOSTS; h++)
+        if (used[h]) wait_inv_above(h, key, w0[h], 5000);
+}
+
+/* Final reads of key by every live agent, and the oracle; then the checker. */
+static tc_hist_rule finish_and_check(const char *key) {
+    final_reads(key);
+    tc_hist_rule rule = check_history(NULL, 0);
+    return rule;
+}
+
+/* Sleeps until the monotonic ns time t. */
+static void sleep_until_ns(int64_t t) {
+    int64_t now = tc_hist_now_ns();
+    if (t > now) msleep((int)((t - now) / 1000000) + 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 2. Writes from outside: redis-cli SET and DEL                           */
+/* ------------------------------------------------------------------------ */
+
+static char redis_cli[256];
+
+/* Runs redis-cli with argv (after the port), recorded as a write of key made on host "ext":
+ * op set with value, or del. Returns the completion time (ns). */
+static int64_t outside_write(tc_hist_op op, const char *key, const char *value) {
+    char port[16], full[128];
+    snprintf(port, sizeof port, "%d", srv.port);
+    snprintf(full, sizeof full, "%s%s", ns, key);
+    const char *argv[] = {redis_cli, "-p", port, op == TC_HIST_OP_SET ? "SET" : "DEL", full, value, NULL};
+    if (op != TC_HIST_OP_SET) argv[5] = NULL;
+    uint64_t tok;
+    assert_int_equal(tc_hist_invoke(harness, op, key, op == TC_HIST_OP_SET ? value : NULL, &tok), 0);
+    tc_test_run r;
+    assert_int_equal(tc_test_run_cmd(argv, NULL, NULL, 0, 10000, &r), 0);
+    int ok = r.status == 0 && !r.timed_out;
+    assert_int_equal(tc_hist_complete(harness, tok, ok ? TC_HIST_RES_OK : TC_HIST_RES_ERR, NULL, 0), 0);
+    int64_t done = tc_hist_now_ns();
+    if (!ok) fail_msg("redis-cli: status %d, %s", r.status, r.err);
+    tc_test_run_free(&r);
+    return done;
+}
+
+/* After the outside write that completed at done: each agent reads key until it sees want
+ * (NULL: a miss); the time each took is at most B. Then, at done + B, every agent's read
+ * returns it. */
+static void every_l1_sees(const char *key, const char *want, int64_t done) {
+    char exp[160];
+    if (want != NULL) snprintf(exp, sizeof exp, "ok %s ", want);
+    for (int i = 0; i < nagents; i++) {
+        double ms;
+        for (;;) {
+            const char *r = ask(i, "g %s", key);
+            ms = (double)(tc_hist_now_ns() - done) / 1e6;
+            if (want != NULL ? strncmp(r, exp, strlen(exp)) == 0 : strcmp(r, "miss") == 0) break;
+            if (ms > b_ms) fail_msg("%s still reads %s %.1f ms after the outside write (B = %d ms)", agents[i].proc, r, ms, b_ms);
+            msleep(1);
+        }
+        print_message("  %s sees it %.1f ms after redis-cli returned\n", agents[i].proc, ms);
+    }
+    sleep_until_ns(done + (int64_t)b_ms * 1000000 + 1);
+    for (int i = 0; i < nagents; i++) {
+        const char *r = ask(i, "g %s", key);
+        if (want != NULL ? strncmp(r, exp, strlen(exp)) != 0 : strcmp(r, "miss") != 0)
+            fail_msg("%s reads %s after B", agents[i].proc, r);
+    }
+}
+
+static void test_writes_from_outside_reach_every_l1_within_bound(void **state) {
+    (void)state;
+    FILE *f = popen("command -v redis-cli", "r");
+    assert_non_null(f);
+    if (fgets(redis_cli, sizeof redis_cli, f) == NULL) redis_cli[0] = 0;
+    pclose(f);
+    redis_cli[strcspn(redis_cli, "\n")] = 0;
+    if (redis_cli[0] == 0) fail_msg("redis-cli not found: install the redis-tools package");
+    scenario_begin();
+    int a = spawn(0, "h1a", srv.port), b = spawn(0, "h1b", srv.port);
+    int c = spawn(1, "h2a", srv.port), d = spawn(1, "h2b", srv.port);
+    (void)wait_healthy(a, 5000);
+    (void)wait_healthy(c, 5000);
+    (void)b;
+    (void)d;
+    set_settled(a, "price", "p-100");
+    for (int i = 0; i < nagents; i++) read_into_l1(i, "price", "p-100");
+    print_message("redis-cli SET:\n");
+    int64_t done = outside_write(TC_HIST_OP_SET, "price", "outside-200");
+    every_l1_sees("price", "outside-200", done);
+    for (int i = 0; i < nagents; i++) read_into_l1(i, "price", "outside-200");
+    print_message("redis-cli DEL:\n");
+    done = outside_write(TC_HIST_OP_DEL, "price", NULL);
+    every_l1_sees("price", NULL, done);
+    tc_hist_rule rule = finish_and_check("price");
+    scenario_end();
+    assert_int_equal(rule, TC_HIST_RULE_NONE);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 5. Each fleet mechanism proven necessary                                 */
+/* ------------------------------------------------------------------------ */
+
+static tc_test_proxy px; /* host 1's way to Redis in these scenarios */
+
+/* Host 1: h1a (its listener, through the proxy) and h1b (through the proxy); host 2: h2a,
+ * direct. off: the switch set in every agent of host 1. */
+static void two_hosts_behind_proxy(unsigned off) {
+    assert_int_equal(tc_test_proxy_start(&px, srv.port), 0);
+    scenario_begin();
+    int a = spawn(0, "h1a", px.port);
+    assert_int_equal(wait_healthy(a, 5000), agents[a].pid);
+    spawn(0, "h1b", px.port);
+    int c = spawn(1, "h2a", srv.port);
+    (void)wait_healthy(c, 5000);
+    for (int i = 0; i < 2; i++) ok_reply(ask(i, "x %u", off), "switch");
+    if (off & TC__COH_OFF_CANARY) msleep(b_ms / 2); /* a canary in flight has come back */
+}
+
+static void proxy_done(void) {
+    px.mute_subscriber = px.pause_subscriber = px.pause_replies = 0;
+    tc_test_proxy_stop(&px);
+}
+
+/* A redirect broken silently (host 1's subscriber cut off behind the proxy): h2a overwrites a
+ * key h1b holds in its L1; more than B later h1b reads it. The canary notices the silence and
+ * the gap keeps h1b's L1 from serving; h1b reads L3. Returns the checker's verdict. */
+static tc_hist_rule run_silent_redirect(unsigned off) {
+    two_hosts_behind_proxy(off);
+    set_settled(2, "k", "v1");
+    read_into_l1(1, "k", "v1");
+    if (getenv("TC_DEBUG")) {
+        tc__coh_counters k;
+        tc__coh_counters_get(coh_of(0), &k);
+        print_message("  host 1 before: epoch moves %llu, gaps %llu, takeovers %llu, listener %u, word %llu\n",
+                      (unsigned long long)k.epoch_moves, (unsigned long long)k.gaps, (unsigned long long)k.takeovers,
+                      k.listener_pid, (unsigned long long)inv_word(0, "k"));
+    }
+    px.mute_subscriber = 1;
+    ok_reply(ask(2, "s k v2"), "set");
+    int64_t done = tc_hist_now_ns();
+    int gap = wait_gap(0, 1, 3 * b_ms);
+    sleep_until_ns(done + (int64_t)b_ms * 1000000 + 50000000);
+    if (getenv("TC_DEBUG")) {
+        tc__coh_counters k;
+        tc__coh_counters_get(coh_of(0), &k);
+        print_message("  host 1: epoch moves %llu, gaps %llu, takeovers %llu, listener %u, word %llu\n",
+                      (unsigned long long)k.epoch_moves, (unsigned long long)k.gaps, (unsigned long long)k.takeovers,
+                      k.listener_pid, (unsigned long long)inv_word(0, "k"));
+    }
+    const char *r = ask(1, "g k");
+    print_message("  gap seen: %d; h1b reads \"%s\" %.0f ms after the write\n", gap,
+                  r, (double)(tc_hist_now_ns() - done) / 1e6);
+    px.mute_subscriber = 0;
+    if (!wait_gap(0, 0, 5000)) fail_msg("host 1's channel did not recover");
+    for (int i = 0; i < 2; i++) ok_reply(ask(i, "x 0"), "switch");
+    tc_hist_rule rule = finish_and_check("k");
+    scenario_end();
+    proxy_done();
+    return rule;
+}
+
+static void test_without_gap_a_silent_redirect_serves_stale_values(void **state) {
+    (void)state;
+    assert_int_equal(run_silent_redirect(0), TC_HIST_RULE_NONE);
+    assert_int_equal(run_silent_redirect(TC__COH_OFF_GAP), TC_HIST_RULE_G2);
+}
+
+static void test_without_canary_a_silent_redirect_serves_stale_values(void **state) {
+    (void)state;
+    assert_int_equal(run_silent_redirect(0), TC_HIST_RULE_NONE);
+    assert_int_equal(run_silent_redirect(TC__COH_OFF_CANARY), TC_HIST_RULE_G2);
+}
+
+/* A channel lost for a while (host 1's subscriber cut off), during which h2a overwrites a key
+ * h1b holds in its L1; the channel comes back; h1b reads the key more than B after the write.
+ * The recovery's epoch move invalidated h1b's copy; without it the copy is served. */
+static tc_hist_rule run_recovery(unsigned off) {
+    two_hosts_behind_proxy(off);
+    set_settled(2, "k", "v1");
+    read_into_l1(1, "k", "v1");
+    px.mute_subscriber = 1;
+    if (!wait_gap(0, 1, 3 * b_ms)) fail_msg("no gap after the subscriber was cut off");
+    ok_reply(ask(2, "s k v2"), "set");
+    int64_t done = tc_hist_now_ns();
+    msleep(100); /* the proxy has dropped the invalidation */
+    px.mute_subscriber = 0;
+    if (!wait_gap(0, 0, 5000)) fail_msg("host 1's channel did not recover");
+    sleep_until_ns(done + (int64_t)b_ms * 1000000 + 50000000);
+    const char *r = ask(1, "g k");
+    print_message("  h1b reads \"%s\" after the recovery\n", r);
+    for (int i = 0; i < 2; i++) ok_reply(ask(i, "x 0"), "switch");
+    tc_hist_rule rule = finish_and_check("k");
+    scenario_end();
+    proxy_done();
+    return rule;
+}
+
+static void test_without_the_epoch_move_a_recovery_serves_stale_values(void **state) {
+    (void)state;
+    assert_int_equal(run_recovery(0), TC_HIST_RULE_NONE);
+    assert_int_equal(run_recovery(TC__COH_OFF_RECOVER), TC_HIST_RULE_G2);
+}
+
+/* 4. The echo race: h1a (the listener's process) writes k, held between its L3 and its L2
+ * part; meanwhile h2a writes k (after h1a in L3); h1a's late L2 write lands before either
+ * invalidation reaches host 1 (its subscriber is paused), then both arrive. Applying the echo
+ * of its own write invalidates the late copy; skipping echoes (the switch skips every
+ * invalidation of a key the host wrote within B) leaves it in host 1's L2 for ever. */
+static tc_hist_rule run_echo(unsigned off) {
+    b_ms = 2000; /* the pause below stays far inside B/4: the canary is not what saves it */
+    two_hosts_behind_proxy(off);
+    px.pause_subscriber = 1;
+    double t0 = tc_test_now_ms();
+    send_cmd(0, "S k h1a-1");
+    char line[128];
+    get_reply(0, line, sizeof line, 10000);
+    assert_string_equal(line, "held");
+    ok_reply(ask(2, "s k h2a-1"), "set");
+    send_cmd(0, "go");
+    get_reply(0, line, sizeof line, 10000);
+    ok_reply(line, "late set");
+    double paused = tc_test_now_ms() - t0;
+    px.pause_subscriber = 0;
+    print_message("  host 1's invalidations held back %.1f ms (B = %d ms)\n", paused, b_ms);
+    assert_true(paused < b_ms / 4);
+    int64_t done = tc_hist_now_ns();
+    sleep_until_ns(done + (int64_t)b_ms * 1000000 + 50000000);
+    const char *r = ask(1, "g k");
+    print_message("  h1b reads \"%s\"\n", r);
+    for (int i = 0; i < 2; i++) ok_reply(ask(i, "x 0"), "switch");
+    tc_hist_rule rule = finish_and_check("k");
+    scenario_end();
+    proxy_done();
+    return rule;
+}
+
+static void test_without_echoes_a_late_l2_write_outlives_a_newer_one(void **state) {
+    (void)state;
+    assert_int_equal(run_echo(0), TC_HIST_RULE_NONE);
+    assert_int_equal(run_echo(TC__COH_OFF_ECHO), TC_HIST_RULE_G5);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 4. Convergence                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* The other order of the race above (found by the random run): both invalidations -- the echo
+ * of h1a's write and h2a's newer write -- reach host 1 before h1a's held write installs its
+ * value in L2 and L1. Those copies carry a stamp taken after every invalidation; nothing
+ * would ever invalidate them. The write sees that an invalidation came in while it was under
+ * way and invalidates its stripe once more (cache.c, write_finish). */
+static void test_a_late_l2_write_after_the_newer_writes_invalidation_does_not_stay(void **state) {
+    (void)state;
+    scenario_begin();
+    int a = spawn(0, "h1a", srv.port), b = spawn(0, "h1b", srv.port);
+    int c = spawn(1, "h2a", srv.port);
+    (void)wait_healthy(a, 5000);
+    (void)wait_healthy(c, 5000);
+    uint64_t w0 = inv_word(0, "k");
+    send_cmd(a, "S k h1a-1");
+    char line[128];
+    get_reply(a, line, sizeof line, 10000);
+    assert_string_equal(line, "held");
+    wait_inv_above(0, "k", w0, 5000); /* the echo of h1a's L3 write */
+    uint64_t w1 = inv_word(0, "k");
+    ok_reply(ask(c, "s k h2a-1"), "set");
+    wait_inv_above(0, "k", w1, 5000); /* h2a's invalidation */
+    send_cmd(a, "go");
+    get_reply(a, line, sizeof line, 10000);
+    ok_reply(line, "late set");
+    int64_t done = tc_hist_now_ns();
+    sleep_until_ns(done + (int64_t)b_ms * 1000000 + 50000000);
+    for (int i = 0; i < nagents; i++) print_message("  %s reads \"%s\"\n", agents[i].proc, ask(i, "g k"));
+    (void)b;
+    tc_hist_rule rule = finish_and_check("k");
+    scenario_end();
+    assert_int_equal(rule, TC_HIST_RULE_NONE);
+}
+
+/* Two hosts (two processes each) write one key at once, many times; after B every tier of
+ * every process returns L3's value. Each process reads the key into its L1 first, so a stale
+ * copy would show. */
+static void test_two_hosts_writing_one_key_at_once_converge(void **state) {
+    (void)state;
+    scenario_begin();
+    for (int h = 0; h < 2; h++)
+        for (int p = 0; p < 2; p++) {
+            char proc[16];
+            snprintf(proc, sizeof proc, "h%d%c", h + 1, 'a' + p);
+            spawn(h, proc, srv.port);
+        }
+    (void)wait_healthy(0, 5000);
+    (void)wait_healthy(2, 5000);
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < nagents; i++) send_cmd(i, "s k %s-%d", agents[i].proc, round);
+        char line[128];
+        for (int i = 0; i < nagents; i++) {
+            get_reply(i, line, sizeof line, 10000);
+            ok_reply(line, "set");
+        }
+        for (int i = 0; i < nagents; i++) (void)ask(i, "g k");
+    }
+    msleep(b_ms + 50);
+    char v[128];
+    assert_true(l3_value("k", v, sizeof v));
+    char want[160];
+    snprintf(want, sizeof want, "ok %s ", v);
+    for (int i = 0; i < nagents; i++) {
+        /* twice: the second read comes from the L1 the first one filled */
+        for (int t = 0; t < 2; t++) {
+            const char *r = ask(i, "g k");
+            if (strncmp(r, want, strlen(want)) != 0) fail_msg("%s reads %s, L3 holds %s", agents[i].proc, r, v);
+        }
+    }
+    tc_hist_rule rule = finish_and_check("k");
+    scenario_end();
+    assert_int_equal(rule, TC_HIST_RULE_NONE);
+}
+
+/* ------------------------------------------------------------------------ */
+/* 3. Staged races on the fleet side                                        */
+/* ------------------------------------------------------------------------ */
+
+/* A fill from L3 (into L2 and L1 with L1L2L3, into L1 with L1L3, into L2 with L2L3) held
+ * between its L3 read and its install while h2a writes (cmd 's') or deletes ('d') the key.
+ * late: 0, the invalidation reaches host 1 before the install (the fence refuses it); 1, after
+ * (host 1's subscriber paused until the install is done: the stamps make the copy invalid).
+ * Then h1a and h1b read the key at once and again after B; the checker judges. */
+static void run_held_fill(const char *tiers, char cmd, int late) {
+    tiering = tiers;
+    assert_int_equal(tc_test_proxy_start(&px, srv.port), 0);
+    scenario_begin();
+    int a = spawn(0, "h1a", px.port), b = spawn(0, "h1b", px.port);
+    int c = spawn(1, "h2a", srv.port);
+    (void)wait_healthy(a, 5000);
+    (void)wait_healthy(c, 5000);
+    set_settled(c, "k", "v1");
+    uint64_t w0 = inv_word(0, "k");
+    send_cmd(a, "G k");
+    char line[128];
+    get_reply(a, line, sizeof line, 10000);
+    assert_string_equal(line, "held");
+    if (late) px.pause_subscriber = 1;
+    if (cmd == 's') ok_reply(ask(c, "s k v2"), "set");
+    else ok_reply(ask(c, "d k"), "del");
+    int64_t done = tc_hist_now_ns();
+    if (!late) wait_inv_above(0, "k", w0, 5000);
+    send_cmd(a, "go");
+    get_reply(a, line, sizeof line, 10000);
+    if (strcmp(line, "ok v1 4") != 0 && strncmp(line, "ok v1 ", 6) != 0) fail_msg("held read: %s", line);
+    if (late) {
+        px.pause_subscriber = 0;
+        wait_inv_above(0, "k", w0, 5000);
+    }
+    (void)ask(a, "g k");
+    (void)ask(b, "g k");
+    sleep_until_ns(done + (int64_t)b_ms * 1000000 + 1000000);
+    for (int i = 0; i < 2; i++) {
+        const char *r = ask(i, "g k");
+        if (cmd == 's' ? strncmp(r, "ok v2 ", 6) != 0 : strcmp(r, "miss") != 0)
+            print_message("  %s %s: %s reads \"%s\" after B\n", tiers, cmd == 's' ? "set" : "del", agents[i].proc, r);
+    }
+    tc_hist_rule rule = finish_and_check("k");
+    scenario_end();
+    proxy_done();
+    if (rule != TC_HIST_RULE_NONE) fail_msg("%s, %s, invalidation %s the install", tiers, cmd == 's' ? "set" : "del", late ? "after" : "before");
+}
+
+static void test_held_l3_fill_into_l2_and_l1_vs_another_hosts_write(void **state) {
+    (void)state;
+    run_held_fill("L1L2L3", 's', 0);
+    run_held_fill("L1L2L3", 'd', 0);
+    run_held_fill("L1L2L3", 's', 1);
+    run_held_fill("L1L2L3", 'd', 1);
+}
+
+static void test_held_l3_fill_into_l1_alone_vs_another_hosts_write(void **state) {
+    (void)state;
+    run_held_fill("L1L3", 's', 0);
+    run_held_fill("L1L3", 's', 1);
+}
+
+static void test_held_l3_fill_into_l2_alone_vs_another_hosts_write(void **state) {
+    (void)state;
+    run_held_fill("L2L3", 's', 0);
+    run_held_fill("L2L3", 's', 1);
+}
+
+/* A slow L3 read: h1b's GET reaches the server (which answers v1) but its reply is held back
+ * by the proxy, while h2a overwrites the key and the invalidation reaches host 1 (whose
+ * listener, h1a, talks to Redis directly). The reply arrives after the invalidation: its fill
+ * is refused. */
+static void test_slow_l3_reply_after_the_invalidation_is_not_installed(void **state) {
+    (void)state;
+    assert_int_equal(tc_test_proxy_start(&px, srv.port), 0);
+    scenario_begin();
+    int a = spawn(0, "h1a", srv.port);
+    assert_int_equal(wait_healthy(a, 5000), agents[a].pid);
+    pool_size = 1; /* one connection: the one the warm-up opened carries the slow read */
+    int b = spawn(0, "h1b", px.port);
+    int c = spawn(1, "h2a", srv.port);
+    (void)wait_healthy(c, 5000);
+    set_settled(c, "k", "v1");
+    assert_string_equal(ask(b, "g other"), "miss"); /* h1b's connection is up */
+    uint64_t w0 = inv_word(0, "k");
+    px.pause_replies = 1;
+    send_cmd(b, "g k");
+    double until = tc_test_now_ms() + 5000;
+    while (px.held_bytes == 0 && tc_test_now_ms() < until) msleep(1);
+    assert_true(px.held_bytes > 0); /* the server answered; the reply waits at the proxy */
+    ok_reply(ask(c, "s k v2"), "set");
+    int64_t done = tc_hist_now_ns();
+    wait_inv_above(0, "k", w0, 5000);
+    px.pause_replies = 0;
+    char line[128];
+    get_reply(b, line, sizeof line, 10000);
+    print_message("  the slow read returned \"%s\"\n", line);
+    (void)ask(b, "g k");
+    sleep_until_ns(done + (int64_t)b_ms * 1000000 + 1000000);
+    (void)ask(b, "g k");
+    tc_hist_rule rule = finish_and_check("k");
+    scenario_end();
+    proxy_done();
+    assert_int_equal(rule, TC_HIST_RULE_NONE);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_operations_on_three_hosts),
         cmocka_unit_test(test_random_operations_on_three_hosts_with_faults),
+        cmocka_unit_test(test_writes_from_outside_reach_every_l1_within_bound),
+        cmocka_unit_test(test_without_gap_a_silent_redirect_serves_stale_values),
+        cmocka_unit_test(test_without_canary_a_silent_redirect_serves_stale_values),
+        cmocka_unit_test(test_without_the_epoch_move_a_recovery_serves_stale_values),
+        cmocka_unit_test(test_without_echoes_a_late_l2_write_outlives_a_newer_one),
+        cmocka_unit_test(test_a_late_l2_write_after_the_newer_writes_invalidation_does_not_stay),
+        cmocka_unit_test(test_two_hosts_writing_one_key_at_once_converge),
+        cmocka_unit_test(test_held_l3_fill_into_l2_and_l1_vs_another_hosts_write),
+        cmocka_unit_test(test_held_l3_fill_into_l1_alone_vs_another_hosts_write),
+        cmocka_unit_test(test_held_l3_fill_into_l2_alone_vs_another_hosts_write),
+        cmocka_unit_test(test_slow_l3_reply_after_the_invalidation_is_not_installed),
     };
+    if (getenv("TC_FLEET_ONLY") != NULL) cmocka_set_test_filter(getenv("TC_FLEET_ONLY")); /* by hand: a glob */
     return cmocka_run_group_tests(tests, setup, teardown);
 }
