@@ -113,6 +113,7 @@ struct tc_cache {
 static _Atomic uint64_t open_serial = 1;
 
 void (*tc__test_fill_hook)(const tc__key *k, int from_tier);
+void (*tc__test_write_hook)(const tc__key *k, int tier);
 
 /* A thread remembers its blocks for the last few caches it used. */
 #define TL_SLOTS 4
@@ -640,7 +641,28 @@ static int check_entry(const tc_cache *c, const void *key, size_t klen, const vo
  * entries carry, once the key's stripe moved. */
 typedef struct write_state {
     tc__wrote w;
+    uint64_t inv_before; /* the key's invalidation stamp (s) before the write reached L3 */
+    int fleet;           /* 1: L3 below, whose invalidations arrive from other hosts */
 } write_state;
+
+/* Before an application's write reaches L3: notes the key's invalidation stamp (the stripe's i
+ * word plus the epoch, docs/COHERENCE.md 2.2), for write_finish(). */
+static inline void write_begin(tc_cache *c, const tc__key *k, write_state *ws) {
+    ws->fleet = c->coh != NULL && c->tiers[c->ntiers - 1]->id == TC_TIER_L3;
+    if (ws->fleet) ws->inv_before = tc__coh_stamp(c->coh, k->hash).s;
+}
+
+/* After the write reached every tier: when an invalidation of the key's stripe (or an epoch
+ * move, or a gap) came in while it was under way, invalidates the stripe once more. Another
+ * host may have written the key in L3 after this write did, and its invalidation reached this
+ * host before this write installed its value in L2 and L1: the copies then carry a stamp taken
+ * after that invalidation and would outlive the newer value (docs/COHERENCE.md 4.2). The
+ * check follows the installs, so an invalidation either precedes it (seen here) or follows the
+ * installs (and invalidates them itself). Costs one more miss on this host when the write's own
+ * echo was what came in, which its arrival after the installs costs anyway. O(1). */
+static inline void write_finish(tc_cache *c, const tc__key *k, write_state *ws) {
+    if (ws->fleet && tc__coh_stamp(c->coh, k->hash).s != ws->inv_before) (void)tc__coh_bump(c->coh, k->hash);
+}
 
 /* Makes sure the write moved its key's stripe, so that no process of the host serves or fills
  * the old value from now on. A shared tier that wrote or deleted the key did it inside its
@@ -685,7 +707,8 @@ static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t v
     uint64_t tprev = timed ? tc__now_ns() : 0;
     uint64_t outer = call_begin(c);
     write_tally ty = {0, 0, 0, 0};
-    write_state ws = {{{0, 0, 0, 0}, 0}};
+    write_state ws = {{{0, 0, 0, 0}, 0}, 0, 0};
+    if (fence == NULL) write_begin(c, k, &ws);
     for (int i = c->ntiers - 1; i >= 0; i--) {
         tc__tier *t = c->tiers[i];
         if (fence != NULL) rc = t->ops->set(t, k, val, vlen, (int64_t)ttl_ms, fence);
@@ -696,8 +719,12 @@ static int set_internal(tc_cache *c, const tc__key *k, const void *val, size_t v
             tprev = now;
         }
         tally_add(c, b, i, k, rc, &ty, "set");
+        if (fence == NULL && tc__test_write_hook != NULL) tc__test_write_hook(k, (int)t->id);
     }
-    if (fence == NULL) write_move(c, k, &ws);
+    if (fence == NULL) {
+        write_move(c, k, &ws);
+        write_finish(c, k, &ws);
+    }
     call_end(c, outer);
     return tally_rc(&ty);
 }
@@ -718,7 +745,7 @@ TC_EXPORT int tc_del(tc_cache *c, const void *key, size_t klen) {
     tc__key k = {key, klen, tc__hash(key, klen)};
     uint64_t outer = call_begin(c);
     int ok = 0, failed = 0;
-    write_state ws = {{{0, 0, 0, 0}, 0}};
+    write_state ws = {{{0, 0, 0, 0}, 0}, 0, 0};
     /* bottom-up, as a write: a shared tier that deleted moved the stripe inside its critical
      * section (a delete that failed there did not, and the move is made here); a process's own
      * tier is emptied after the move */
@@ -912,7 +939,8 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t i
         rcs[i] = check_entry(c, it->key, it->klen, it->val, it->vlen, it->ttl_ms);
         if (rcs[i] != 0) continue;
         ks[m] = (tc__key){it->key, it->klen, tc__hash(it->key, it->klen)};
-        ws[m] = (write_state){{{0, 0, 0, 0}, 0}};
+        ws[m] = (write_state){{{0, 0, 0, 0}, 0}, 0, 0};
+        write_begin(c, &ks[m], &ws[m]);
         vp[m] = it->val;
         vl[m] = it->vlen;
         ttls[m] = (int64_t)it->ttl_ms;
@@ -929,7 +957,10 @@ TC_EXPORT int tc_mset(tc_cache *c, size_t n, const tc_mset_item *items, size_t i
             for (size_t j = 0; j < m; j++) trc[j] = write_tier(c, ti, &ks[j], vp[j], vl[j], ttls[j], &ws[j]);
         for (size_t j = 0; j < m; j++) tally_add(c, b, ti, &ks[j], trc[j], &tally[j], "mset");
     }
-    for (size_t j = 0; j < m; j++) write_move(c, &ks[j], &ws[j]);
+    for (size_t j = 0; j < m; j++) {
+        write_move(c, &ks[j], &ws[j]);
+        write_finish(c, &ks[j], &ws[j]);
+    }
     call_end(c, outer);
     for (size_t j = 0; j < m; j++) rcs[idx[j]] = tally_rc(&tally[j]);
     int all_ok = 1;

@@ -214,6 +214,11 @@ struct tc__tier {
  * that window. NULL (always, outside the tests). */
 extern void (*tc__test_fill_hook)(const tc__key *k, int from_tier);
 
+/* Test-only: when set, called by an application's tc_set after each tier (a tc_tier_id) took
+ * its part of the write, bottom-up, so that a test can hold a write between its L3 and its L2
+ * part. NULL (always, outside the tests). */
+extern void (*tc__test_write_hook)(const tc__key *k, int tier);
+
 /* Tier constructors. Each returns 0 and the tier in *out, or a negative code and a message in
  * errbuf. They copy what they need from opt. */
 int tc__l1_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen);

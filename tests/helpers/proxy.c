@@ -2,12 +2,15 @@
  * proxy.c -- the test proxy (proxy.h): one thread polls every pair of sockets and copies
  * bytes across, waiting hold_ms before each chunk from the server (so a held-back reply
  * delays the others: fine for tests that hold one request at a time), and dropping the
- * server's bytes to a subscriber while mute_subscriber is set.
+ * server's bytes to a subscriber while mute_subscriber is set. While a pause is set it does
+ * not read the paused connections' server sockets (the bytes wait in the kernel) and counts
+ * what waits there (FIONREAD) in held_bytes.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,10 +25,15 @@ static void *proxy_main(void *arg) {
     while (!px->stop) {
         struct pollfd p[1 + 2 * MAXC];
         p[0] = (struct pollfd){.fd = px->listen_fd, .events = POLLIN};
+        int held = 0;
         for (int i = 0; i < n; i++) {
+            int paused = sub[i] ? px->pause_subscriber : px->pause_replies;
             p[1 + 2 * i] = (struct pollfd){.fd = cfd[i], .events = POLLIN};
-            p[2 + 2 * i] = (struct pollfd){.fd = sfd[i], .events = POLLIN};
+            p[2 + 2 * i] = (struct pollfd){.fd = sfd[i], .events = paused ? 0 : POLLIN};
+            int waiting = 0;
+            if (paused && ioctl(sfd[i], FIONREAD, &waiting) == 0) held += waiting;
         }
+        px->held_bytes = held;
         if (poll(p, (nfds_t)(1 + 2 * n), 20) <= 0) continue;
         if ((p[0].revents & POLLIN) && n < MAXC) {
             int c = accept(px->listen_fd, NULL, NULL);
