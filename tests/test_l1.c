@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "coherence.h"
 #include "l1_sketch.h"
 #include "tier.h"
 #include "util.h"
@@ -587,6 +588,42 @@ static void test_open_rejects_bad_options(void **state) {
     assert_non_null(strstr(err, "CACHE_MEMORY_MAX_BYTES=4096 is too small"));
 }
 
+/* With a coherence table, as the first tier (own_ok): this handle's own moves of the stripe
+ * leave a copy current, and an install a fence refuses removes the key's old copy -- else,
+ * after an own write of another key of the stripe, the old copy's stamp would still look
+ * current while this write's value was refused (coherence.h, own moves). */
+static void test_refused_install_removes_the_old_copy(void **state) {
+    (void)state;
+    tc__coh *coh = NULL;
+    assert_int_equal(tc__coh_open_private(&coh), 0);
+    tc__tier *t = open_l1(1000, 1 << 20, TC_POLICY_TINYLFU, 1, 0);
+    t->coh = coh;
+    t->own_ok = 1;
+    const tc__key k = TC__KEY("k", 1);
+    tc__fence f0 = {coh, k.hash, tc__coh_stamp(coh, k.hash), NULL};
+    assert_int_equal(t->ops->set(t, &k, "v0", 2, 0, &f0), 0);
+    char buf[8];
+    assert_int_equal(fetch(t, "k", buf, sizeof buf, NULL), 0);
+    assert_string_equal(buf, "v0");
+    tc__coh_mark(coh, k.hash); /* this handle writes another key of the stripe */
+    assert_int_equal(fetch(t, "k", buf, sizeof buf, NULL), 0); /* still current */
+    /* this handle's write of k: its stripe moves; another thread's write of a stripe-mate moves
+     * it again before the write's L1 install, which the fence then refuses */
+    tc__stamp after = tc__coh_mark(coh, k.hash);
+    tc__coh_mark(coh, k.hash);
+    tc__fence f1 = {coh, k.hash, after, NULL};
+    assert_int_equal(t->ops->set(t, &k, "v1", 2, 0, &f1), 0);
+    assert_int_equal(fetch(t, "k", buf, sizeof buf, NULL), TC_EMISS); /* not v0 */
+    /* an invalidation (another host) makes a copy stale whatever the own moves */
+    tc__fence f2 = {coh, k.hash, tc__coh_stamp(coh, k.hash), NULL};
+    assert_int_equal(t->ops->set(t, &k, "v2", 2, 0, &f2), 0);
+    assert_int_equal(fetch(t, "k", buf, sizeof buf, NULL), 0);
+    tc__coh_bump(coh, k.hash);
+    assert_int_equal(fetch(t, "k", buf, sizeof buf, NULL), TC_EMISS);
+    t->ops->close(t);
+    tc__coh_close(coh);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_get_del_binary),
@@ -612,6 +649,7 @@ int main(void) {
         cmocka_unit_test(test_ttl_beyond_range_is_refused),
         cmocka_unit_test(test_sketch_resize_keeps_counts),
         cmocka_unit_test(test_open_rejects_bad_options),
+        cmocka_unit_test(test_refused_install_removes_the_old_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
