@@ -69,22 +69,12 @@ static const char *tiering = "L1L2L3";    /* this scenario's CACHE_TIERING */
 static int pool_size = 2;                 /* REDIS_POOL_SIZE of the agents spawned next */
 static tc__coh *host_coh[MAX_HOSTS];      /* the test's own view of each host's table */
 
-static void msleep(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static int setup(void **state) {
     (void)state;
-    if (!tc_test_have_redis()) {
-        fprintf(stderr, "redis-server not found: install the redis-server package\n");
-        return -1;
-    }
     signal(SIGPIPE, SIG_IGN); /* a command to an agent that was killed */
     snprintf(hist_dir, sizeof hist_dir, "/tmp/tc-cofleet-%d-XXXXXX", (int)getpid());
     if (mkdtemp(hist_dir) == NULL) return -1;
-    return tc_test_redis_start(&srv, NULL);
+    return tc_test_redis_setup(&srv, NULL);
 }
 
 static int teardown(void **state) {
@@ -453,7 +443,7 @@ static void scenario_end(void) {
     for (int i = 0; i < nagents; i++) {
         if (agents[i].alive) {
             int st;
-            for (int t = 0; t < 1000 && waitpid(agents[i].pid, &st, WNOHANG) == 0; t++) msleep(10);
+            for (int t = 0; t < 1000 && waitpid(agents[i].pid, &st, WNOHANG) == 0; t++) tc_test_sleep_ms(10);
             if (waitpid(agents[i].pid, &st, WNOHANG) == 0) {
                 kill(agents[i].pid, SIGKILL);
                 waitpid(agents[i].pid, &st, 0);
@@ -524,7 +514,7 @@ static void wait_inv_above(int h, const char *key, uint64_t v, int ms) {
     double until = tc_test_now_ms() + ms;
     while (inv_word(h, key) <= v) {
         if (tc_test_now_ms() > until) fail_msg("host %d: no invalidation of %s within %d ms", h + 1, key, ms);
-        msleep(1);
+        tc_test_sleep_ms(1);
     }
 }
 
@@ -537,7 +527,7 @@ static int wait_gap(int h, int want, int ms) {
         tc__coh_counters_get(coh_of(h), &k);
         if (want ? k.gap : (!k.gap && k.listener_pid != 0)) return 1;
         if (tc_test_now_ms() > until) return 0;
-        msleep(2);
+        tc_test_sleep_ms(2);
     }
 }
 
@@ -550,7 +540,7 @@ static pid_t wait_healthy(int i, int ms) {
         channel_of(i, &l, &ok);
         if (ok && l != 0) return l;
         if (tc_test_now_ms() > until) fail_msg("host of %s: no healthy channel after %d ms", agents[i].proc, ms);
-        msleep(10);
+        tc_test_sleep_ms(10);
     }
 }
 
@@ -672,56 +662,56 @@ static void random_run(int faults) {
     for (int i = 0; i < nagents; i++) send_cmd(i, "r %d %lld", 0x5eed + i * 7919 + faults, (long long)until);
     if (faults) {
         /* CLIENT KILL of every listener's subscriber (the invalidation connections) */
-        msleep(400);
+        tc_test_sleep_ms(400);
         int64_t f0 = tc_hist_now_ns();
         redisReply *r = tc_test_raw(srv.port, NULL, "CLIENT", "KILL", "TYPE", "pubsub");
         assert_non_null(r);
         freeReplyObject(r);
         fault("client_kill", f0, tc_hist_now_ns(), "CLIENT KILL TYPE pubsub: every host's subscriber");
         /* SIGSTOP of a process (host 1's non-listener) for longer than B */
-        msleep(500);
+        tc_test_sleep_ms(500);
         pid_t l1 = host_listener(0), l2, l3;
         int victim = agents[0].pid == l1 ? 1 : 0;
         f0 = tc_hist_now_ns();
         kill(agents[victim].pid, SIGSTOP);
-        msleep(B_MS + 200);
+        tc_test_sleep_ms(B_MS + 200);
         kill(agents[victim].pid, SIGCONT);
         fault("sigstop_process", f0, tc_hist_now_ns(), agents[victim].proc);
         /* SIGSTOP of host 2's listener process for longer than B */
-        msleep(200);
+        tc_test_sleep_ms(200);
         l2 = host_listener(1);
         int lv = agent_of(l2);
         if (lv >= 0 && agents[lv].host == 1) {
             f0 = tc_hist_now_ns();
             kill(l2, SIGSTOP);
-            msleep(B_MS + 200);
+            tc_test_sleep_ms(B_MS + 200);
             kill(l2, SIGCONT);
             fault("sigstop_listener", f0, tc_hist_now_ns(), agents[lv].proc);
         } else {
             fail_msg("host 2 has no listener among its agents (pid %d)", (int)l2);
         }
         /* a redis-server restart (no persistence: every key is gone, the fleet epoch moves) */
-        msleep(300);
+        tc_test_sleep_ms(300);
         f0 = tc_hist_now_ns();
         tc_test_redis_signal(&srv, SIGKILL);
-        msleep(100);
+        tc_test_sleep_ms(100);
         assert_int_equal(tc_test_redis_restart(&srv), 0);
         fault("redis_restart", f0, tc_hist_now_ns(), "SIGKILL, then started again on the same port");
         /* kill -9 of a process in the middle of a write: host 2's non-listener dies inside
          * its next L2 write (after its L3 write) */
-        msleep(600);
+        tc_test_sleep_ms(600);
         l2 = host_listener(1);
         int mid = agents[2].pid == l2 ? 3 : 2;
         f0 = tc_hist_now_ns();
         kill(agents[mid].pid, SIGUSR1);
         int st;
         double until_ms = tc_test_now_ms() + 5000;
-        while (waitpid(agents[mid].pid, &st, WNOHANG) == 0 && tc_test_now_ms() < until_ms) msleep(1);
+        while (waitpid(agents[mid].pid, &st, WNOHANG) == 0 && tc_test_now_ms() < until_ms) tc_test_sleep_ms(1);
         if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)) fail_msg("%s did not die in its write", agents[mid].proc);
         agents[mid].alive = 0;
         fault("kill9_mid_write", f0, tc_hist_now_ns(), agents[mid].proc);
         /* kill -9 of host 3's listener */
-        msleep(300);
+        tc_test_sleep_ms(300);
         l3 = host_listener(2);
         int lk = agent_of(l3);
         if (lk < 0 || agents[lk].host != 2) fail_msg("host 3 has no listener among its agents");
@@ -738,7 +728,7 @@ static void random_run(int faults) {
         assert_string_equal(line, "done");
     }
     /* quiescence + B, then the final reads and the oracle */
-    msleep(B_MS + 100);
+    tc_test_sleep_ms(B_MS + 100);
     for (unsigned k = 0; k < RANDOM_KEYS; k++) {
         char key[16];
         snprintf(key, sizeof key, "%sk%u", k < 4 ? "" : "p", k % 4);
@@ -781,7 +771,7 @@ static void read_into_l1(int i, const char *key, const char *value) {
         const char *r = ask(i, "g %s", key);
         if (strcmp(r, want) == 0) return;
         if (tc_test_now_ms() > until) fail_msg("%s: %s never in its L1 (last: %s)", agents[i].proc, key, r);
-        msleep(5);
+        tc_test_sleep_ms(5);
     }
 }
 
@@ -813,7 +803,7 @@ static tc_hist_rule finish_and_check(const char *key) {
 /* Sleeps until the monotonic ns time t. */
 static void sleep_until_ns(int64_t t) {
     int64_t now = tc_hist_now_ns();
-    if (t > now) msleep((int)((t - now) / 1000000) + 1);
+    if (t > now) tc_test_sleep_ms((int)((t - now) / 1000000) + 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -855,7 +845,7 @@ static void every_l1_sees(const char *key, const char *want, int64_t done) {
             ms = (double)(tc_hist_now_ns() - done) / 1e6;
             if (want != NULL ? strncmp(r, exp, strlen(exp)) == 0 : strcmp(r, "miss") == 0) break;
             if (ms > b_ms) fail_msg("%s still reads %s %.1f ms after the outside write (B = %d ms)", agents[i].proc, r, ms, b_ms);
-            msleep(1);
+            tc_test_sleep_ms(1);
         }
         print_message("  %s sees it %.1f ms after redis-cli returned\n", agents[i].proc, ms);
     }
@@ -913,7 +903,7 @@ static void two_hosts_behind_proxy(unsigned off) {
     int c = spawn(1, "h2a", srv.port);
     (void)wait_healthy(c, 5000);
     for (int i = 0; i < 2; i++) ok_reply(ask(i, "x %u", off), "switch");
-    if (off & TC__COH_OFF_CANARY) msleep(b_ms / 2); /* a canary in flight has come back */
+    if (off & TC__COH_OFF_CANARY) tc_test_sleep_ms(b_ms / 2); /* a canary in flight has come back */
 }
 
 static void proxy_done(void) {
@@ -982,7 +972,7 @@ static tc_hist_rule run_recovery(unsigned off) {
     if (!wait_gap(0, 1, 3 * b_ms)) fail_msg("no gap after the subscriber was cut off");
     ok_reply(ask(2, "s k v2"), "set");
     int64_t done = tc_hist_now_ns();
-    msleep(100); /* the proxy has dropped the invalidation */
+    tc_test_sleep_ms(100); /* the proxy has dropped the invalidation */
     px.mute_subscriber = 0;
     if (!wait_gap(0, 0, 5000)) fail_msg("host 1's channel did not recover");
     sleep_until_ns(done + (int64_t)b_ms * 1000000 + 50000000);
@@ -1100,7 +1090,7 @@ static void test_two_hosts_writing_one_key_at_once_converge(void **state) {
         }
         for (int i = 0; i < nagents; i++) (void)ask(i, "g k");
     }
-    msleep(b_ms + 50);
+    tc_test_sleep_ms(b_ms + 50);
     char v[128];
     assert_true(l3_value("k", v, sizeof v));
     char want[160];
@@ -1206,7 +1196,7 @@ static void test_slow_l3_reply_after_the_invalidation_is_not_installed(void **st
     px.pause_replies = 1;
     send_cmd(b, "g k");
     double until = tc_test_now_ms() + 5000;
-    while (px.held_bytes == 0 && tc_test_now_ms() < until) msleep(1);
+    while (px.held_bytes == 0 && tc_test_now_ms() < until) tc_test_sleep_ms(1);
     assert_true(px.held_bytes > 0); /* the server answered; the reply waits at the proxy */
     ok_reply(ask(c, "s k v2"), "set");
     int64_t done = tc_hist_now_ns();

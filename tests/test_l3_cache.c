@@ -50,11 +50,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void msleep(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static tc_cache *open_cache(const char *tiering) {
     tc__opts o;
     tc_test_l3_options(&o, srv.port);
@@ -134,7 +129,7 @@ static void test_backfill_keeps_remaining_ttl(void **state) {
     tc_cache *l3 = open_cache("L3");
     tc_cache *both = open_cache("L1L3");
     assert_int_equal(tc_set(l3, "bf", 2, "value", 5, 3000), 0);
-    msleep(100);
+    tc_test_sleep_ms(100);
     char buf[16];
     size_t len = sizeof buf;
     tc_get_info info = TC_GET_INFO_INIT;
@@ -377,7 +372,7 @@ static void l3_down_under_l1(int coherence) {
     assert_non_null(strstr(doc, "degraded"));
     assert_no_secret(doc);
     tc_free(doc);
-    msleep((int)o.max_staleness_ms + 200); /* the channel's loss is seen within B */
+    tc_test_sleep_ms((int)o.max_staleness_ms + 200); /* the channel's loss is seen within B */
     char buf[4];
     size_t len = sizeof buf;
     tc_get_info info = TC_GET_INFO_INIT;

@@ -37,12 +37,6 @@
 #include "tier.h"
 #include "util.h"
 
-static void msleep(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
 static tc__tier *open_tier(tc__opts *o) {
     tc__tier *t = NULL;
     char err[256] = "";
@@ -122,7 +116,7 @@ static void *load_main(void *arg) {
             long long expected = 0;
             atomic_compare_exchange_strong(&sh->first_ok_us, &expected, t1);
         }
-        if (rc != 0) msleep(1); /* do not spin on fast failures */
+        if (rc != 0) tc_test_sleep_ms(1); /* do not spin on fast failures */
     }
     return NULL;
 }
@@ -161,13 +155,13 @@ static void test_sigkill_during_load(void **state) {
     load_shared sh = {.t = open_tier(&o)};
     load_thread lt[NLOAD];
     load_start(&sh, lt);
-    msleep(400);
+    tc_test_sleep_ms(400);
     tc_test_redis_signal(&srv, SIGKILL);
-    msleep(300);
+    tc_test_sleep_ms(300);
     assert_int_equal(tc_test_redis_restart(&srv), 0);
     atomic_store(&sh.mark_us, now_us());
     long long restarted = atomic_load(&sh.mark_us);
-    msleep(2000);
+    tc_test_sleep_ms(2000);
     long long ops, errors, bad;
     double max_ms;
     load_stop(&sh, lt, &ops, &errors, &bad, &max_ms);
@@ -196,11 +190,11 @@ static void test_sigstop_bounded(void **state) {
     load_shared sh = {.t = open_tier(&o)};
     load_thread lt[NLOAD];
     load_start(&sh, lt);
-    msleep(300);
+    tc_test_sleep_ms(300);
     tc_test_redis_signal(&srv, SIGSTOP);
     atomic_store(&sh.window_to_us, now_us() + 1500 * 1000);
     atomic_store(&sh.window_from_us, now_us());
-    msleep(1500);
+    tc_test_sleep_ms(1500);
     /* a single call, measured here too */
     double t0 = tc_test_now_ms();
     char buf[8];
@@ -212,7 +206,7 @@ static void test_sigstop_bounded(void **state) {
     tc_test_redis_signal(&srv, SIGCONT);
     atomic_store(&sh.mark_us, now_us());
     long long resumed = atomic_load(&sh.mark_us);
-    msleep(2500);
+    tc_test_sleep_ms(2500);
     long long ops, errors, bad;
     double max_ms;
     load_stop(&sh, lt, &ops, &errors, &bad, &max_ms);
@@ -255,7 +249,7 @@ static int fake_get(const char *first, size_t flen, const char *next, size_t nle
     double t0 = tc_test_now_ms();
     int rc = t->ops->get(t, &TC__KEY("k", 1), &s, &ttl);
     *ms = tc_test_now_ms() - t0;
-    msleep(100);
+    tc_test_sleep_ms(100);
     if (closed) *closed = f.closed;
     t->ops->close(t);
     tc_test_fake_server_stop(&f);
@@ -391,7 +385,7 @@ static void test_down_at_start(void **state) {
     double up = tc_test_now_ms();
     int rc;
     while ((rc = t->ops->set(t, &TC__KEY("k", 1), "v", 1, TC_TTL_NONE, NULL)) != 0 && tc_test_now_ms() - up < 5000)
-        msleep(10);
+        tc_test_sleep_ms(10);
     assert_int_equal(rc, 0);
     fprintf(stderr, "down at start: available %.0f ms after the server started\n", tc_test_now_ms() - up);
     assert_true(tc_test_now_ms() - up < 1500);

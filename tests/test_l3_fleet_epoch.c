@@ -31,22 +31,13 @@ static tc_test_redis srv;
 
 static int setup(void **state) {
     (void)state;
-    if (!tc_test_have_redis()) {
-        fprintf(stderr, "redis-server not found: install the redis-server package\n");
-        return -1;
-    }
-    return tc_test_redis_start(&srv, NULL);
+    return tc_test_redis_setup(&srv, NULL);
 }
 
 static int teardown(void **state) {
     (void)state;
     tc_test_redis_stop(&srv);
     return 0;
-}
-
-static void msleep(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static tc__tier *open_tier(size_t max_value) {
@@ -119,7 +110,7 @@ static void test_value_restored_from_an_older_snapshot_reads_as_a_miss(void **st
     int rc = TC_ECONN;
     for (int i = 0; i < 50 && rc != 0 && rc != TC_EMISS; i++) { /* the tier reconnects */
         rc = tget(t, "k", buf, sizeof buf, &len, NULL);
-        if (rc != 0 && rc != TC_EMISS) msleep(50);
+        if (rc != 0 && rc != TC_EMISS) tc_test_sleep_ms(50);
     }
     assert_int_equal(rc, TC_EMISS);
     assert_int_not_equal(tc__l3_fleet_epoch(t), e0);
@@ -252,11 +243,11 @@ static void test_epoch_key_changed_behind_the_tier_is_checked_again(void **state
     char buf[32];
     size_t len;
     assert_int_equal(tget(t, "k", buf, sizeof buf, &len, NULL), 0);
-    for (int i = 0; i < 200 && tc__coh_gap(h.coh); i++) msleep(10); /* listening */
+    for (int i = 0; i < 200 && tc__coh_gap(h.coh); i++) tc_test_sleep_ms(10); /* listening */
     assert_false(tc__coh_gap(h.coh));
     uint64_t e0 = tc__l3_fleet_epoch(t);
     raw_ok("SET", "tctest:\xff__tiercache__:epoch", "ffffffffffffffffffffffffffffffffffffffff:0000000000000001", NULL);
-    msleep(100);
+    tc_test_sleep_ms(100);
     assert_int_equal(tget(t, "k", buf, sizeof buf, &len, NULL), TC_EMISS);
     assert_int_not_equal(tc__l3_fleet_epoch(t), e0);
     assert_int_equal(tset(t, "k", "after"), 0);

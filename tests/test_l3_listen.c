@@ -37,22 +37,13 @@ static tc_test_redis srv;
 
 static int setup(void **state) {
     (void)state;
-    if (!tc_test_have_redis()) {
-        fprintf(stderr, "redis-server not found: install the redis-server package\n");
-        return -1;
-    }
-    return tc_test_redis_start(&srv, NULL);
+    return tc_test_redis_setup(&srv, NULL);
 }
 
 static int teardown(void **state) {
     (void)state;
     tc_test_redis_stop(&srv);
     return 0;
-}
-
-static void msleep(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static void raw_ok(const char *a0, const char *a1, const char *a2, const char *a3) {
@@ -169,7 +160,7 @@ static void test_external_writes_move_their_stripe_within_bound(void **state) {
     watch_word out = word_of(&h, "outside");
     raw_ok("SET", "other:outside", "v", NULL);
     raw_ok("SET", "outside", "v", NULL);
-    msleep(B_MS / 2);
+    tc_test_sleep_ms(B_MS / 2);
     assert_false(word_moved(&out));
     tc_test_host_close(&h, 1);
 }
@@ -221,7 +212,7 @@ static void test_restarted_server_sets_gap_then_recovery_moves_the_epoch(void **
     double ms = tc_test_wait_until(is_gap, &h, B_MS);
     printf("server killed: GAP after %.2f ms\n", ms);
     assert_true(ms >= 0);
-    msleep(B_MS); /* down a while: the listener backs off and retries */
+    tc_test_sleep_ms(B_MS); /* down a while: the listener backs off and retries */
     assert_true(tc__coh_gap(h.coh));
     assert_int_equal(tc_test_redis_restart(&srv), 0);
     double back = tc_test_wait_until(not_gap, &h, 5000);
@@ -238,7 +229,7 @@ static void test_frozen_server_sets_gap_within_bound(void **state) {
     (void)state;
     tc_test_host h;
     open_host(&h, "frozen");
-    msleep(B_MS / 2);
+    tc_test_sleep_ms(B_MS / 2);
     tc_test_redis_signal(&srv, SIGSTOP);
     double ms = tc_test_wait_until(is_gap, &h, 2 * B_MS);
     tc_test_redis_signal(&srv, SIGCONT);
@@ -260,12 +251,12 @@ static void test_subscriber_cut_off_behind_a_proxy_seen_by_the_missed_canary(voi
     tc_test_host h;
     assert_int_equal(tc_test_host_open(&h, name, px.port, B_MS, 1), 0);
     assert_true(tc_test_wait_until(is_healthy, &h, 5000) >= 0);
-    msleep(B_MS / 2);
+    tc_test_sleep_ms(B_MS / 2);
     px.mute_subscriber = 1;
     double ms = tc_test_wait_until(is_gap, &h, 2 * B_MS);
     printf("subscriber cut off: GAP after %.1f ms (B = %d)\n", ms, B_MS);
     assert_true(ms >= 0 && ms <= B_MS);
-    msleep(B_MS);
+    tc_test_sleep_ms(B_MS);
     assert_true(tc__coh_gap(h.coh)); /* reconnected through the proxy: still deaf, still GAP */
     px.mute_subscriber = 0;
     assert_true(tc_test_wait_until(not_gap, &h, 5000) >= 0);
@@ -306,13 +297,13 @@ static void test_frozen_listener_thread_is_replaced_within_bound(void **state) {
     tc__l3_watch_freeze(l->w, 0);
     int was_listening = 1;
     for (int i = 0; i < 100 && was_listening; i++) {
-        msleep(5);
+        tc_test_sleep_ms(5);
         was_listening = tc__l3_watch_listening(l->w);
     }
     assert_false(was_listening);
     epoch_watch e = {a.coh, tc_test_epoch_counter(a.coh)};
     for (int i = 0; i < 2 * B_MS / 10; i++) {
-        msleep(10);
+        tc_test_sleep_ms(10);
         assert_false(tc__coh_gap(a.coh));
     }
     assert_false(epoch_moved(&e));
@@ -332,7 +323,7 @@ static void test_stop_is_prompt_with_the_server_frozen(void **state) {
     assert_int_equal(tc_test_host_open_with(&h, name, srv.port, B_MS, 3000, 300, 1), 0);
     assert_true(tc_test_wait_until(is_healthy, &h, 5000) >= 0);
     tc_test_redis_signal(&srv, SIGSTOP);
-    msleep(3 * B_MS / 2); /* the canary failed, the backoff passed: connecting */
+    tc_test_sleep_ms(3 * B_MS / 2); /* the canary failed, the backoff passed: connecting */
     double t0 = tc_test_now_ms();
     tc__l3_watch_stop(h.w);
     double ms = tc_test_now_ms() - t0;
@@ -351,7 +342,7 @@ static void test_canary_lag_is_measured(void **state) {
     (void)state;
     tc_test_host h;
     open_host(&h, "lag");
-    msleep(B_MS); /* a few canaries */
+    tc_test_sleep_ms(B_MS); /* a few canaries */
     tc_stats st = TC_STATS_INIT;
     tc__l3_watch_stats(h.w, &st);
     printf("canary lag: last %llu us, max %llu us\n", (unsigned long long)st.channel_lag_us,
@@ -403,14 +394,14 @@ static void test_clear_records_reach_the_other_host_within_bound(void **state) {
     printf("clear_prefix on A: B's entries under it invalid after %.2f ms\n", ms);
     assert_true(ms >= 0);
     assert_true(stamp_valid(&item)); /* a prefix clear, not an epoch move */
-    msleep(50);
+    tc_test_sleep_ms(50);
     assert_int_equal(atomic_load(a.coh->pgen), a_pgen);
     epoch_watch e = {b.coh, tc_test_epoch_counter(b.coh)};
     assert_int_equal(a.l3->ops->clear(a.l3), 0);
     ms = tc_test_wait_until(epoch_moved, &e, B_MS);
     printf("clear on A: B's epoch moved after %.2f ms\n", ms);
     assert_true(ms >= 0);
-    msleep(50);
+    tc_test_sleep_ms(50);
     assert_int_equal(tc_test_epoch_counter(a.coh), a_epoch);
     tc_test_host_close(&a, 1);
     tc_test_host_close(&b, 1);
@@ -434,7 +425,7 @@ static void test_more_than_64_missed_clear_records_move_the_epoch(void **state) 
     redisReply *r = tc_test_raw_cmd(srv.port, NULL, 3, argv, lens);
     assert_non_null(r);
     freeReplyObject(r);
-    for (int i = 0; i < B_MS && atomic_load(b.coh->pgen) == pgen0; i++) msleep(1);
+    for (int i = 0; i < B_MS && atomic_load(b.coh->pgen) == pgen0; i++) tc_test_sleep_ms(1);
     assert_int_equal(atomic_load(b.coh->pgen), pgen0 + 1);
     assert_false(epoch_moved(&e));
     /* seventy more at once, trimmed to 64: the one B saw last is gone */
@@ -480,7 +471,7 @@ static void test_switch_off_canary_trusts_a_silent_channel(void **state) {
     tc_test_host h;
     open_host(&h, "offcanary");
     atomic_store(&tc__coh_disable, TC__COH_OFF_CANARY);
-    msleep(B_MS / 2); /* an outstanding canary, if any, has come back */
+    tc_test_sleep_ms(B_MS / 2); /* an outstanding canary, if any, has come back */
     tc_test_redis_signal(&srv, SIGSTOP);
     double ms = tc_test_wait_until(is_gap, &h, 2 * B_MS);
     tc_test_redis_signal(&srv, SIGCONT);
@@ -520,7 +511,7 @@ static void test_switch_off_echo_skips_the_hosts_own_writes(void **state) {
     assert_int_equal(t->ops->set(t, &TC__KEY("own", 3), "w", 1, TC_TTL_NONE, NULL), 0);
     raw_ok("SET", "tctest:ext", "v", NULL);
     assert_true(tc_test_wait_until(word_moved, &ext, B_MS) >= 0);
-    msleep(20);
+    tc_test_sleep_ms(20);
     atomic_store(&tc__coh_disable, 0);
     assert_false(word_moved(&own));
     tc_test_host_close(&h, 1);

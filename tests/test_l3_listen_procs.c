@@ -30,22 +30,13 @@ static tc_test_redis srv;
 
 static int setup(void **state) {
     (void)state;
-    if (!tc_test_have_redis()) {
-        fprintf(stderr, "redis-server not found: install the redis-server package\n");
-        return -1;
-    }
-    return tc_test_redis_start(&srv, NULL);
+    return tc_test_redis_setup(&srv, NULL);
 }
 
 static int teardown(void **state) {
     (void)state;
     tc_test_redis_stop(&srv);
     return 0;
-}
-
-static void msleep(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* A process of the host: opens the table, the tier and its watchdog, says so on ready, and
@@ -129,7 +120,7 @@ static void assert_steady(tc__coh *c, uint32_t pid, int span_ms) {
     tc__coh_counters k0, k;
     tc__coh_counters_get(c, &k0);
     for (int i = 0; i < span_ms / 5; i++) {
-        msleep(5);
+        tc_test_sleep_ms(5);
         tc__coh_counters_get(c, &k);
         assert_int_equal(k.listener_pid, pid);
         assert_false(k.gap);

@@ -36,11 +36,7 @@ static void capture_log(void *ud, tc_log_level level, const char *msg) {
 
 static int setup(void **state) {
     (void)state;
-    if (!tc_test_have_redis()) {
-        fprintf(stderr, "redis-server not found: install the redis-server package\n");
-        return -1;
-    }
-    return tc_test_redis_start(&srv, NULL);
+    return tc_test_redis_setup(&srv, NULL);
 }
 
 static int teardown(void **state) {
@@ -99,11 +95,6 @@ static int tget(tc__tier *t, const void *k, size_t kl, char *buf, size_t cap, si
     int rc = t->ops->get(t, &TC__KEY(k, kl), &s, ttl);
     if (len) *len = s.len;
     return rc;
-}
-
-static void msleep(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -207,11 +198,11 @@ static void test_subsecond_ttl(void **state) {
     int64_t ttl = 0;
     assert_int_equal(tget(t, "short", 5, buf, sizeof buf, &len, &ttl), 0);
     assert_true(ttl > 0 && ttl <= 150);
-    msleep(200);
+    tc_test_sleep_ms(200);
     assert_int_equal(tget(t, "short", 5, buf, sizeof buf, &len, &ttl), TC_EMISS);
     /* 1 ms works too: never SETEX 0 */
     assert_int_equal(t->ops->set(t, &TC__KEY("one", 3), "v", 1, 1, NULL), 0);
-    msleep(20);
+    tc_test_sleep_ms(20);
     assert_int_equal(tget(t, "one", 3, buf, sizeof buf, &len, &ttl), TC_EMISS);
     t->ops->close(t);
 }
@@ -220,7 +211,7 @@ static void test_remaining_ttl(void **state) {
     (void)state;
     tc__tier *t = open_default();
     assert_int_equal(t->ops->set(t, &TC__KEY("ten", 3), "v", 1, 10000, NULL), 0);
-    msleep(120);
+    tc_test_sleep_ms(120);
     char buf[8];
     size_t len;
     int64_t ttl = 0;

@@ -32,13 +32,21 @@ double tc_test_now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void sleep_ms(int ms) {
+void tc_test_sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
 
 int tc_test_have_redis(void) { return system("command -v redis-server >/dev/null 2>&1") == 0; }
+
+int tc_test_redis_setup(tc_test_redis *r, const char *extra) {
+    if (!tc_test_have_redis()) {
+        fprintf(stderr, "redis-server not found: install the redis-server package\n");
+        return -1;
+    }
+    return tc_test_redis_start(r, extra);
+}
 
 int tc_test_free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -167,7 +175,7 @@ static int spawn_and_wait(tc_test_redis *r) {
             dump_log(r->log);
             return -1;
         }
-        sleep_ms(5);
+        tc_test_sleep_ms(5);
     }
     fprintf(stderr, "redis-server did not become ready within 15 s\n");
     dump_log(r->log);
@@ -245,7 +253,7 @@ int tc_test_redis_restart(tc_test_redis *r) {
         int rc = spawn_and_wait(r);
         if (rc == 0) return 0;
         if (rc == -1) return -1;
-        sleep_ms(20);
+        tc_test_sleep_ms(20);
     }
     return -1;
 }
@@ -276,7 +284,7 @@ void tc_test_redis_stop(tc_test_redis *r) {
                 done = 1;
                 break;
             }
-            sleep_ms(5);
+            tc_test_sleep_ms(5);
         }
         if (!done) {
             kill(r->pid, SIGKILL);

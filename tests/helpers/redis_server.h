@@ -53,6 +53,10 @@ typedef struct tc_test_certs {
 /* Returns 1 when redis-server is on PATH. */
 int tc_test_have_redis(void);
 
+/* A test group's setup: tc_test_redis_start() after checking that redis-server is installed
+ * (-1 with the package to install on stderr when it is not). */
+int tc_test_redis_setup(tc_test_redis *r, const char *extra);
+
 /* Starts a plain server. extra: configuration lines appended (may be NULL). Returns 0, or -1
  * with the reason printed to stderr. */
 int tc_test_redis_start(tc_test_redis *r, const char *extra);
@@ -126,5 +130,8 @@ int tc_test_free_port(void);
 
 /* Milliseconds on the monotonic clock. */
 double tc_test_now_ms(void);
+
+/* Sleeps ms milliseconds, resumed after a signal. */
+void tc_test_sleep_ms(int ms);
 
 #endif /* TC_TEST_REDIS_SERVER_H */
