@@ -103,6 +103,7 @@ static const tc__var tc__vars[] = {
     TC__NUM("CACHE_MEMORY_MAX_TTL", NULL, TC__K_DURATION, TC__C_U64, mem_max_ttl_ms, 0, TC_TTL_MAX_MS, "0"),
     TC__NUM("CACHE_MEMORY_EVICTION", NULL, TC__K_POLICY, TC__C_POLICY, mem_eviction, 0, 0, "tinylfu"),
     TC__NUM("CACHE_MEMORY_SHARDS", NULL, TC__K_POW2, TC__C_UINT, mem_shards, 1, 1024, "0"),
+    TC__NUM("CACHE_MEMORY_WINDOW", NULL, TC__K_AUTO, TC__C_UINT, mem_window, 1, 100, "0"),
     TC__STR("CACHE_SHARED_NAME", TC__K_NAME, shared_name, 200, "distributed_cache"),
     TC__NUM("CACHE_SHARED_MAX_ENTRIES", "CACHE_ENCORE_MAX_ENTRIES", TC__K_COUNT, TC__C_U64, shared_max_entries, 1,
             UINT32_MAX, "1000000"),

@@ -35,6 +35,7 @@ typedef struct tc__opts {
     uint64_t mem_max_ttl_ms;     /* CACHE_MEMORY_MAX_TTL: cap on any L1 entry's TTL (0: none) */
     tc_policy mem_eviction;      /* CACHE_MEMORY_EVICTION */
     unsigned mem_shards;         /* CACHE_MEMORY_SHARDS (0 = chosen from capacity, CPUs, bytes) */
+    unsigned mem_window;         /* CACHE_MEMORY_WINDOW (0 = sized by the climber; 1..100 = fixed, % of capacity) */
 
     /* L2 shared-memory tier. */
     char shared_name[TC_STR_MAX];   /* CACHE_SHARED_NAME */

@@ -119,6 +119,7 @@ static void test_defaults(void **state) {
     assert_int_equal(o.mem_default_ttl_ms, 120000);
     assert_int_equal(o.mem_eviction, TC_POLICY_TINYLFU);
     assert_int_equal(o.mem_shards, 0);
+    assert_int_equal(o.mem_window, 0);
     assert_string_equal(o.shared_name, "distributed_cache");
     assert_int_equal(o.shared_max_entries, 1000000);
     assert_int_equal(o.shared_max_bytes, 16777216);
@@ -211,6 +212,9 @@ static const good_case good[] = {
     {"CACHE_MEMORY_SHARDS=1", "CACHE_MEMORY_SHARDS=1", {NULL}},
     {"CACHE_MEMORY_SHARDS=64", "CACHE_MEMORY_SHARDS=64", {NULL}},
     {"CACHE_MEMORY_SHARDS=1024", "CACHE_MEMORY_SHARDS=1024", {NULL}},
+    {"CACHE_MEMORY_WINDOW=0", "CACHE_MEMORY_WINDOW=0", {NULL}},
+    {"CACHE_MEMORY_WINDOW=1", "CACHE_MEMORY_WINDOW=1", {NULL}},
+    {"CACHE_MEMORY_WINDOW=100", "CACHE_MEMORY_WINDOW=100", {NULL}},
     {"CACHE_SHARED_NAME=a", "CACHE_SHARED_NAME=a", {NULL}},
     {"CACHE_SHARED_NAME=My.cache_01-x", "CACHE_SHARED_NAME=My.cache_01-x", {NULL}},
     {"CACHE_SHARED_MAX_ENTRIES=1", "CACHE_SHARED_MAX_ENTRIES=1", {NULL}},
@@ -427,6 +431,9 @@ static const bad_case bad[] = {
     {"CACHE_MEMORY_EVICTION", "allkeys_lru", POLICIES, {NULL}, NULL},
     {"CACHE_MEMORY_EVICTION", "all-keys-lru", POLICIES, {NULL}, NULL},
     {"CACHE_MEMORY_SHARDS", "3", "expected 0 (automatic) or a power of two (1..1024)", {NULL}, NULL},
+    {"CACHE_MEMORY_WINDOW", "101", "expected 0 (automatic) or an integer (1..100)", {NULL}, NULL},
+    {"CACHE_MEMORY_WINDOW", "-1", "expected 0 (automatic) or an integer (1..100)", {NULL}, NULL},
+    {"CACHE_MEMORY_WINDOW", "1%", "expected 0 (automatic) or an integer (1..100)", {NULL}, NULL},
     {"CACHE_MEMORY_SHARDS", "6", "power of two", {NULL}, NULL},
     {"CACHE_MEMORY_SHARDS", "2048", "power of two", {NULL}, NULL},
     {"CACHE_MEMORY_SHARDS", "-1", "power of two", {NULL}, NULL},
@@ -932,6 +939,7 @@ static void m_mevict(tc__opts *o) { o->mem_eviction = TC_POLICY__COUNT; }
 static void m_mevictneg(tc__opts *o) { o->mem_eviction = (tc_policy)-1; }
 static void m_shards(tc__opts *o) { o->mem_shards = 3; }
 static void m_shards2k(tc__opts *o) { o->mem_shards = 2048; }
+static void m_window(tc__opts *o) { o->mem_window = 101; }
 static void m_sname(tc__opts *o) { o->shared_name[0] = '\0'; }
 static void m_sname2(tc__opts *o) { strcpy(o->shared_name, "a b"); }
 static void m_sname_unterminated(tc__opts *o) { memset(o->shared_name, 'n', sizeof o->shared_name); }
@@ -984,6 +992,7 @@ static const hand_case hand[] = {
     {"mem eviction -1", m_mevictneg, "CACHE_MEMORY_EVICTION=\"-1\"", POLICIES},
     {"shards 3", m_shards, "CACHE_MEMORY_SHARDS=\"3\"", "power of two"},
     {"shards 2048", m_shards2k, "CACHE_MEMORY_SHARDS=\"2048\"", "power of two"},
+    {"window 101", m_window, "CACHE_MEMORY_WINDOW=\"101\"", "1..100"},
     {"shared name empty", m_sname, "CACHE_SHARED_NAME=\"\": empty", "1..200 characters"},
     {"shared name space", m_sname2, "CACHE_SHARED_NAME=\"a b\"", "1..200 characters"},
     {"shared name unterminated", m_sname_unterminated, "CACHE_SHARED_NAME=\"nnnn",
@@ -1062,7 +1071,8 @@ static void test_validate_by_hand(void **state) {
 static const char *const var_order[] = {
     "CACHE_TIERING", "CACHE_MAX_KEY_BYTES", "CACHE_MAX_VALUE_BYTES",
     "CACHE_MEMORY_MAX_ENTRIES", "CACHE_MEMORY_MAX_BYTES", "CACHE_MEMORY_DEFAULT_TTL",
-    "CACHE_MEMORY_MAX_TTL", "CACHE_MEMORY_EVICTION", "CACHE_MEMORY_SHARDS", "CACHE_SHARED_NAME",
+    "CACHE_MEMORY_MAX_TTL", "CACHE_MEMORY_EVICTION", "CACHE_MEMORY_SHARDS", "CACHE_MEMORY_WINDOW",
+    "CACHE_SHARED_NAME",
     "CACHE_SHARED_MAX_ENTRIES", "CACHE_SHARED_MAX_BYTES", "CACHE_SHARED_DEFAULT_TTL",
     "CACHE_SHARED_EVICTION", "CACHE_SHARED_LOCK_TIMEOUT", "CACHE_SHARED_GROUP",
     "CACHE_SHARED_MODE", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME",
@@ -1088,6 +1098,7 @@ static void test_describe_defaults(void **state) {
         "CACHE_MEMORY_MAX_TTL=0ms\n"
         "CACHE_MEMORY_EVICTION=tinylfu\n"
         "CACHE_MEMORY_SHARDS=0\n"
+        "CACHE_MEMORY_WINDOW=0\n"
         "CACHE_SHARED_NAME=distributed_cache\n"
         "CACHE_SHARED_MAX_ENTRIES=1000000\n"
         "CACHE_SHARED_MAX_BYTES=16777216\n"
