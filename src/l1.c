@@ -11,7 +11,8 @@
  *
  *   h      the hash's high 32 bits: the home slot is (h * nslots) >> 32, and a probe compares
  *          h before it touches the entry, so a lookup reads one slot line and one entry
- *   freq   CLOCK reference count 0..3 (W-TinyLFU main region)
+ *   freq   CLOCK reference count 0..3 (W-TinyLFU main region; in the window: read since it
+ *          entered or was last given a second chance)
  *   win    the entry is in the W-TinyLFU admission window
  *   ttl    the entry has an expiry
  *   exp_s  expiry in whole seconds since the shard's epoch (saturating), so sweeps find
@@ -33,11 +34,21 @@
  * by the shards, a bounded cache of free chunks per shard, no per-chunk header): a 16-byte
  * header, then the key, then the value.
  *
- * W-TinyLFU. New entries enter a FIFO window (1% of the shard). An entry leaving the window is
- * a candidate for the main region; when main is full the candidate duels the CLOCK victim of
- * main (the first main entry at the hand whose reference count is 0, counts being decremented
- * as the hand passes): the one the frequency sketch has seen more often stays. Hits cost a
- * sketch increment and a 2-bit store into the slot; there are no lists to relink.
+ * W-TinyLFU. New entries enter a window, a FIFO ring of slot indices where an entry read while
+ * in it gets a second chance (it goes back to the tail), so the window ages entries like an LRU.
+ * An entry leaving the window is a candidate for the main region; when main is full the
+ * candidate duels the CLOCK victim of main (the first main entry at the hand whose reference
+ * count is 0, counts being decremented as the hand passes): the one the frequency sketch has
+ * seen strictly more often stays, the victim on a tie. Hits cost a sketch increment and a 2-bit
+ * store into the slot; there are no lists to relink.
+ *
+ * The window's size adapts (CACHE_MEMORY_WINDOW=0, the default): a hill climber (l1_climb.c)
+ * moves it between 1 entry and 15/16 of the capacity -- small when frequency predicts reuse
+ * (skewed, looping, scanning traffic), large when recency does -- by controlled trials on
+ * subsets of the shards, judged against the measured noise. It is shared by the shards:
+ * each reports its reads in batches to its subset's atomic counters, the thread that completes
+ * a sampling period runs the climber (under a try-lock, never waiting), and every shard reads
+ * the published plan when it next evicts. docs/EVICTION.md gives the design and measurements.
  *
  * Redis policies (allkeys-lru, ... noeviction) sample TC__L1_SAMPLES random entries and evict
  * the best candidate: least recently used (a per-shard logical clock), least frequently used
@@ -72,8 +83,11 @@
  * Thread-safety: every operation takes one shard lock at a time (clear, stats and the gathering
  * for a large entry take several in turn, never two at once). Between shards are shared only
  * the slab's classes (a mutex each, taken under a shard lock to refill or flush a shard's cache
- * of chunks) and the byte pool (an atomic, used by large entries and shards that gave room).
+ * of chunks), the byte pool (an atomic, used by large entries and shards that gave room), and
+ * the window climber's atomic counters and plan, its state touched only by the holder of a
+ * try-lock nobody waits for.
  */
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -84,6 +98,7 @@
 #include <unistd.h>
 
 #include "evict.h"
+#include "l1_climb.h"
 #include "l1_sketch.h"
 #include "l1_slab.h"
 #include "tier.h"
@@ -163,8 +178,14 @@ typedef struct l1_shard {
     l1_ent *defer;       /* removed entries above the slab's sizes, freed after the lock (shard_unlock) */
     uint32_t hand;       /* CLOCK hand (tinylfu): a slot index, advanced by stride */
     uint32_t sweep;      /* expiry sweep cursor */
-    uint32_t ring_head, ring_tail, ring_used; /* used = occupied positions incl. NULLs */
-    uint64_t wcount;
+    uint32_t ring_head, ring_tail, ring_used; /* used = occupied positions incl. holes */
+    uint32_t ring_cap;
+    uint32_t *ring;      /* W-TinyLFU window: FIFO of the window's slot indices, RING_HOLE where one left */
+    uint64_t wcount;     /* entries in the window */
+    uint64_t wcap;       /* the window's size: its fraction of what the shard may hold now (cap) */
+    uint64_t wseen, wcap_of; /* the tier's window word and the cap wcap was computed from */
+    unsigned subset;     /* the shard's subset in window experiments (index % subsets) */
+    uint64_t climb_reqs, climb_hits; /* hits + misses and hits already reported to the climber */
     uint64_t rng;
     /* written by resizes (rare), read by every operation */
     _Alignas(64) l1_slot *slots;
@@ -182,12 +203,8 @@ typedef struct l1_shard {
     uint32_t max_nslots; /* the table for cap_max entries */
     uint64_t base;       /* its share of CACHE_MEMORY_MAX_BYTES */
     uint64_t large;      /* an entry charged more is large: it gathers room tier-wide */
-    uint64_t wcap;
     uint64_t epoch_ms;   /* exp_s is relative to this */
     tc__slab *slab;      /* the tier's */
-    /* W-TinyLFU window: FIFO ring of entries with their slot hashes, NULL where an entry left early */
-    struct ring_item { l1_ent *e; uint32_t h; } *ring;
-    uint32_t ring_cap;
     tc__slab_cache slab_cache; /* free chunks this shard keeps (written by writes) */
     tc__sketch sketch;   /* (its additions counter is written by hits: last, on its own line) */
 } __attribute__((aligned(64))) l1_shard;
@@ -205,6 +222,16 @@ typedef struct l1_tier {
     tc__slab *slab;      /* the entries' memory, shared by the shards */
     _Alignas(64) _Atomic uint64_t pool; /* byte allowance no shard holds (see "Byte budget") */
     _Atomic unsigned gather_next;       /* where the next gathering starts its round */
+    /* W-TinyLFU window sizing, shared by the shards. Shards add their hits and requests to their
+     * subset's climb_acc; the thread that completes a period and wins climb_busy feeds it to the
+     * climber and publishes the plan of the next period in window, which every shard follows. */
+    int window_fixed;                /* CACHE_MEMORY_WINDOW set: no climbing */
+    uint64_t climb_misses, climb_reqs_max, climb_reqs_min; /* what ends a sampling period */
+    tc__climb climb;                 /* written only by the climb_busy holder */
+    unsigned climb_subsets;          /* 1, or an even number up to TC__CLIMB_SUBSETS */
+    _Alignas(64) _Atomic uint64_t climb_acc[TC__CLIMB_SUBSETS]; /* per subset: hits << 32 | requests */
+    _Atomic int climb_busy;
+    _Alignas(64) _Atomic uint64_t window; /* the period's plan (window_word()) */
 } l1_tier;
 
 uint64_t tc__l1_charge(size_t klen, size_t vlen) {
@@ -338,7 +365,8 @@ static void remove_slot_locked(l1_shard *sh, uint32_t i) {
             /* the member at j may move to i unless its home lies cyclically in (i, j] */
             if (!cyc_between(i, k, j)) break;
         }
-        sh->slots[i] = sh->slots[j]; /* the window ring refers to entries, not slots */
+        sh->slots[i] = sh->slots[j];
+        if (sh->slots[i].meta & META_WIN) sh->ring[sh->slots[i].e->aux] = i; /* the ring holds slots */
         i = j;
     }
 }
@@ -347,59 +375,120 @@ static void remove_slot_locked(l1_shard *sh, uint32_t i) {
 /* Window ring (W-TinyLFU)                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void ring_compact_locked(l1_shard *sh) {
-    uint32_t n = 0;
-    struct ring_item *tmp = sh->ring;
-    struct ring_item *fresh = malloc(sizeof(*fresh) * sh->ring_cap);
-    if (fresh == NULL) return; /* keep the old ring: correct, only less compact */
-    for (uint32_t k = 0, p = sh->ring_head; k < sh->ring_used; k++, p = (p + 1) % sh->ring_cap) {
-        if (tmp[p].e != NULL) {
-            fresh[n] = tmp[p];
-            fresh[n].e->aux = n;
-            n++;
-        }
+/* The window is a FIFO ring of its entries' slot indices: 4 bytes a window entry. A window
+ * entry's aux is its position in the ring, and remove_slot_locked() rewrites the item when a
+ * back-shift moves the entry, so the ring is exact: RING_HOLE marks the position of an entry that
+ * left early (deleted, expired), skipped when it reaches the head. The ring grows with the window
+ * (it doubles, up to ring_max()) and shrinks when the window has stayed far below it, so a shard
+ * pays for the window it has, not for the largest the climber may choose. */
+#define RING_HOLE UINT32_MAX
+#define RING_MIN 16     /* positions: the smallest ring */
+#define RING_CHANCES 16 /* second chances one pop grants at most */
+
+static inline uint32_t ring_next(const l1_shard *sh, uint32_t p) { return p + 1 == sh->ring_cap ? 0 : p + 1; }
+
+/* The most positions the ring can need: the whole shard in the window (plus the entry being
+ * inserted) and a third more, so that a full ring of this size is at least a quarter holes. */
+static uint32_t ring_max(const l1_shard *sh) {
+    uint64_t m = (sh->cap + 1) + (sh->cap + 1) / 3 + 2;
+    return m > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)m;
+}
+
+/* Moves the ring's items, holes dropped, into dst of dcap positions (dcap >= the entries in the
+ * window), updating each entry's aux. dst may be the ring itself (compaction in place, written
+ * from the head: the write position never passes the read position); otherwise dst replaces
+ * the ring. O(ring_used). */
+static void ring_repack_locked(l1_shard *sh, uint32_t *dst, uint32_t dcap) {
+    uint32_t w = dst == sh->ring ? sh->ring_head : 0, n = 0;
+    for (uint32_t k = 0, p = sh->ring_head; k < sh->ring_used; k++, p = ring_next(sh, p)) {
+        uint32_t i = sh->ring[p];
+        if (i == RING_HOLE) continue;
+        dst[w] = i;
+        sh->slots[i].e->aux = w;
+        w = w + 1 == dcap ? 0 : w + 1;
+        n++;
     }
-    free(tmp);
-    sh->ring = fresh;
-    sh->ring_head = 0;
-    sh->ring_tail = n % sh->ring_cap;
+    if (dst != sh->ring) {
+        free(sh->ring);
+        uint64_t ob = (uint64_t)sh->ring_cap * sizeof(*sh->ring), nb = (uint64_t)dcap * sizeof(*sh->ring);
+        sh->fixed = sh->fixed - ob + nb; /* the ring is one of the shard's charged structures */
+        sh->bytes = sh->bytes - ob + nb;
+        sh->ring = dst;
+        sh->ring_cap = dcap;
+        sh->ring_head = 0;
+    }
+    sh->ring_tail = w;
     sh->ring_used = n;
 }
 
-/* Appends e to the window. The ring holds twice the window's capacity, so positions emptied
- * by early departures (deletes, overwrites) are only compacted once per wcap pushes. */
-static void ring_push_locked(l1_shard *sh, l1_ent *e, uint32_t h) {
-    if (sh->ring_used == sh->ring_cap) ring_compact_locked(sh);
-    if (sh->ring_used == sh->ring_cap) return; /* compaction failed (OOM): leaves the window untracked */
-    sh->ring[sh->ring_tail].e = e;
-    sh->ring[sh->ring_tail].h = h;
-    e->aux = sh->ring_tail;
-    sh->ring_tail = (sh->ring_tail + 1) % sh->ring_cap;
-    sh->ring_used++;
-    sh->wcount++;
+/* Gives the ring ncap positions (>= the entries in the window). When the allocation fails the
+ * old ring stays: correct, only less room. */
+static void ring_resize_locked(l1_shard *sh, uint32_t ncap) {
+    uint32_t *fresh = malloc(sizeof(*fresh) * ncap);
+    if (fresh != NULL) ring_repack_locked(sh, fresh, ncap);
 }
 
-/* The slot of the oldest window entry, which leaves the ring (and the window), or UINT32_MAX. */
+/* Appends the entry at slot i to the window. Returns 0, or -1 when the ring is full and can be
+ * neither compacted nor grown (out of memory): the caller then puts the entry in main. Amortised
+ * O(1): a full ring is compacted when a quarter of it is holes (so a quarter of its positions
+ * are free for as many pushes), else doubled. */
+static int ring_push_locked(l1_shard *sh, uint32_t i) {
+    if (sh->ring_used == sh->ring_cap) {
+        uint32_t holes = sh->ring_used - (uint32_t)sh->wcount, max = ring_max(sh);
+        if (holes < sh->ring_cap / 4 && sh->ring_cap < max)
+            ring_resize_locked(sh, sh->ring_cap > max / 2 ? max : sh->ring_cap * 2);
+        if (sh->ring_used == sh->ring_cap && holes > 0) ring_repack_locked(sh, sh->ring, sh->ring_cap);
+        if (sh->ring_used == sh->ring_cap) return -1;
+    }
+    sh->ring[sh->ring_tail] = i;
+    sh->slots[i].e->aux = sh->ring_tail;
+    sh->ring_tail = ring_next(sh, sh->ring_tail);
+    sh->ring_used++;
+    sh->wcount++;
+    return 0;
+}
+
+/* Halves a ring the window has left far behind (a quarter of it would still hold four times
+ * the window). O(ring_used), when it happens; two compares when not. */
+static void ring_trim_locked(l1_shard *sh) {
+    if (sh->ring_cap > RING_MIN && sh->ring_used < sh->ring_cap / 8 && sh->wcap + 1 < sh->ring_cap / 4)
+        ring_resize_locked(sh, sh->ring_cap / 2);
+}
+
+/* The slot of the entry that leaves the window now, or UINT32_MAX when the window is empty. The
+ * oldest entry leaves, unless it was read while in the window: then it goes back to the tail
+ * with its reference count cleared (a second chance, so that the window keeps what is being
+ * read, as an LRU window would, where a FIFO one would not), at most RING_CHANCES times in one
+ * call. Amortised O(1): every hole skipped was made by one departure, every second chance
+ * consumed a read. */
 static uint32_t ring_pop_locked(l1_shard *sh) {
+    unsigned chances = 0;
     while (sh->ring_used > 0) {
-        struct ring_item it = sh->ring[sh->ring_head];
-        sh->ring[sh->ring_head].e = NULL;
-        sh->ring_head = (sh->ring_head + 1) % sh->ring_cap;
+        uint32_t i = sh->ring[sh->ring_head];
+        sh->ring_head = ring_next(sh, sh->ring_head);
         sh->ring_used--;
-        if (it.e != NULL) {
-            sh->wcount--;
-            uint32_t i = slot_of_entry_locked(sh, it.h, it.e);
-            sh->slots[i].meta &= ~META_WIN;
-            return i;
+        if (i == RING_HOLE) continue;
+        l1_slot *s = &sh->slots[i];
+        if ((s->meta & META_FREQ) && chances++ < RING_CHANCES) {
+            s->meta &= ~META_FREQ;
+            sh->ring[sh->ring_tail] = i; /* into the position the head just left */
+            s->e->aux = sh->ring_tail;
+            sh->ring_tail = ring_next(sh, sh->ring_tail);
+            sh->ring_used++;
+            continue;
         }
+        sh->wcount--;
+        s->meta &= ~META_WIN;
+        return i;
     }
     return UINT32_MAX;
 }
 
-/* Forgets a window entry that leaves early. */
-static void ring_forget_locked(l1_shard *sh, l1_ent *e) {
-    if (e->aux < sh->ring_cap && sh->ring[e->aux].e == e) {
-        sh->ring[e->aux].e = NULL;
+/* Forgets the window entry at slot i, which leaves early. */
+static void ring_forget_locked(l1_shard *sh, uint32_t i) {
+    uint32_t p = sh->slots[i].e->aux;
+    if (p < sh->ring_cap && sh->ring[p] == i) {
+        sh->ring[p] = RING_HOLE;
         sh->wcount--;
     }
 }
@@ -437,7 +526,7 @@ static void shard_unlock(l1_shard *sh) {
 /* Frees the entry at slot i. */
 static void drop_slot_locked(l1_shard *sh, uint32_t i) {
     l1_ent *e = sh->slots[i].e;
-    if (sh->slots[i].meta & META_WIN) ring_forget_locked(sh, e);
+    if (sh->slots[i].meta & META_WIN) ring_forget_locked(sh, i);
     sh->count--;
     sh->bytes -= ent_charge_of(e);
     remove_slot_locked(sh, i);
@@ -457,6 +546,7 @@ static inline uint32_t hand_next(const l1_shard *sh, uint32_t i) {
  * others), freeing expired entries it passes (counted in *freed). Bounded: at most four full
  * turns, since every turn lowers every passed count. UINT32_MAX when main is empty. */
 static uint32_t clock_victim_locked(l1_shard *sh, uint64_t now_s, int *freed) {
+    if (sh->count == sh->wcount) return UINT32_MAX; /* main is empty: no turn of the hand finds one */
     uint64_t limit = (uint64_t)sh->nslots * 4 + 4;
     for (uint64_t step = 0; step < limit; step++) {
         uint32_t i = sh->hand;
@@ -530,15 +620,46 @@ static void sweep_locked(l1_shard *sh, uint64_t now_s) {
     }
 }
 
-/* Evicts until the shard is within its bounds; for W-TinyLFU, first moves entries out of an
- * over-full window through the admission duel. Returns 0 or TC_EFULL (noeviction, or nothing
- * evictable under a volatile policy). */
+/* The word shards read their window from: the plan of the period (l1_climb.h) in one atomic
+ * word -- the held window, the trial window (0 .. TC__CLIMB_ONE fit 20 bits each) and the mask
+ * of the subsets that run the trial:
+ *
+ *   | trial_mask (8) at bit 40 | trial (20) at bit 20 | base (20) at bit 0 |
+ */
+static inline uint64_t window_word(const tc__climb_plan *p) {
+    return (uint64_t)p->base | (uint64_t)p->trial << 20 | (uint64_t)p->trial_mask << 40;
+}
+
+/* The shard's window size: its subset's fraction of the shard's capacity (the trial's when the
+ * plan names its subset), at least one entry and at most 15/16 of the shard (main keeps 1/16,
+ * so that its CLOCK finds a victim within ~21 steps of the hand). Recomputed only when the plan
+ * changed (once a sampling period at most). */
+static inline uint64_t window_cap_locked(l1_tier *t, l1_shard *sh) {
+    uint64_t v = atomic_load_explicit(&t->window, memory_order_relaxed);
+    if (v != sh->wseen || sh->cap != sh->wcap_of) { /* a new plan, or the table grew or shrank */
+        uint64_t f = (v >> (40 + sh->subset)) & 1 ? (v >> 20) & 0xFFFFF : v & 0xFFFFF;
+        uint64_t w = (sh->cap * f + TC__CLIMB_ONE / 2) / TC__CLIMB_ONE;
+        sh->wseen = v;
+        sh->wcap_of = sh->cap;
+        uint64_t wmax = sh->cap - sh->cap / 16;
+        sh->wcap = w < 1 ? 1 : w > wmax ? wmax : w;
+    }
+    return sh->wcap;
+}
+
+/* Evicts until the shard is within its bounds. For W-TinyLFU, first moves entries out of an
+ * over-full window (at most WINDOW_POPS of them: one for the entry just inserted, the others
+ * shrink a window the climber made smaller, a few per write) through the admission duel.
+ * Returns 0 or TC_EFULL (noeviction, or nothing evictable under a volatile policy). */
+#define WINDOW_POPS 4
 static inline __attribute__((always_inline)) int make_room_locked(l1_tier *t, l1_shard *sh, uint64_t now_ms) {
     uint64_t now_s = now_ms > sh->epoch_ms ? (now_ms - sh->epoch_ms) / 1000 : 0;
     if (t->policy == TC_POLICY_TINYLFU) {
-        while (sh->wcount > sh->wcap) {
+        uint64_t wcap = window_cap_locked(t, sh);
+        for (int pops = 0; sh->wcount > wcap && pops < WINDOW_POPS; pops++) {
             uint32_t ci = ring_pop_locked(sh); /* the candidate, now outside the window */
             if (ci == UINT32_MAX) break;
+            sh->slots[ci].meta = (sh->slots[ci].meta & ~META_FREQ) | 1; /* in main: one turn of grace */
             if (sh->count <= sh->cap && sh->bytes <= sh->max_bytes) continue; /* main has room */
             l1_ent *c = sh->slots[ci].e;
             uint32_t ch = sh->slots[ci].h;
@@ -556,8 +677,7 @@ static inline __attribute__((always_inline)) int make_room_locked(l1_tier *t, l1
             }
             unsigned cf = tc__sketch_freq(&sh->sketch, ch);
             unsigned vf = tc__sketch_freq(&sh->sketch, sh->slots[vi].h);
-            int admit = cf > vf || (cf > 5 && (rng_next(&sh->rng) & 127) == 0);
-            if (admit) sh->slots[ci].meta = (sh->slots[ci].meta & ~META_FREQ) | 1; /* one turn of grace */
+            int admit = cf > vf;
             drop_slot_locked(sh, admit ? vi : ci);
             sh->evictions++;
         }
@@ -572,6 +692,7 @@ static inline __attribute__((always_inline)) int make_room_locked(l1_tier *t, l1
             drop_slot_locked(sh, vi);
             sh->evictions++;
         }
+        ring_trim_locked(sh);
         return 0;
     }
     while (sh->count > sh->cap || sh->bytes > sh->max_bytes) {
@@ -584,6 +705,107 @@ static inline __attribute__((always_inline)) int make_room_locked(l1_tier *t, l1
         else sh->evictions++;
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Window sizing (W-TinyLFU)                                                */
+/* ------------------------------------------------------------------------ */
+
+/* A sampling period ends after as many misses as half the capacity (half a turnover: a window
+ * changes the cache only through insertions, and a trial's move is at most half the capacity),
+ * but not before climb_reqs_min requests (enough for a hit ratio) nor after climb_reqs_max (a
+ * cache that rarely misses is still measured). Within 2^30 requests, so that a period's hits and
+ * requests each fit the 32 bits they have in climb_acc. */
+#define CLIMB_PERIOD_MAX (1ull << 30)
+static void climb_periods(l1_tier *t, uint64_t cap) {
+    t->climb_misses = cap / 2 ? cap / 2 : 1;
+    t->climb_reqs_max = t->climb_misses * 20;
+    t->climb_reqs_min = 1024;
+    if (t->climb_reqs_max > CLIMB_PERIOD_MAX) t->climb_reqs_max = CLIMB_PERIOD_MAX;
+    if (t->climb_reqs_min > t->climb_reqs_max) t->climb_reqs_min = t->climb_reqs_max;
+    if (t->climb_misses > t->climb_reqs_max) t->climb_misses = t->climb_reqs_max;
+}
+
+/* Requests a shard gathers before adding them to its subset's period (one atomic add a batch). */
+#define CLIMB_BATCH 64
+
+#define ACC_REQS(a) ((a) & 0xFFFFFFFFu)
+#define ACC_HITS(a) ((a) >> 32)
+
+/* 1 when the period whose subsets have gathered acc[] is complete. */
+static inline int climb_due(const l1_tier *t, const uint64_t *acc) {
+    uint64_t reqs = 0, hits = 0;
+    for (unsigned k = 0; k < t->climb_subsets; k++) {
+        reqs += ACC_REQS(acc[k]);
+        hits += ACC_HITS(acc[k]);
+    }
+    return reqs >= t->climb_reqs_max || (reqs >= t->climb_reqs_min && reqs - hits >= t->climb_misses);
+}
+
+/* The statistic of a subset's period: the log of its hits-to-misses odds (higher is better; a
+ * move that saves a tenth of the misses, or adds a tenth to the hits, scores about the same at
+ * any hit ratio), with half a hit and half a miss added so that a period without either scores
+ * finitely; and its sampling variance, 1/hits + 1/misses (Woolf's, for a log odds ratio): a
+ * period with few hits or few misses says little, and the climber weighs it so. */
+static inline double acc_score(uint64_t a) {
+    return log(((double)ACC_HITS(a) + 0.5) / ((double)(ACC_REQS(a) - ACC_HITS(a)) + 0.5));
+}
+
+static inline double acc_var(uint64_t a) {
+    return 1 / ((double)ACC_HITS(a) + 0.5) + 1 / ((double)(ACC_REQS(a) - ACC_HITS(a)) + 0.5);
+}
+
+/* Ends the period if it is complete and no other thread is ending it: the climber takes the
+ * subsets' statistics and plans the next period. O(TC__CLIMB_SUBSETS); never waits (a thread
+ * that finds climb_busy taken leaves the work to its holder). */
+static void climb_step(l1_tier *t) {
+    int idle = 0;
+    if (!atomic_compare_exchange_strong_explicit(&t->climb_busy, &idle, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return;
+    uint64_t acc[TC__CLIMB_SUBSETS];
+    for (unsigned k = 0; k < t->climb_subsets; k++) acc[k] = atomic_load_explicit(&t->climb_acc[k], memory_order_relaxed);
+    if (climb_due(t, acc)) {
+        /* subtract what this sample consumed: batches added meanwhile count for the next one */
+        int empty = 0;
+        double x[TC__CLIMB_SUBSETS], var[TC__CLIMB_SUBSETS];
+        for (unsigned k = 0; k < t->climb_subsets; k++) {
+            atomic_fetch_sub_explicit(&t->climb_acc[k], acc[k], memory_order_relaxed);
+            empty |= ACC_REQS(acc[k]) == 0;
+            x[k] = acc_score(acc[k]);
+            var[k] = acc_var(acc[k]);
+        }
+        /* a subset that saw no request this period says nothing: the plan stays */
+        if (!empty) {
+            tc__climb_plan plan;
+            tc__climb_period(&t->climb, x, var, &plan);
+            atomic_store_explicit(&t->window, window_word(&plan), memory_order_relaxed);
+        }
+    }
+    atomic_store_explicit(&t->climb_busy, 0, memory_order_release);
+}
+
+/* Reports the shard's reads since its last report to its subset's period, once there are
+ * CLIMB_BATCH of them, and ends the period when that completes it. Only a full shard reports:
+ * before its first eviction the window changes nothing. O(TC__CLIMB_SUBSETS). */
+static inline void climb_report_locked(l1_tier *t, l1_shard *sh) {
+    uint64_t reqs = sh->hits + sh->misses;
+    uint64_t d = reqs - sh->climb_reqs;
+    if (d < CLIMB_BATCH || t->window_fixed) return;
+    uint64_t dh = sh->hits - sh->climb_hits;
+    sh->climb_reqs = reqs;
+    sh->climb_hits = sh->hits;
+    if (sh->evictions == 0) return;
+    if (d > t->climb_reqs_max) { /* a long run of reads without writes: keep its hit ratio, in range */
+        dh = dh * t->climb_reqs_max / d;
+        d = t->climb_reqs_max;
+    }
+    uint64_t add = dh << 32 | d;
+    uint64_t acc[TC__CLIMB_SUBSETS];
+    for (unsigned k = 0; k < t->climb_subsets; k++)
+        acc[k] = k == sh->subset ? atomic_fetch_add_explicit(&t->climb_acc[k], add, memory_order_relaxed) + add
+                                 : atomic_load_explicit(&t->climb_acc[k], memory_order_relaxed);
+    if (climb_due(t, acc)) climb_step(t);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -701,6 +923,7 @@ static int table_resize_locked(l1_tier *t, l1_shard *sh, uint32_t n) {
         uint32_t j = home_of(sh, old[i].h);
         while (sh->slots[j].e != NULL) j = next_slot(sh, j);
         sh->slots[j] = old[i];
+        if (old[i].meta & META_WIN) sh->ring[old[i].e->aux] = j; /* the window ring holds slots */
     }
     if (nsk) {
         memcpy(base + sh->sk_off, sk, nsk);
@@ -1041,9 +1264,7 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
         l1_slot *s = &sh->slots[i];
         l1_ent *old = s->e;
         sh->bytes += charge - ent_charge_of(old);
-        fresh->aux = old->aux;
-        if ((s->meta & META_WIN) && old->aux < sh->ring_cap && sh->ring[old->aux].e == old)
-            sh->ring[old->aux].e = fresh;
+        fresh->aux = old->aux; /* the window ring holds the slot, which stays */
         s->e = fresh;
         s->meta = (s->meta & (META_FREQ | META_WIN)) | meta_exp(sh, exp);
         touch_locked(t, sh, s, now);
@@ -1058,9 +1279,10 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
         sh->bytes += charge;
         switch (t->policy) {
         case TC_POLICY_TINYLFU:
-            s->meta |= META_WIN;
-            ring_push_locked(sh, fresh, h);
+            if (ring_push_locked(sh, i) == 0) s->meta |= META_WIN;
+            else s->meta |= 1; /* no room to track it in the window (out of memory): main */
             tc__sketch_incr(&sh->sketch, h);
+            climb_report_locked(t, sh);
             break;
         case TC_POLICY_ALLKEYS_LRU:
         case TC_POLICY_VOLATILE_LRU: fresh->aux = ++sh->clock; break;
@@ -1275,9 +1497,11 @@ static int shard_init(l1_tier *t, l1_shard *sh, uint64_t cap_max, uint64_t base,
     sh->stride = stride_for(n);
     sh->cap = table_cap(n) < cap_max ? table_cap(n) : cap_max;
     if (t->policy == TC_POLICY_TINYLFU) {
-        sh->wcap = cap_max / 100 ? cap_max / 100 : 1;
-        sh->ring_cap = (uint32_t)(2 * sh->wcap + 2);
-        sh->ring = calloc(sh->ring_cap, sizeof(*sh->ring));
+        sh->wseen = UINT64_MAX; /* no window word yet: the first write computes wcap */
+        sh->wcap = (sh->cap * TC__CLIMB_START + TC__CLIMB_ONE / 2) / TC__CLIMB_ONE;
+        uint64_t rc = 2 * sh->wcap + 2;
+        sh->ring_cap = rc < RING_MIN ? RING_MIN : rc > ring_max(sh) ? ring_max(sh) : (uint32_t)rc;
+        sh->ring = malloc(sizeof(*sh->ring) * sh->ring_cap);
         if (sh->ring == NULL) return TC_ENOMEM;
         tc__sketch_init(&sh->sketch, sketch_cap(n, n), mem + sh->sk_off);
     }
@@ -1323,6 +1547,20 @@ int tc__l1_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
     if (cache_bound > 64 * 1024) cache_bound = 64 * 1024;
     uint64_t epoch = tc__now_ms();
     uint64_t seed = tc__hash(&t, sizeof t) ^ tc__now_ns();
+    uint32_t window = TC__CLIMB_START;
+    t->window_fixed = opt->mem_window != 0;
+    if (t->window_fixed) window = (uint32_t)((uint64_t)TC__CLIMB_ONE * (opt->mem_window > 100 ? 100 : opt->mem_window) / 100);
+    /* an experiment must move a shard's window by a few entries to be seen at all */
+    uint64_t shard_cap = cap_eff / n;
+    uint64_t dmin = shard_cap ? 2 * (uint64_t)TC__CLIMB_ONE / shard_cap : TC__CLIMB_ONE;
+    if (dmin < TC__CLIMB_DELTA_MIN) dmin = TC__CLIMB_DELTA_MIN;
+    tc__climb_plan plan;
+    t->climb_subsets = n < 2 ? 1 : n < TC__CLIMB_SUBSETS ? n : TC__CLIMB_SUBSETS;
+    tc__climb_init(&t->climb, window, (uint32_t)(dmin > TC__CLIMB_ONE ? TC__CLIMB_ONE : dmin), t->climb_subsets, &plan);
+    atomic_init(&t->window, window_word(&plan));
+    for (unsigned k = 0; k < TC__CLIMB_SUBSETS; k++) atomic_init(&t->climb_acc[k], 0);
+    atomic_init(&t->climb_busy, 0);
+    climb_periods(t, cap_eff);
     uint64_t fixed = 0;
     unsigned made = 0;
     int rc = 0;
@@ -1331,6 +1569,7 @@ int tc__l1_open(const tc__opts *opt, tc__tier **out, char *errbuf, size_t errlen
         uint64_t base = t->max_bytes / n + (made < t->max_bytes % n);
         if (cap > base / cost) cap = base / cost ? base / cost : 1;
         rc = shard_init(t, &t->shards[made], cap, base, cache_bound, seed + made * 0x9E3779B97F4A7C15ULL, epoch);
+        t->shards[made].subset = made % t->climb_subsets;
         fixed += t->shards[made].fixed;
     }
     if (rc != 0) {
