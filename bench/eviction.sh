@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# eviction.sh: L1's hit ratio beside exact LRU, Caffeine 2.6.2 and Belady's optimal, on the
+# real traces of ../shared/traces and the synthetic ones of ../shared/bench/peers.sh.
+#
+#   bench/eviction.sh table          the table of docs/EVICTION.md (markdown, one run), then the
+#                                    summary against issue 10's target
+#   bench/eviction.sh plots [DIR]    hit ratio against capacity, one PNG per real trace, in DIR
+#                                    (default docs/eviction), with the data beside each plot
+#   bench/eviction.sh windows        tiercache with the window fixed (CACHE_MEMORY_WINDOW=1, 10,
+#                                    25, 50, 100) beside the adaptive one, on every case
+#
+# Run from the repository root after `make` (or cmake --build build); TC_SHARED names the
+# shared directory when it is not ../shared beside the repository. Each case replays the same
+# trace file through: refsim lru and refsim opt (exact LRU, optimal), CaffeineBench (Caffeine
+# 2.6.2, default settings, second of two passes), and `tiercache bench` (L1 alone, default
+# settings: the adaptive window). The peers are the ones of ../shared/bench/peers.sh (set up on
+# first use: Java and Caffeine from Debian); the plots need gnuplot, installed here if missing
+# (Debian's gnuplot-nox). Hit ratios do not depend on timing: the machine's load changes nothing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+shared=${TC_SHARED:-$root/../shared} # the shared bench and traces (beside the repository)
+peers="$shared/bench/peers.sh"
+traces="$shared/traces"
+export PEERS_DIR=${PEERS_DIR:-/tmp/tiercache-peers}
+tc="$root/build/tiercache"
+what=${1:-}
+
+[ -x "$tc" ] || { echo "eviction.sh: $tc is missing: build first (make)" >&2; exit 2; }
+[ -x "$PEERS_DIR/refsim" ] && [ -f "$PEERS_DIR/java/CaffeineBench.class" ] || "$peers" setup >&2
+
+ratio() { sed -n 's/.*hit_ratio=\([0-9.]*\).*/\1/p'; }
+lru() { "$PEERS_DIR/refsim" lru "$2" "$1" </dev/null | ratio; }
+opt() { "$PEERS_DIR/refsim" opt "$2" "$1" </dev/null | ratio; }
+caffeine() { java -Xmx8g -cp "/usr/share/java/caffeine.jar:$PEERS_DIR/java" CaffeineBench "$2" "$1" 1 </dev/null | ratio; }
+tiercache() { env CACHE_TIERING=L1 "$tc" bench --trace "$1" --capacity "$2" </dev/null 2>/dev/null | ratio; }
+
+# The cases of issue 10: every trace and capacity of ../shared/traces/README.md, and the
+# synthetic zipf99, scan and loop traces at 10000 and 100000 entries.
+cases() {
+  local t
+  for t in "lirs-gli 250 1000 2000" "lirs-multi2 500 2000" "lirs-multi3 400 1200 4000" \
+           "lirs-sprite 100 500 1000" "lirs-loop 256 1000" "lirs-2_pools 1000" "lirs-ps 400" \
+           "lirs-cs 300" "lirs-zigzag 1000" "arc-OLTP 250 1000 2000 5000 15000"; do
+    set -- $t
+    local name=$1; shift
+    for c in "$@"; do echo "$traces/$name.u32 $c"; done
+  done
+  for t in zipf99 scan loop; do
+    [ -f "$PEERS_DIR/$t.u32" ] || "$peers" trace "$t" >/dev/null
+    for c in 10000 100000; do echo "$PEERS_DIR/$t.u32 $c"; done
+  done
+}
+
+table() {
+  echo "# $(date -u +%FT%TZ), $(git -C "$root" rev-parse --short HEAD), $(nproc) CPUs"
+  echo
+  echo "| trace | capacity | LRU | Caffeine 2.6.2 | tiercache | optimal | tiercache - max(LRU, Caffeine) |"
+  echo "|---|---|---|---|---|---|---|"
+  local sum_ref=0 sum_tc=0 n=0 below=0 must=0 worst=1
+  while read -r f c; do
+    local l k t o
+    l=$(lru "$f" "$c"); k=$(caffeine "$f" "$c"); t=$(tiercache "$f" "$c"); o=$(opt "$f" "$c")
+    local line
+    line=$(awk -v l="$l" -v k="$k" -v t="$t" -v o="$o" -v name="$(basename "$f" .u32)" -v c="$c" 'BEGIN {
+      r = l > k ? l : k; d = t - r
+      printf "| %s | %s | %.4f | %.4f | %s%.4f%s | %.4f | %+.4f |\n", name, c, l, k, (d >= 0 ? "**" : ""), t, (d >= 0 ? "**" : ""), o, d }')
+    echo "$line"
+    read -r sum_ref sum_tc n below must worst < <(awk -v l="$l" -v k="$k" -v t="$t" -v sr="$sum_ref" -v st="$sum_tc" \
+      -v n="$n" -v b="$below" -v m="$must" -v w="$worst" 'BEGIN {
+      r = l > k ? l : k; d = t - r
+      printf "%.6f %.6f %d %d %d %.4f\n", sr + r, st + t, n + 1, b + (d < 0), m + (d < -0.03), (d < w ? d : w) }')
+  done < <(cases)
+  echo
+  awk -v sr="$sum_ref" -v st="$sum_tc" -v n="$n" -v b="$below" -v m="$must" -v w="$worst" 'BEGIN {
+    printf "%d cases. Mean of the references (max of LRU and Caffeine) %.4f, mean of tiercache %.4f (%+.4f).\n", n, sr / n, st / n, (st - sr) / n
+    printf "Below the reference: %d cases; more than 0.03 below: %d; worst %+.4f.\n", b, m, w
+    printf "Must (no case below -0.03, mean at least -0.005): %s. Stretch (every case at or above): %s.\n",
+      (m == 0 && (st - sr) / n >= -0.005) ? "met" : "NOT met", b == 0 ? "met" : "not met"
+  }'
+}
+
+# Capacities of each real trace's plot: from a few percent of its keys to about all of them.
+plot_caps() {
+  case "$1" in
+    lirs-gli) echo 125 250 500 750 1000 1250 1500 1750 2000 2500 ;;
+    lirs-multi2) echo 250 500 1000 1500 2000 2500 3000 4000 5000 ;;
+    lirs-multi3) echo 200 400 800 1200 1600 2000 3000 4000 5000 6000 ;;
+    lirs-sprite) echo 50 100 200 300 500 700 1000 1500 2000 ;;
+    lirs-loop) echo 64 128 256 384 512 640 768 896 1000 1011 ;;
+    lirs-2_pools) echo 250 500 750 1000 1500 2000 3000 4000 ;;
+    lirs-ps) echo 100 200 400 600 800 1000 1500 2000 ;;
+    lirs-cs) echo 100 200 300 400 600 800 1000 1200 ;;
+    lirs-zigzag) echo 250 500 750 1000 1250 1500 1750 2000 ;;
+    arc-OLTP) echo 250 500 1000 2000 5000 10000 15000 25000 50000 ;;
+  esac
+}
+
+plots() {
+  local dir=${1:-$root/docs/eviction}
+  mkdir -p "$dir"
+  command -v gnuplot >/dev/null || "$root/tools/install-deps.sh" gnuplot-nox
+  local name
+  for name in lirs-gli lirs-multi2 lirs-multi3 lirs-sprite lirs-loop lirs-2_pools lirs-ps lirs-cs lirs-zigzag arc-OLTP; do
+    local f="$traces/$name.u32" dat="$dir/$name.dat"
+    echo "# capacity LRU Caffeine-2.6.2 tiercache optimal ($name, $(git -C "$root" rev-parse --short HEAD))" > "$dat"
+    for c in $(plot_caps "$name"); do
+      echo "$c $(lru "$f" "$c") $(caffeine "$f" "$c") $(tiercache "$f" "$c") $(opt "$f" "$c")" >> "$dat"
+    done
+    local logx=""
+    [ "$name" = arc-OLTP ] && logx="set logscale x"
+    gnuplot <<EOF
+set terminal pngcairo size 720,480 font "sans,10"
+set output "$dir/$name.png"
+set title "$name: hit ratio against capacity (entries)"
+set xlabel "capacity (entries)"
+set ylabel "hit ratio"
+set key left top
+set grid
+$logx
+plot "$dat" using 1:5 with linespoints dashtype 2 pointtype 1 title "optimal (Belady)", \
+     "$dat" using 1:4 with linespoints linewidth 2 pointtype 7 title "tiercache (adaptive window)", \
+     "$dat" using 1:3 with linespoints pointtype 5 title "Caffeine 2.6.2", \
+     "$dat" using 1:2 with linespoints pointtype 9 title "exact LRU"
+EOF
+    echo "$dir/$name.png"
+  done
+}
+
+windows() {
+  echo "| trace | capacity | 1% | 10% | 25% | 50% | 100% (15/16) | adaptive |"
+  echo "|---|---|---|---|---|---|---|---|"
+  while read -r f c; do
+    local row="| $(basename "$f" .u32) | $c |" w
+    for w in 1 10 25 50 100; do row="$row $(CACHE_MEMORY_WINDOW=$w tiercache "$f" "$c") |"; done
+    echo "$row $(tiercache "$f" "$c") |"
+  done < <(cases)
+}
+
+case "$what" in
+  table) table ;;
+  windows) windows ;;
+  plots) shift; plots "$@" ;;
+  *) sed -n '2,18p' "$0"; exit 2 ;;
+esac
