@@ -6,6 +6,7 @@
 #                                    summary against issue 10's target
 #   bench/eviction.sh plots [DIR]    hit ratio against capacity, one PNG per real trace, in DIR
 #                                    (default docs/eviction), with the data beside each plot
+#   bench/eviction.sh redraw [DIR]   the plots again from the data in DIR (style only)
 #   bench/eviction.sh windows        tiercache with the window fixed (CACHE_MEMORY_WINDOW=1, 10,
 #                                    25, 50, 100) beside the adaptive one, on every case
 #
@@ -95,35 +96,49 @@ plot_caps() {
   esac
 }
 
-plots() {
-  local dir=${1:-$root/docs/eviction}
-  mkdir -p "$dir"
-  command -v gnuplot >/dev/null || "$root/tools/install-deps.sh" gnuplot-nox
-  local name
-  for name in lirs-gli lirs-multi2 lirs-multi3 lirs-sprite lirs-loop lirs-2_pools lirs-ps lirs-cs lirs-zigzag arc-OLTP; do
-    local f="$traces/$name.u32" dat="$dir/$name.dat"
-    echo "# capacity LRU Caffeine-2.6.2 tiercache optimal ($name, $(git -C "$root" rev-parse --short HEAD))" > "$dat"
-    for c in $(plot_caps "$name"); do
-      echo "$c $(lru "$f" "$c") $(caffeine "$f" "$c") $(tiercache "$f" "$c") $(opt "$f" "$c")" >> "$dat"
-    done
-    local logx=""
-    [ "$name" = arc-OLTP ] && logx="set logscale x"
-    gnuplot <<EOF
+# Draws DIR/NAME.png from DIR/NAME.dat (capacity LRU Caffeine tiercache optimal per line).
+draw() {
+  local dir=$1 name=$2 logx=""
+  [ "$name" = arc-OLTP ] && logx="set logscale x"
+  gnuplot <<EOF
 set terminal pngcairo size 720,480 font "sans,10"
 set output "$dir/$name.png"
 set title "$name: hit ratio against capacity (entries)"
 set xlabel "capacity (entries)"
 set ylabel "hit ratio"
-set key left top
+set yrange [0:*]
+set key right bottom opaque box
 set grid
 $logx
-plot "$dat" using 1:5 with linespoints dashtype 2 pointtype 1 title "optimal (Belady)", \
-     "$dat" using 1:4 with linespoints linewidth 2 pointtype 7 title "tiercache (adaptive window)", \
-     "$dat" using 1:3 with linespoints pointtype 5 title "Caffeine 2.6.2", \
-     "$dat" using 1:2 with linespoints pointtype 9 title "exact LRU"
+plot "$dir/$name.dat" using 1:5 with linespoints dashtype 2 pointtype 1 title "optimal (Belady)", \\
+     "$dir/$name.dat" using 1:4 with linespoints linewidth 2 pointtype 7 title "tiercache (adaptive window)", \\
+     "$dir/$name.dat" using 1:3 with linespoints pointtype 5 title "Caffeine 2.6.2", \\
+     "$dir/$name.dat" using 1:2 with linespoints pointtype 9 title "exact LRU"
 EOF
-    echo "$dir/$name.png"
+  echo "$dir/$name.png"
+}
+
+REAL="lirs-gli lirs-multi2 lirs-multi3 lirs-sprite lirs-loop lirs-2_pools lirs-ps lirs-cs lirs-zigzag arc-OLTP"
+
+plots() {
+  local dir=${1:-$root/docs/eviction} name
+  mkdir -p "$dir"
+  command -v gnuplot >/dev/null || "$root/tools/install-deps.sh" gnuplot-nox
+  for name in $REAL; do
+    local f="$traces/$name.u32" dat="$dir/$name.dat"
+    echo "# capacity LRU Caffeine-2.6.2 tiercache optimal ($name, $(git -C "$root" rev-parse --short HEAD))" > "$dat"
+    for c in $(plot_caps "$name"); do
+      echo "$c $(lru "$f" "$c") $(caffeine "$f" "$c") $(tiercache "$f" "$c") $(opt "$f" "$c")" >> "$dat"
+    done
+    draw "$dir" "$name"
   done
+}
+
+# Redraws the plots from the data a previous `plots` left in DIR (a change of style only).
+redraw() {
+  local dir=${1:-$root/docs/eviction} name
+  command -v gnuplot >/dev/null || "$root/tools/install-deps.sh" gnuplot-nox
+  for name in $REAL; do draw "$dir" "$name"; done
 }
 
 windows() {
@@ -140,5 +155,6 @@ case "$what" in
   table) table ;;
   windows) windows ;;
   plots) shift; plots "$@" ;;
-  *) sed -n '2,18p' "$0"; exit 2 ;;
+  redraw) shift; redraw "$@" ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac
