@@ -9,6 +9,13 @@
 #   bench/eviction.sh redraw [DIR]   the plots again from the data in DIR (style only)
 #   bench/eviction.sh windows        tiercache with the window fixed (CACHE_MEMORY_WINDOW=1, 10,
 #                                    25, 50, 100) beside the adaptive one, on every case
+#   bench/eviction.sh robust         the same comparison as `table` on workloads that are not
+#                                    issue 10's cases: real traces run one after another (a change
+#                                    of character part-way), synthetic traces of gentrace.c with
+#                                    other parameters, a hot set that moves (traces built in
+#                                    $PEERS_DIR/robust on first use)
+#   bench/eviction.sh offtable [DIR] the plots' data (DIR, default docs/eviction) at the
+#                                    capacities that are not issue 10's cases, as the same table
 #
 # Run from the repository root after `make` (or cmake --build build); TC_SHARED names the
 # shared directory when it is not ../shared beside the repository. Each case replays the same
@@ -52,7 +59,9 @@ cases() {
   done
 }
 
-table() {
+# The table of every case read from stdin ("FILE CAPACITY" per line, the trace named after
+# FILE), then its summary against issue 10's target.
+compare() {
   echo "# $(date -u +%FT%TZ), $(git -C "$root" rev-parse --short HEAD), $(nproc) CPUs"
   echo
   echo "| trace | capacity | LRU | Caffeine 2.6.2 | tiercache | optimal | tiercache - max(LRU, Caffeine) |"
@@ -70,7 +79,7 @@ table() {
       -v n="$n" -v b="$below" -v m="$must" -v w="$worst" 'BEGIN {
       r = l > k ? l : k; d = t - r
       printf "%.6f %.6f %d %d %d %.4f\n", sr + r, st + t, n + 1, b + (d < 0), m + (d < -0.03), (d < w ? d : w) }')
-  done < <(cases)
+  done
   echo
   awk -v sr="$sum_ref" -v st="$sum_tc" -v n="$n" -v b="$below" -v m="$must" -v w="$worst" 'BEGIN {
     printf "%d cases. Mean of the references (max of LRU and Caffeine) %.4f, mean of tiercache %.4f (%+.4f).\n", n, sr / n, st / n, (st - sr) / n
@@ -141,6 +150,79 @@ redraw() {
   for name in $REAL; do draw "$dir" "$name"; done
 }
 
+# Writes to stdout the traces named as arguments one after another, each one's key ids moved
+# above the previous ones' (disjoint keys: a new workload replaces the old one). Perl's
+# pack/unpack reads the little-endian uint32 ids.
+concat() {
+  perl -e 'binmode STDOUT; my $off = 0;
+    for my $f (@ARGV) {
+      open(my $in, "<:raw", $f) or die "$f: $!"; local $/; my @a = unpack("V*", <$in>);
+      my $max = 0; for (@a) { $max = $_ if $_ > $max }
+      print pack("V*", map { $_ + $off } @a); $off += $max + 1;
+    }' "$@"
+}
+
+# The workloads of `robust`, built on first use in $PEERS_DIR/robust. None is a case of
+# issue 10 or was used to design the policy.
+robust_cases() {
+  local d="$PEERS_DIR/robust" g="$PEERS_DIR/gentrace" r="$traces"
+  mkdir -p "$d"
+  [ -x "$g" ] || "$peers" setup >&2
+  build() { local out="$d/$1.u32"; shift; if [ ! -s "$out" ]; then "$@" > "$out.tmp"; mv "$out.tmp" "$out"; fi; }
+  shift3() { "$g" zipf 100000 0.9 700000 21; "$g" zipf 100000 0.9 700000 22; "$g" zipf 100000 0.9 700000 23; }
+  back() { concat "$d/zipf08.u32" "$d/loop30000.u32"; cat "$d/zipf08.u32"; }
+  # real traces run one after another: recency-heavy then looping, and back, and other pairs
+  build sprite+loop concat "$r/lirs-sprite.u32" "$r/lirs-loop.u32"
+  build loop+sprite concat "$r/lirs-loop.u32" "$r/lirs-sprite.u32"
+  build sprite+loop+sprite concat "$r/lirs-sprite.u32" "$r/lirs-loop.u32" "$r/lirs-sprite.u32"
+  build zigzag+multi2 concat "$r/lirs-zigzag.u32" "$r/lirs-multi2.u32"
+  build 2_pools+zigzag concat "$r/lirs-2_pools.u32" "$r/lirs-zigzag.u32"
+  build multi3+sprite concat "$r/lirs-multi3.u32" "$r/lirs-sprite.u32"
+  build OLTP+loop concat "$r/arc-OLTP.u32" "$r/lirs-loop.u32"
+  build gli+cs+ps concat "$r/lirs-gli.u32" "$r/lirs-cs.u32" "$r/lirs-ps.u32"
+  # synthetic traces of gentrace.c with other parameters (2,000,000 requests each)
+  build zipf06 "$g" zipf 1000000 0.6 2000000 11
+  build zipf08 "$g" zipf 1000000 0.8 2000000 12
+  build zipf12 "$g" zipf 1000000 1.2 2000000 13
+  build scan08 "$g" scan 1000000 0.8 2000000 14
+  build loop10500 "$g" loop 10500 2000000
+  build loop30000 "$g" loop 30000 2000000
+  # a hot set that moves: Zipf over the same 100,000 keys, popularity permuted anew twice
+  build zipf-shift shift3
+  # frequency, then a loop larger than the cache (new keys), then the first Zipf's keys again
+  build zipf+loop+zipf back
+  local t c
+  for t in "sprite+loop 500 1000" "loop+sprite 500 1000" "sprite+loop+sprite 1000" "zigzag+multi2 1000" \
+           "2_pools+zigzag 1000" "multi3+sprite 1000 3000" "OLTP+loop 1000 5000" "gli+cs+ps 500" \
+           "zipf06 10000" "zipf08 10000 100000" "zipf12 1000" "scan08 10000" "loop10500 10000" \
+           "loop30000 10000" "zipf-shift 5000" "zipf+loop+zipf 10000"; do
+    set -- $t
+    local name=$1; shift
+    for c in "$@"; do echo "$d/$name.u32 $c"; done
+  done
+}
+
+# The plots' data at the capacities that are not cases of issue 10, as the table of compare.
+offtable() {
+  local dir=${1:-$root/docs/eviction} name
+  echo "# from $dir/*.dat"
+  echo
+  echo "| trace | capacity | LRU | Caffeine 2.6.2 | tiercache | optimal | tiercache - max(LRU, Caffeine) |"
+  echo "|---|---|---|---|---|---|---|"
+  for name in $REAL; do
+    local table_caps
+    table_caps=" $(cases | awk -v n="$traces/$name.u32" '$1 == n { printf "%s ", $2 }')"
+    grep -v '^#' "$dir/$name.dat" | while read -r c l k t o; do
+      case "$table_caps" in *" $c "*) continue ;; esac
+      echo "$name $c $l $k $t $o"
+    done
+  done | awk '{
+    r = $3 > $4 ? $3 : $4; d = $5 - r; n++; sr += r; st += $5; b += d < 0; m += d < -0.03; if (n == 1 || d < w) w = d
+    printf "| %s | %s | %.4f | %.4f | %s%.4f%s | %.4f | %+.4f |\n", $1, $2, $3, $4, (d >= 0 ? "**" : ""), $5, (d >= 0 ? "**" : ""), $6, d }
+    END { printf "\n%d cases. Mean of the references %.4f, mean of tiercache %.4f (%+.4f).\n", n, sr / n, st / n, (st - sr) / n
+          printf "Below the reference: %d cases; more than 0.03 below: %d; worst %+.4f.\n", b, m, w }'
+}
+
 windows() {
   echo "| trace | capacity | 1% | 10% | 25% | 50% | 100% (15/16) | adaptive |"
   echo "|---|---|---|---|---|---|---|---|"
@@ -152,9 +234,12 @@ windows() {
 }
 
 case "$what" in
-  table) table ;;
+  table) cases | compare ;;
+  robust) robust_cases | compare ;;
+  offtable) shift; offtable "$@" ;;
+  concat-of) shift; concat "$@" ;;
   windows) windows ;;
   plots) shift; plots "$@" ;;
   redraw) shift; redraw "$@" ;;
-  *) sed -n '2,19p' "$0"; exit 2 ;;
+  *) sed -n '2,26p' "$0"; exit 2 ;;
 esac
