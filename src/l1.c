@@ -459,9 +459,14 @@ static void ring_trim_locked(l1_shard *sh) {
  * oldest entry leaves, unless it was read while in the window: then it goes back to the tail
  * with its reference count cleared (a second chance, so that the window keeps what is being
  * read, as an LRU window would, where a FIFO one would not), at most RING_CHANCES times in one
- * call. Amortised O(1): every hole skipped was made by one departure, every second chance
- * consumed a read. */
-static uint32_t ring_pop_locked(l1_shard *sh) {
+ * call. The entry keep (the one being written, or NULL) never leaves while another is in the
+ * window: a second chance puts an entry read before keep's write behind keep, and keep, then
+ * at the head, would be the candidate and could lose the admission duel to its own write;
+ * in an LRU window the entry just written is the most recent, so keep goes back to the tail
+ * too (no chance consumed, its reference count kept). Amortised O(1): every hole skipped was
+ * made by one departure, every second chance consumed a read, and keep goes back at most once
+ * per second chance, plus once. */
+static uint32_t ring_pop_locked(l1_shard *sh, const l1_ent *keep) {
     unsigned chances = 0;
     while (sh->ring_used > 0) {
         uint32_t i = sh->ring[sh->ring_head];
@@ -469,8 +474,8 @@ static uint32_t ring_pop_locked(l1_shard *sh) {
         sh->ring_used--;
         if (i == RING_HOLE) continue;
         l1_slot *s = &sh->slots[i];
-        if ((s->meta & META_FREQ) && chances++ < RING_CHANCES) {
-            s->meta &= ~META_FREQ;
+        if (((s->meta & META_FREQ) && chances++ < RING_CHANCES) || (s->e == keep && sh->wcount > 1)) {
+            if (s->e != keep) s->meta &= ~META_FREQ;
             sh->ring[sh->ring_tail] = i; /* into the position the head just left */
             s->e->aux = sh->ring_tail;
             sh->ring_tail = ring_next(sh, sh->ring_tail);
@@ -650,14 +655,16 @@ static inline uint64_t window_cap_locked(l1_tier *t, l1_shard *sh) {
 /* Evicts until the shard is within its bounds. For W-TinyLFU, first moves entries out of an
  * over-full window (at most WINDOW_POPS of them: one for the entry just inserted, the others
  * shrink a window the climber made smaller, a few per write) through the admission duel.
- * Returns 0 or TC_EFULL (noeviction, or nothing evictable under a volatile policy). */
+ * keep (the entry being written, or NULL) is never the window's candidate while another entry
+ * is in the window (ring_pop_locked). Returns 0 or TC_EFULL (noeviction, or nothing evictable
+ * under a volatile policy). */
 #define WINDOW_POPS 4
-static inline __attribute__((always_inline)) int make_room_locked(l1_tier *t, l1_shard *sh, uint64_t now_ms) {
+static inline __attribute__((always_inline)) int make_room_locked(l1_tier *t, l1_shard *sh, uint64_t now_ms, const l1_ent *keep) {
     uint64_t now_s = now_ms > sh->epoch_ms ? (now_ms - sh->epoch_ms) / 1000 : 0;
     if (t->policy == TC_POLICY_TINYLFU) {
         uint64_t wcap = window_cap_locked(t, sh);
         for (int pops = 0; sh->wcount > wcap && pops < WINDOW_POPS; pops++) {
-            uint32_t ci = ring_pop_locked(sh); /* the candidate, now outside the window */
+            uint32_t ci = ring_pop_locked(sh, keep); /* the candidate, now outside the window */
             if (ci == UINT32_MAX) break;
             sh->slots[ci].meta = (sh->slots[ci].meta & ~META_FREQ) | 1; /* in main: one turn of grace */
             if (sh->count <= sh->cap && sh->bytes <= sh->max_bytes) continue; /* main has room */
@@ -686,7 +693,7 @@ static inline __attribute__((always_inline)) int make_room_locked(l1_tier *t, l1
             uint32_t vi = clock_victim_locked(sh, now_s, &freed);
             if (freed) continue;
             if (vi == UINT32_MAX) { /* main is empty: the window's oldest goes */
-                vi = ring_pop_locked(sh);
+                vi = ring_pop_locked(sh, keep);
                 if (vi == UINT32_MAX) return TC_EFULL;
             }
             drop_slot_locked(sh, vi);
@@ -1013,7 +1020,7 @@ static inline void give_back_locked(l1_tier *t, l1_shard *sh) {
 /* make_room_locked for the rare path that gives room to another shard, out of line: the write
  * path keeps make_room_locked inlined (a call there cost 1 % more instructions per operation). */
 static __attribute__((noinline, cold)) int make_room_cold_locked(l1_tier *t, l1_shard *sh, uint64_t now_ms) {
-    return make_room_locked(t, sh, now_ms);
+    return make_room_locked(t, sh, now_ms, NULL);
 }
 
 /* Gives up to want bytes of the shard's allowance away: first what it does not use, then, when
@@ -1292,7 +1299,7 @@ static int l1_set(tc__tier *tier, const tc__key *k, const void *val, size_t vlen
         }
     }
     sh->sets++;
-    int rc = make_room_locked(t, sh, now);
+    int rc = make_room_locked(t, sh, now, fresh);
     if (rc != 0) {
         /* a volatile policy found nothing to evict: undo this write, keep the bounds */
         uint32_t j = find_locked(sh, h, key, klen, NULL);

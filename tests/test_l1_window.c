@@ -5,7 +5,8 @@
  * wins: a small window keeps a fixed part of the loop) followed by bursts of reuse of new keys
  * (recency wins: a large window keeps them while they are used) -- where the climbing window
  * must end each phase near the better of the fixed settings. Last, the window ring under
- * deletes, overwrites and expiry at every window size.
+ * deletes, overwrites and expiry at every window size, and a write that must never be evicted
+ * by its own admission.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -263,6 +264,40 @@ static void test_window_ring_keeps_entries_exact(void **state) {
     }
 }
 
+/* A write is never evicted by its own admission: with a window of one entry, an entry read
+ * while in the window gets a second chance, which puts it behind the entry being written; the
+ * written entry must not then become the window's candidate (it would lose the admission duel
+ * on a tie of frequencies, and the set would store nothing). In each round the window's entry
+ * is read, then a new key is written into a full cache: the new key must be there. */
+static void test_window_write_never_evicts_itself(void **state) {
+    (void)state;
+    enum { CAPN = 100 };
+    tc__opts o;
+    tc__opts_init(&o);
+    o.mem_max_entries = CAPN;
+    o.mem_max_bytes = 1 << 30;
+    o.mem_default_ttl_ms = 0;
+    o.mem_shards = 1;
+    o.mem_window = 1; /* 1% of 100: a window of one entry */
+    tc__tier *t = NULL;
+    char err[256];
+    if (tc__l1_open(&o, &t, err, sizeof err) != 0) fail_msg("tc__l1_open: %s", err);
+    char key[32];
+    int64_t ttl;
+    for (unsigned id = 0; id < 3 * CAPN; id++) {
+        if (id > 0) { /* the previous write, now the window's entry, is read */
+            int n = snprintf(key, sizeof key, "k%u", id - 1);
+            tc__key k = TC__KEY(key, (size_t)n);
+            assert_int_equal(t->ops->get(t, &k, NULL, &ttl), 0);
+        }
+        int n = snprintf(key, sizeof key, "k%u", id);
+        tc__key k = TC__KEY(key, (size_t)n);
+        assert_int_equal(t->ops->set(t, &k, "v", 1, TC_TTL_NONE, NULL), 0);
+        if (t->ops->get(t, &k, NULL, &ttl) != 0) fail_msg("k%u was evicted by its own write", id);
+    }
+    t->ops->close(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_climber_reaches_far_optimum_pairs),
@@ -271,6 +306,7 @@ int main(void) {
         cmocka_unit_test(test_window_follows_frequency_then_recency_pairs),
         cmocka_unit_test(test_window_follows_frequency_then_recency_one_shard),
         cmocka_unit_test(test_window_ring_keeps_entries_exact),
+        cmocka_unit_test(test_window_write_never_evicts_itself),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
