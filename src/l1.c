@@ -815,6 +815,13 @@ static inline void climb_report_locked(l1_tier *t, l1_shard *sh) {
     if (climb_due(t, acc)) climb_step(t);
 }
 
+/* climb_report_locked from the read path, out of line (it runs once every CLIMB_HIT_BATCH
+ * hits of a shard). */
+#define CLIMB_HIT_BATCH 256
+static __attribute__((noinline, cold)) void climb_report_hits_locked(l1_tier *t, l1_shard *sh) {
+    if (t->policy == TC_POLICY_TINYLFU) climb_report_locked(t, sh);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Table size                                                               */
 /* ------------------------------------------------------------------------ */
@@ -1147,6 +1154,9 @@ static int l1_get(tc__tier *tier, const tc__key *k, tc__sink *out, int64_t *ttl_
         return TC_EMISS;
     }
     sh->hits++;
+    /* a shard whose reads all hit writes nothing, and so never reports from the write path:
+     * its hits are reported here, a batch every CLIMB_HIT_BATCH of them */
+    if (__builtin_expect((sh->hits & (CLIMB_HIT_BATCH - 1)) == 0, 0)) climb_report_hits_locked(t, sh);
     touch_locked(t, sh, s, now);
     if (ttl_ms != NULL) *ttl_ms = exp ? (int64_t)(exp - now) : TC_TTL_NONE;
     if (out != NULL) rc = tc__sink_put(out, ent_val(e), e->vlen);
