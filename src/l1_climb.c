@@ -68,6 +68,7 @@ static uint32_t moved(uint32_t w, int dir, uint32_t d) {
 void tc__climb_init(tc__climb *c, uint32_t start, uint32_t delta_min, unsigned subsets, tc__climb_plan *plan) {
     memset(c, 0, sizeof *c);
     c->window = start > TC__CLIMB_MAX ? TC__CLIMB_MAX : start;
+    c->home = c->window;
     c->delta_min = delta_min < 1 ? 1 : delta_min > TC__CLIMB_DELTA_MAX ? TC__CLIMB_DELTA_MAX : delta_min;
     c->delta = TC__CLIMB_DELTA0 < c->delta_min ? c->delta_min : TC__CLIMB_DELTA0;
     c->delta0 = c->delta;
@@ -89,7 +90,7 @@ static void noise_add(tc__climb *c, double s) { mean_square_add(&c->noise, &c->n
 
 /* Tracks the mean statistic of normal periods. A change far beyond its usual changes means the
  * workload changed character: what the experiments learned no longer holds, so they start over
- * (first move size, soon). */
+ * (first move size, soon, and first back to the starting window). */
 static void level_sample(tc__climb *c, const double *x) {
     double m = 0;
     for (unsigned k = 0; k < c->subsets; k++) m += x[k];
@@ -98,6 +99,15 @@ static void level_sample(tc__climb *c, const double *x) {
         double s = m - c->level;
         if (c->nlevel > TC__CLIMB_NOISE_MIN + 1 && s * s > TC__CLIMB_SHIFT * TC__CLIMB_SHIFT * c->level_noise) {
             c->delta = c->delta < c->delta0 ? c->delta0 : c->delta;
+            /* the best window of the old workload says little about the new one: the first
+             * experiment tries the window the climber started from (the one that suits most
+             * workloads) in one move (or a move of delta past it, when delta is the longer), so a
+             * large window left by a recency-heavy workload is not walked back step by step
+             * through trials that a loop may not reward */
+            if (gap(c->window, c->home) >= c->delta_min) {
+                c->dir = c->window > c->home ? -1 : 1;
+                if (gap(c->window, c->home) > c->delta) c->delta = gap(c->window, c->home);
+            }
             c->spacing = TC__CLIMB_WAIT_MIN;
             if (c->wait > TC__CLIMB_WAIT_MIN) c->wait = TC__CLIMB_WAIT_MIN;
             c->refused = 0;
@@ -156,7 +166,12 @@ static int decide(tc__climb *c, double gain, double floor) {
         c->wait = c->spacing = TC__CLIMB_WAIT_MIN;
         return 1;
     }
-    if (gain > 0 && c->subsets > 1 && pairs < TC__CLIMB_EVIDENCE * npairs(c)) {
+    /* once both directions have been refused (delta halved: the window is near its best), a
+     * move is widened only on a gain of TC__CLIMB_WIDEN deviations: a widened trial runs on
+     * more shards, and on a workload whose best window is where it is held, the trials are what
+     * costs hits */
+    double widen = c->delta < c->delta0 ? TC__CLIMB_WIDEN * sqrt(noise) : 0;
+    if (gain > widen && c->subsets > 1 && pairs < TC__CLIMB_EVIDENCE * npairs(c)) {
         c->tried_gain = gain * pairs;
         c->tried_floor = floor * (double)pairs * pairs;
         c->tried = pairs;

@@ -27,12 +27,17 @@
  *              at once (a workload far from its best window gets there in a few experiments)
  *   promising: a pooled gain above 0 but within the noise: the move is tried again at once, on
  *              twice as many pairs while there are more, and pooled, up to TC__CLIMB_EVIDENCE
- *              times the pairs (a small but steady gain is adopted on the sum of the evidence)
+ *              times the pairs (a small but steady gain is adopted on the sum of the evidence);
+ *              once both directions have been refused, only a gain above TC__CLIMB_WIDEN
+ *              deviations is promising (a wider trial costs hits where the window is right)
  *   refused:   the other direction is tried soon; when both are refused the window is near its
  *              best at this resolution: delta halves and the experiments come half as often, down
  *              to one every TC__CLIMB_WAIT_MAX periods, so a steady workload pays little for them
  *   shifted:   when the level of the statistic moves by TC__CLIMB_SHIFT of its usual changes, the
- *              workload has changed character: delta and the spacing start over
+ *              workload has changed character: delta and the spacing start over, and the first
+ *              experiment is a move straight back to the starting window (the held window was
+ *              best for the old workload; trials of small steps back from a large window can
+ *              miss the gain on a loop, which comes only a turn of the loop later)
  *
  *   fraction (0 .. TC__CLIMB_MAX): window entries = capacity * fraction / TC__CLIMB_ONE
  *
@@ -56,6 +61,7 @@
 #define TC__CLIMB_NOISE_MIN 5  /* periods of null deviations measured before the first experiment */
 #define TC__CLIMB_Z 1.0        /* adopt a move whose pooled gain is this many noise deviations */
 #define TC__CLIMB_EVIDENCE 4   /* a move is tried on at most this many times the pairs before it is refused */
+#define TC__CLIMB_WIDEN 0.5    /* once settled, widen a move's trial only on a gain this many noise deviations */
 #define TC__CLIMB_SUBSETS 8    /* the most subsets of shards an experiment chooses its pair from */
 #define TC__CLIMB_SHIFT 4.0    /* a change of the level by this many deviations: the workload changed */
 
@@ -68,6 +74,7 @@ typedef struct tc__climb_plan {
 
 typedef struct tc__climb {
     uint32_t window;     /* the held window */
+    uint32_t home;       /* the window it started from: the first move tried after a shift */
     uint32_t delta;      /* the next experiment's move */
     uint32_t delta_min, delta0; /* the smallest move, the first move */
     int dir;             /* the direction the next experiment tries: +1 larger, -1 smaller */

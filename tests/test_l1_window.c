@@ -4,9 +4,10 @@
  * trace that changes character part-way -- a loop a little larger than the cache (frequency
  * wins: a small window keeps a fixed part of the loop) followed by bursts of reuse of new keys
  * (recency wins: a large window keeps them while they are used) -- where the climbing window
- * must end each phase near the better of the fixed settings. Last, the window ring under
- * deletes, overwrites and expiry at every window size, and a write that must never be evicted
- * by its own admission.
+ * must end each phase near the better of the fixed settings; and the reverse switch, bursts of
+ * reuse then a loop a little larger than the cache, where the window must come back down.
+ * Last, the window ring under deletes, overwrites and expiry at every window size, and a write
+ * that must never be evicted by its own admission.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -111,16 +112,19 @@ static void test_climber_holds_against_noise(void **state) {
 #define CAP 2000
 #define PHASE 200000
 
-/* Phase A: a loop over 1.5 x CAP keys. Phase B: with probability 0.3 a new key, else one of
- * the last 0.7 x CAP new keys, the newer the likelier. */
-static uint32_t *make_trace(void) {
+/* Two phases of PHASE requests. The loop: a loop over loop_keys keys (more than CAP: a small
+ * window keeps a fixed part of it in main, a large one keeps nothing). The recency phase: with
+ * probability 0.3 a new key, else one of the last 0.7 x CAP new keys, the newer the likelier.
+ * reverse = 0: the loop first; 1: the recency phase first. */
+static uint32_t *make_trace(int reverse, uint32_t loop_keys) {
     uint32_t *t = malloc(sizeof(uint32_t) * 2 * PHASE);
     assert_non_null(t);
-    for (uint32_t i = 0; i < PHASE; i++) t[i] = i % (CAP * 3 / 2);
+    uint32_t loop0 = reverse ? PHASE : 0, rec0 = reverse ? 0 : PHASE;
+    for (uint32_t i = 0; i < PHASE; i++) t[loop0 + i] = i % loop_keys;
     enum { M = CAP * 7 / 10 };
     static uint32_t recent[M];
     uint32_t n = 0, next = 0;
-    for (uint32_t i = PHASE; i < 2 * PHASE; i++) {
+    for (uint32_t i = rec0; i < rec0 + PHASE; i++) {
         uint32_t k;
         if (n == 0 || uniform() < 0.3) {
             k = 1000000 + next++;
@@ -166,7 +170,7 @@ static void replay(const uint32_t *trace, unsigned shards, unsigned window, doub
 }
 
 static void adapts_to_each_phase(unsigned shards) {
-    uint32_t *trace = make_trace();
+    uint32_t *trace = make_trace(0, CAP * 3 / 2);
     double small[2], large[2], climbed[2];
     replay(trace, shards, 1, small);
     replay(trace, shards, 100, large);
@@ -183,6 +187,26 @@ static void adapts_to_each_phase(unsigned shards) {
     free(trace);
 }
 
+/* The reverse switch: the recency phase first (the window grows to its largest), then a loop
+ * over a little more than the cache (CAP + CAP / 20 keys: a small window keeps nearly all of
+ * it, and the shards that keep all of their part of it only hit, never write). The window must
+ * come back down: the climbing window ends the loop near the small fixed window. */
+static void adapts_back(unsigned shards) {
+    uint32_t *trace = make_trace(1, CAP + CAP / 20);
+    double small[2], large[2], climbed[2];
+    replay(trace, shards, 1, small);
+    replay(trace, shards, 100, large);
+    replay(trace, shards, 0, climbed);
+    print_message("shards %u: phase A (recency) small %.3f large %.3f climbed %.3f; phase B (loop) small %.3f "
+                  "large %.3f climbed %.3f\n",
+                  shards, small[0], large[0], climbed[0], small[1], large[1], climbed[1]);
+    assert_true(large[0] > small[0] + 0.3);
+    assert_true(small[1] > large[1] + 0.3);
+    assert_true(climbed[0] > large[0] - 0.08);
+    assert_true(climbed[1] > small[1] - 0.05);
+    free(trace);
+}
+
 static void test_window_follows_frequency_then_recency_pairs(void **state) {
     (void)state;
     adapts_to_each_phase(8);
@@ -191,6 +215,16 @@ static void test_window_follows_frequency_then_recency_pairs(void **state) {
 static void test_window_follows_frequency_then_recency_one_shard(void **state) {
     (void)state;
     adapts_to_each_phase(1);
+}
+
+static void test_window_follows_recency_then_loop_pairs(void **state) {
+    (void)state;
+    adapts_back(8);
+}
+
+static void test_window_follows_recency_then_loop_one_shard(void **state) {
+    (void)state;
+    adapts_back(1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -305,6 +339,8 @@ int main(void) {
         cmocka_unit_test(test_climber_holds_against_noise),
         cmocka_unit_test(test_window_follows_frequency_then_recency_pairs),
         cmocka_unit_test(test_window_follows_frequency_then_recency_one_shard),
+        cmocka_unit_test(test_window_follows_recency_then_loop_pairs),
+        cmocka_unit_test(test_window_follows_recency_then_loop_one_shard),
         cmocka_unit_test(test_window_ring_keeps_entries_exact),
         cmocka_unit_test(test_window_write_never_evicts_itself),
     };
