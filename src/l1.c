@@ -46,7 +46,8 @@
  * moves it between 1 entry and 15/16 of the capacity -- small when frequency predicts reuse
  * (skewed, looping, scanning traffic), large when recency does -- by controlled trials on
  * subsets of the shards, judged against the measured noise. It is shared by the shards:
- * each reports its reads in batches to its subset's atomic counters, the thread that completes
+ * each reports its reads in batches to its subset's atomic counters (from its writes, and every
+ * 256th hit: a shard whose reads all hit never writes), the thread that completes
  * a sampling period runs the climber (under a try-lock, never waiting), and every shard reads
  * the published plan when it next evicts. docs/EVICTION.md gives the design and measurements.
  *
