@@ -512,7 +512,7 @@ static void ent_free_locked(l1_shard *sh, l1_ent *e) {
         tc__slab_free(sh->slab, &sh->slab_cache, e, size);
         return;
     }
-    memcpy(e + 1, &sh->defer, sizeof sh->defer);
+    memcpy((unsigned char *)(e + 1), &sh->defer, sizeof sh->defer);
     sh->defer = e;
 }
 
@@ -523,7 +523,7 @@ static void shard_unlock(l1_shard *sh) {
     l1_lock_release(&sh->lock);
     while (__builtin_expect(d != NULL, 0)) {
         l1_ent *next;
-        memcpy(&next, d + 1, sizeof next);
+        memcpy(&next, (const unsigned char *)(d + 1), sizeof next);
         tc__slab_free_big(d, ent_bytes(d));
         d = next;
     }

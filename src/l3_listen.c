@@ -247,6 +247,10 @@ static int clear_list(tc__l3_watch *w, tc__reply **list) {
  * TC__L3_CLEAR_KEEP records since, or the list was removed), or the list was empty before and
  * is full now, what was missed cannot be told: the epoch moves. O(records). */
 static int clear_records_changed(tc__l3_watch *w) {
+    if (w->data == NULL) { /* tc__l3_listen_message(): the records cannot be read: everything */
+        tc__coh_epoch_move(w->coh);
+        return 0;
+    }
     tc__reply *l;
     int rc = clear_list(w, &l);
     if (rc) return rc;
@@ -280,6 +284,17 @@ static int clear_records_changed(tc__l3_watch *w) {
         }
     }
     return clear_pos_set(w, n ? l->element[n - 1] : NULL);
+}
+
+/* Names this listener's canary: <ns>\xff__tiercache__:canary:<nonce in hex>. */
+static void canary_name(tc__l3_watch *w, uint64_t nonce) {
+    w->nonce = nonce;
+    char tail[40];
+    int tl = snprintf(tail, sizeof tail, "%016llx", (unsigned long long)nonce);
+    memcpy(w->canary_key, w->ns, w->nslen);
+    memcpy(w->canary_key + w->nslen, TC__L3_KEY_CANARY, sizeof TC__L3_KEY_CANARY - 1);
+    memcpy(w->canary_key + w->nslen + sizeof TC__L3_KEY_CANARY - 1, tail, (size_t)tl);
+    w->canary_len = w->nslen + sizeof TC__L3_KEY_CANARY - 1 + (size_t)tl;
 }
 
 /* Sends the next canary: SET <ns>\xff__tiercache__:canary:<nonce> <seq> PX B. */
@@ -378,6 +393,27 @@ static int handle_message(tc__l3_watch *w, const tc__reply *m) {
     if (is_str(kind, "subscribe") || is_str(kind, "pong")) return 0;
     tc__coh_epoch_move(w->coh);
     return 0;
+}
+
+int tc__l3_listen_message(tc__coh *coh, const char *ns, size_t nslen, uint32_t ticket, uint64_t nonce,
+                          int outstanding, const tc__reply *m) {
+    static const tc__rconn_cfg quiet; /* no log callback */
+    tc__l3_watch *w = calloc(1, sizeof *w);
+    if (w == NULL) return TC_ENOMEM;
+    w->coh = coh;
+    w->cfg = &quiet;
+    w->nslen = nslen < TC_STR_MAX ? nslen : TC_STR_MAX - 1;
+    memcpy(w->ns, ns, w->nslen);
+    w->b_ms = 1000;
+    w->req_ms = 250;
+    w->ticket = ticket;
+    w->outstanding = outstanding;
+    w->canary_sent_ns = tc__now_ns();
+    canary_name(w, nonce);
+    int rc = handle_message(w, m);
+    free(w->clear_pos);
+    free(w);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -609,13 +645,7 @@ int tc__l3_watch_start(tc__tier *l3, tc__coh *coh, const tc__opts *opt, tc__l3_w
     w->b_ms = opt->max_staleness_ms;
     w->req_ms = w->cfg->command_timeout_ms < w->b_ms / 4 ? w->cfg->command_timeout_ms : w->b_ms / 4;
     if (w->req_ms == 0) w->req_ms = 1;
-    w->nonce = random_nonce();
-    char tail[40];
-    int tl = snprintf(tail, sizeof tail, "%016llx", (unsigned long long)w->nonce);
-    memcpy(w->canary_key, w->ns, w->nslen);
-    memcpy(w->canary_key + w->nslen, TC__L3_KEY_CANARY, sizeof TC__L3_KEY_CANARY - 1);
-    memcpy(w->canary_key + w->nslen + sizeof TC__L3_KEY_CANARY - 1, tail, (size_t)tl);
-    w->canary_len = w->nslen + sizeof TC__L3_KEY_CANARY - 1 + (size_t)tl;
+    canary_name(w, random_nonce());
     w->fork_gen = tc__fork_gen();
     w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (w->wake_fd < 0) {

@@ -28,6 +28,7 @@
 
 #include "coherence.h"
 #include "config.h"
+#include "l3_proto.h"
 #include "tier.h"
 
 typedef struct tc__l3_watch tc__l3_watch;
@@ -57,5 +58,14 @@ void tc__l3_watch_stats(const tc__l3_watch *w, tc_stats *out);
  * 0 lets it go on. */
 int tc__l3_watch_listening(const tc__l3_watch *w);
 void tc__l3_watch_freeze(tc__l3_watch *w, int frozen);
+
+/* The fuzz target's entry (tests/fuzz/fuzz_l3_listen.c): applies one message m of the
+ * subscriber to coh as the listener of namespace ns holding the lease's ticket would, its
+ * canary named by nonce and outstanding when outstanding is 1, without connections: a change
+ * of the clear records, which the listener reads on its data connection, moves the epoch
+ * instead. Returns 0, TC_ENOMEM, or a positive code: 2 the listener stands down (the lease is
+ * not ticket's), 3 the channel is lost (GAP set). O(keys in m). */
+int tc__l3_listen_message(tc__coh *coh, const char *ns, size_t nslen, uint32_t ticket, uint64_t nonce,
+                          int outstanding, const tc__reply *m);
 
 #endif /* TC_L3_LISTEN_H */
