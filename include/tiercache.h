@@ -232,14 +232,19 @@ typedef struct tc_cache tc_cache;
  * written into errbuf (may be NULL; TC_ERRBUF_SIZE bytes hold it whole). TC_ECONFIG for
  * settings that do not fit together, TC_ENOTIER for a tier this build does not have, or a
  * tier's own error (L2: TC_EVERSION, TC_ECORRUPT, TC_EPERM ...). Warnings of the
- * configuration go to its log callback. Thread-safe. */
+ * configuration go to its log callback. With L3 in the tiering and CACHE_COHERENCE on, the
+ * handle starts one background thread (the watchdog, docs/COHERENCE.md: it may become the
+ * host's invalidation listener) with every signal blocked, and waits, at most the smaller of
+ * the connect plus command timeouts and CACHE_MAX_STALENESS, for the host's channel to be
+ * healthy (until then L1 and L2 serve nothing). Thread-safe. */
 TC_EXPORT int tc_open(const tc_config *cfg, tc_cache **out, char *errbuf, size_t errlen);
 
 /* tc_config_new() and tc_config_from_env(), then tc_open(). */
 TC_EXPORT int tc_open_env(tc_cache **out, char *errbuf, size_t errlen);
 
-/* Closes the cache and frees everything it owns. NULL does nothing. No other call on the
- * handle may be running or follow. */
+/* Closes the cache and frees everything it owns, after stopping its watchdog thread if it has
+ * one (at once: the thread never waits past a wake-up). NULL does nothing. No other call on
+ * the handle may be running or follow. */
 TC_EXPORT void tc_close(tc_cache *c);
 
 /* Frees memory the library returned (values, rendered documents). NULL does nothing. */
