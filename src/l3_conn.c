@@ -470,41 +470,18 @@ static int write_all(tc__rconn *c, const char *p, size_t len, uint64_t deadline_
 }
 
 /* Reads what is available (waiting for it first when first is set, since right after a
- * request the answer cannot be there yet) and feeds it to the reader. */
+ * request the answer cannot be there yet) and feeds it to the reader: tc__rconn_pump() until
+ * it has fed something, waiting in between for what it needs. 0 or a code with the message. */
 static int read_some(tc__rconn *c, int first, uint64_t deadline_ns, char *errbuf, size_t errlen) {
     if (c->ssl == NULL && first) {
         int w = wait_fd(c->fd, POLLIN, deadline_ns);
         if (w) return tc__errf(errbuf, errlen, w, "redis: timed out waiting for a reply");
     }
     for (;;) {
-        if (c->ssl != NULL) {
-            ERR_clear_error();
-            int n = SSL_read(c->ssl, c->rbuf, (int)sizeof c->rbuf);
-            if (n > 0) {
-                int rc = tc__proto_feed(c->rd, c->rbuf, (size_t)n);
-                if (rc == TC_EPROTO)
-                    return tc__errf(errbuf, errlen, rc, "redis: bad reply: %s", tc__proto_error(c->rd));
-                return rc;
-            }
-            int o = ssl_io_outcome(c, n, errno, errbuf, errlen);
-            if (o < 0) return o;
-            int w = wait_fd(c->fd, o == 1 ? POLLIN : POLLOUT, deadline_ns);
-            if (w) return tc__errf(errbuf, errlen, w, "redis: timed out waiting for a reply");
-            continue;
-        }
-        ssize_t n = recv(c->fd, c->rbuf, sizeof c->rbuf, 0);
-        if (n > 0) {
-            int rc = tc__proto_feed(c->rd, c->rbuf, (size_t)n);
-            if (rc == TC_EPROTO)
-                return tc__errf(errbuf, errlen, rc, "redis: bad reply: %s", tc__proto_error(c->rd));
-            return rc;
-        }
-        if (n == 0)
-            return tc__errf(errbuf, errlen, TC_ECONN, "redis: server closed the connection");
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return tc__errf(errbuf, errlen, TC_ECONN, "redis: connection lost: %s", strerror(errno));
-        int w = wait_fd(c->fd, POLLIN, deadline_ns);
+        int want_write;
+        int p = tc__rconn_pump(c, &want_write, errbuf, errlen);
+        if (p != 0) return p < 0 ? p : 0;
+        int w = wait_fd(c->fd, want_write ? POLLOUT : POLLIN, deadline_ns);
         if (w) return tc__errf(errbuf, errlen, w, "redis: timed out waiting for a reply");
     }
 }
@@ -517,6 +494,13 @@ int tc__rconn_send(tc__rconn *c, uint64_t deadline_ns, char *errbuf, size_t errl
     return rc ? fail(c, rc) : 0;
 }
 
+/* Gives the reader the n bytes just read: 1, or a code (the connection is then broken). */
+static int feed(tc__rconn *c, size_t n, char *errbuf, size_t errlen) {
+    int rc = tc__proto_feed(c->rd, c->rbuf, n);
+    if (rc == TC_EPROTO) tc__errf(errbuf, errlen, rc, "redis: bad reply: %s", tc__proto_error(c->rd));
+    return rc ? fail(c, rc) : 1;
+}
+
 int tc__rconn_pump(tc__rconn *c, int *want_write, char *errbuf, size_t errlen) {
     *want_write = 0;
     if (c->broken) return tc__errf(errbuf, errlen, TC_ECONN, "redis: connection is broken");
@@ -524,23 +508,14 @@ int tc__rconn_pump(tc__rconn *c, int *want_write, char *errbuf, size_t errlen) {
         if (c->ssl != NULL) {
             ERR_clear_error();
             int n = SSL_read(c->ssl, c->rbuf, (int)sizeof c->rbuf);
-            if (n > 0) {
-                int rc = tc__proto_feed(c->rd, c->rbuf, (size_t)n);
-                if (rc == TC_EPROTO)
-                    tc__errf(errbuf, errlen, rc, "redis: bad message: %s", tc__proto_error(c->rd));
-                return rc ? fail(c, rc) : 1;
-            }
+            if (n > 0) return feed(c, (size_t)n, errbuf, errlen);
             int o = ssl_io_outcome(c, n, errno, errbuf, errlen);
             if (o < 0) return fail(c, o);
             *want_write = o == 2;
             return 0;
         }
         ssize_t n = recv(c->fd, c->rbuf, sizeof c->rbuf, 0);
-        if (n > 0) {
-            int rc = tc__proto_feed(c->rd, c->rbuf, (size_t)n);
-            if (rc == TC_EPROTO) tc__errf(errbuf, errlen, rc, "redis: bad message: %s", tc__proto_error(c->rd));
-            return rc ? fail(c, rc) : 1;
-        }
+        if (n > 0) return feed(c, (size_t)n, errbuf, errlen);
         if (n == 0) return fail(c, tc__errf(errbuf, errlen, TC_ECONN, "redis: server closed the connection"));
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;

@@ -845,7 +845,9 @@ typedef struct record_req {
 static int record_build(l3_req *rq, tc__cmdbuf *b) {
     record_req *r = (record_req *)rq;
     int rc = tc__cmdbuf_cmd(b, 3, "RPUSH", (size_t)5, r->list.p, r->list.len, r->rec, r->reclen);
-    if (rc == 0) rc = tc__cmdbuf_cmd(b, 4, "LTRIM", (size_t)5, r->list.p, r->list.len, "-64", (size_t)3, "-1", (size_t)2);
+    char keep[24];
+    int kl = snprintf(keep, sizeof keep, "-%d", TC__L3_CLEAR_KEEP);
+    if (rc == 0) rc = tc__cmdbuf_cmd(b, 4, "LTRIM", (size_t)5, r->list.p, r->list.len, keep, (size_t)kl, "-1", (size_t)2);
     return rc;
 }
 
@@ -853,8 +855,6 @@ static int record_handle(l3_req *rq, tc__reply **rep) {
     int rc = int_ok(rq->t, rep[0]);
     return rc ? rc : status_ok(rq->t, rep[1]);
 }
-
-_Static_assert(TC__L3_CLEAR_KEEP == 64, "LTRIM -64 above");
 
 static int push_clear_record(l3 *t, const void *prefix, size_t plen) {
     tc__reply *rep[2];
