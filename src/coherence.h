@@ -143,51 +143,45 @@ static inline tc__stamp tc__coh_stamp(const tc__coh *c, uint64_t hash) {
     return s;
 }
 
-/* What an L1 entry of this key checks, now: f never below the true count (own_post read before
- * w, which moves first), so a move in flight makes entries look stale, never current. GAP when
- * the channel is down. Two loads more than an L2 block's check. */
-static inline uint64_t tc__coh_fnow(const tc__coh *c, uint64_t hash) {
+/* The part of a key's stamp a check compares, now: s (i + epoch, what an L2 block checks), k
+ * (w + i + epoch, what a fence and a tier that counts every move check) or f (k less this
+ * handle's own moves, what the first tier's L1 entries check); TC__STAMP_GAP when the channel
+ * is down. For f, own_post is read before w, which moves first: f is never below the true
+ * count, so a move in flight makes entries look stale, never current. Three to four loads; part
+ * is a constant or a tier's fixed choice, so its branches are predicted. */
+enum { TC__COH_NOW_S, TC__COH_NOW_K, TC__COH_NOW_F };
+static inline uint64_t tc__coh_now(const tc__coh *c, uint64_t hash, int part) {
     size_t st = tc__coh_stripe(hash);
-    uint32_t own = atomic_load_explicit(&c->own[2 * st + 1], memory_order_acquire);
+    uint32_t own = part == TC__COH_NOW_F ? atomic_load_explicit(&c->own[2 * st + 1], memory_order_acquire) : 0;
     uint64_t e = atomic_load_explicit(c->epoch, memory_order_acquire);
     if (e & TC__COH_GAP) return TC__STAMP_GAP;
     _Atomic uint64_t *w = &c->words[2 * st];
-    uint64_t wv = atomic_load_explicit(&w[0], memory_order_acquire);
-    uint64_t i = atomic_load_explicit(&w[1], memory_order_acquire);
-    return wv + i + (e & TC__COH_COUNTER_MASK) - own;
+    uint64_t v = atomic_load_explicit(&w[1], memory_order_acquire) + (e & TC__COH_COUNTER_MASK);
+    if (part != TC__COH_NOW_S) v += atomic_load_explicit(&w[0], memory_order_acquire);
+    return v - own;
 }
 
-/* 1 when an L1 entry of this key stamped (ks, ps) may be served now: ks is the low half of
- * the stamp's f when own (the tier may ignore this handle's own moves: tc__tier.own_ok), else
- * of its k. *ps_now receives the current pgen's low half when the entry is valid only after a
- * prefix check it passed (the caller then re-stamps the entry with it, so the check is not
- * repeated). key/klen are the entry's key bytes, for that check. The fast path is five loads
- * and two compares. */
+/* 1 when an entry of this key stamped (ks, ps) may be served now: ks is the low half of the
+ * stamp's part (tc__coh_now: f for the first tier's L1, whose own moves do not count
+ * (tc__tier.own_ok), s for an L2 block, whose host's writes replaced it in place). *ps_now
+ * receives the current pgen's low half when the entry is valid only after a prefix check it
+ * passed (the caller then re-stamps the entry with it, so the check is not repeated). key/klen
+ * are the entry's key bytes, for that check. The fast path is four or five loads and two
+ * compares. */
 int tc__coh_prefix_ok(const tc__coh *c, uint32_t ps, const void *key, size_t klen, uint32_t *ps_now);
-static inline int tc__coh_valid(const tc__coh *c, uint64_t hash, int own, uint32_t ks, uint32_t ps, const void *key,
+static inline int tc__coh_valid(const tc__coh *c, uint64_t hash, int part, uint32_t ks, uint32_t ps, const void *key,
                                 size_t klen, uint32_t *ps_now) {
-    uint64_t k = own ? tc__coh_fnow(c, hash) : tc__coh_stamp(c, hash).k;
+    uint64_t k = tc__coh_now(c, hash, part);
     if (k == TC__STAMP_GAP || (uint32_t)k != ks) return 0;
     uint64_t p = atomic_load_explicit(c->pgen, memory_order_acquire);
     if ((uint32_t)p == ps) return 1;
     return tc__coh_prefix_ok(c, ps, key, klen, ps_now);
 }
 
-/* The same for a block of the shared tier (L2), stamped with s.s: writes of this host replaced
- * it in place and do not count; invalidations, the epoch and prefixes do. */
-static inline int tc__coh_valid_shared(const tc__coh *c, uint64_t hash, uint32_t ss, uint32_t ps, const void *key,
-                                       size_t klen, uint32_t *ps_now) {
-    tc__stamp now = tc__coh_stamp(c, hash);
-    if (now.s == TC__STAMP_GAP || (uint32_t)now.s != ss) return 0;
-    if ((uint32_t)now.p == ps) return 1;
-    return tc__coh_prefix_ok(c, ps, key, klen, ps_now);
-}
-
 /* 1 when a fill that captured s may still install (nothing moved since, no gap). */
 static inline int tc__coh_unchanged(const tc__coh *c, uint64_t hash, const tc__stamp *s) {
     if (s->k == TC__STAMP_GAP) return 0;
-    tc__stamp now = tc__coh_stamp(c, hash);
-    return now.k == s->k && now.p == s->p;
+    return tc__coh_now(c, hash, TC__COH_NOW_K) == s->k && atomic_load_explicit(c->pgen, memory_order_acquire) == s->p;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -276,7 +276,8 @@ static inline int ent_valid_locked(const tc__coh *coh, int own, l1_ent *e, uint6
     uint32_t w[2], ps;
     memcpy(w, ent_stamps(e), sizeof w);
     ps = w[1];
-    if (!tc__coh_valid(coh, hash, own, w[0], w[1], ent_key(e), ent_klen(e), &ps)) return 0;
+    if (!tc__coh_valid(coh, hash, own ? TC__COH_NOW_F : TC__COH_NOW_K, w[0], w[1], ent_key(e), ent_klen(e), &ps))
+        return 0;
     if (ps != w[1]) memcpy(ent_stamps(e) + 4, &ps, sizeof ps);
     return 1;
 }

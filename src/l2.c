@@ -381,7 +381,7 @@ static int l2_get(tc__tier *t, const tc__key *k, tc__sink *out, int64_t *ttl_ms)
         /* written, deleted or invalidated since (stripe, epoch, prefix), or the host's channel
          * is down: not served, and its room is reclaimed */
         uint32_t ps = b->pstamp;
-        if (!tc__coh_valid_shared(l2->base.coh, h, b->kstamp, b->pstamp, key, klen, &ps)) {
+        if (!tc__coh_valid(l2->base.coh, h, TC__COH_NOW_S, b->kstamp, b->pstamp, key, klen, &ps)) {
             remove_locked(l2, si, (uint64_t)pos, b);
             TC__L2_INC(sh->misses, 1);
             atomic_fetch_add_explicit(&l2->invalidated, 1, memory_order_relaxed);

@@ -33,17 +33,17 @@ static void test_stamps_move_with_their_stripe_only(void **state) {
     uint64_t a = tc__hash("a", 1), b = tc__hash("b", 1);
     assert_true(tc__coh_words(c, a) != tc__coh_words(c, b)); /* (for these two keys) */
     tc__stamp sa = tc__coh_stamp(c, a), sb = tc__coh_stamp(c, b);
-    assert_true(tc__coh_valid(c, a, 0, (uint32_t)sa.k, (uint32_t)sa.p, "a", 1, NULL));
+    assert_true(tc__coh_valid(c, a, TC__COH_NOW_K, (uint32_t)sa.k, (uint32_t)sa.p, "a", 1, NULL));
     tc__stamp w = tc__coh_bump(c, a);
     assert_int_equal(w.k, sa.k + 1);
-    assert_false(tc__coh_valid(c, a, 0, (uint32_t)sa.k, (uint32_t)sa.p, "a", 1, NULL));
-    assert_true(tc__coh_valid(c, a, 0, (uint32_t)w.k, (uint32_t)w.p, "a", 1, NULL)); /* what the write installs */
-    assert_true(tc__coh_valid(c, b, 0, (uint32_t)sb.k, (uint32_t)sb.p, "b", 1, NULL));
+    assert_false(tc__coh_valid(c, a, TC__COH_NOW_K, (uint32_t)sa.k, (uint32_t)sa.p, "a", 1, NULL));
+    assert_true(tc__coh_valid(c, a, TC__COH_NOW_K, (uint32_t)w.k, (uint32_t)w.p, "a", 1, NULL)); /* what the write installs */
+    assert_true(tc__coh_valid(c, b, TC__COH_NOW_K, (uint32_t)sb.k, (uint32_t)sb.p, "b", 1, NULL));
     assert_false(tc__coh_unchanged(c, a, &sa));
     assert_true(tc__coh_unchanged(c, b, &sb));
     /* the epoch moves every stamp */
     tc__coh_epoch_move(c);
-    assert_false(tc__coh_valid(c, b, 0, (uint32_t)sb.k, (uint32_t)sb.p, "b", 1, NULL));
+    assert_false(tc__coh_valid(c, b, TC__COH_NOW_K, (uint32_t)sb.k, (uint32_t)sb.p, "b", 1, NULL));
     assert_false(tc__coh_unchanged(c, b, &sb));
     tc__coh_close(c);
 }
@@ -59,14 +59,14 @@ static void test_mark_and_bump(void **state) {
     tc__stamp m = tc__coh_mark(c, h);
     assert_int_equal(m.k, s0.k + 1);
     assert_int_equal(m.s, s0.s);
-    assert_false(tc__coh_valid(c, h, 0, (uint32_t)s0.k, (uint32_t)s0.p, "x", 1, NULL));
-    assert_true(tc__coh_valid_shared(c, h, (uint32_t)s0.s, (uint32_t)s0.p, "x", 1, NULL));
+    assert_false(tc__coh_valid(c, h, TC__COH_NOW_K, (uint32_t)s0.k, (uint32_t)s0.p, "x", 1, NULL));
+    assert_true(tc__coh_valid(c, h, TC__COH_NOW_S, (uint32_t)s0.s, (uint32_t)s0.p, "x", 1, NULL));
     assert_false(tc__coh_unchanged(c, h, &s0)); /* a fill across a write does not install */
     tc__stamp b = tc__coh_bump(c, h);
     assert_int_equal(b.k, m.k + 1);
     assert_int_equal(b.s, s0.s + 1);
-    assert_false(tc__coh_valid_shared(c, h, (uint32_t)s0.s, (uint32_t)s0.p, "x", 1, NULL));
-    assert_true(tc__coh_valid_shared(c, h, (uint32_t)b.s, (uint32_t)b.p, "x", 1, NULL));
+    assert_false(tc__coh_valid(c, h, TC__COH_NOW_S, (uint32_t)s0.s, (uint32_t)s0.p, "x", 1, NULL));
+    assert_true(tc__coh_valid(c, h, TC__COH_NOW_S, (uint32_t)b.s, (uint32_t)b.p, "x", 1, NULL));
     tc__coh_close(c);
 }
 
@@ -76,20 +76,20 @@ static void test_prefix_clear_invalidates_matching_keys_only(void **state) {
     uint64_t h1 = tc__hash("user:1", 6), h2 = tc__hash("item:1", 6);
     tc__stamp s1 = tc__coh_stamp(c, h1), s2 = tc__coh_stamp(c, h2);
     assert_int_equal(tc__coh_prefix_clear(c, "user:", 5), 0);
-    assert_false(tc__coh_valid(c, h1, 0, (uint32_t)s1.k, (uint32_t)s1.p, "user:1", 6, NULL));
+    assert_false(tc__coh_valid(c, h1, TC__COH_NOW_K, (uint32_t)s1.k, (uint32_t)s1.p, "user:1", 6, NULL));
     uint32_t ps = 0;
-    assert_true(tc__coh_valid(c, h2, 0, (uint32_t)s2.k, (uint32_t)s2.p, "item:1", 6, &ps));
+    assert_true(tc__coh_valid(c, h2, TC__COH_NOW_K, (uint32_t)s2.k, (uint32_t)s2.p, "item:1", 6, &ps));
     assert_int_equal(ps, (uint32_t)(s2.p + 1)); /* re-stamp: the check is not repeated */
     assert_false(tc__coh_unchanged(c, h2, &s2));   /* a fill across the clear does not install */
     /* the empty prefix covers everything; a prefix longer than the ring holds moves the epoch */
     tc__stamp s3 = tc__coh_stamp(c, h2);
     assert_int_equal(tc__coh_prefix_clear(c, "", 0), 0);
-    assert_false(tc__coh_valid(c, h2, 0, (uint32_t)s3.k, (uint32_t)s3.p, "item:1", 6, NULL));
+    assert_false(tc__coh_valid(c, h2, TC__COH_NOW_K, (uint32_t)s3.k, (uint32_t)s3.p, "item:1", 6, NULL));
     char longp[TC__COH_PREFIX_MAX + 1];
     memset(longp, 'x', sizeof longp);
     tc__stamp s4 = tc__coh_stamp(c, h2);
     assert_int_equal(tc__coh_prefix_clear(c, longp, sizeof longp), 0);
-    assert_false(tc__coh_valid(c, h2, 0, (uint32_t)s4.k, (uint32_t)s4.p, "item:1", 6, NULL));
+    assert_false(tc__coh_valid(c, h2, TC__COH_NOW_K, (uint32_t)s4.k, (uint32_t)s4.p, "item:1", 6, NULL));
     tc__coh_close(c);
 }
 
@@ -101,9 +101,9 @@ static void test_prefix_ring_overflow_is_a_miss(void **state) {
     uint64_t h = tc__hash("keep", 4);
     tc__stamp s = tc__coh_stamp(c, h);
     for (int i = 0; i < TC__COH_RING; i++) assert_int_equal(tc__coh_prefix_clear(c, "zz", 2), 0);
-    assert_true(tc__coh_valid(c, h, 0, (uint32_t)s.k, (uint32_t)s.p, "keep", 4, NULL));
+    assert_true(tc__coh_valid(c, h, TC__COH_NOW_K, (uint32_t)s.k, (uint32_t)s.p, "keep", 4, NULL));
     assert_int_equal(tc__coh_prefix_clear(c, "zz", 2), 0);
-    assert_false(tc__coh_valid(c, h, 0, (uint32_t)s.k, (uint32_t)s.p, "keep", 4, NULL));
+    assert_false(tc__coh_valid(c, h, TC__COH_NOW_K, (uint32_t)s.k, (uint32_t)s.p, "keep", 4, NULL));
     tc__coh_close(c);
 }
 
@@ -119,11 +119,11 @@ static void test_lease_tickets(void **state) {
     assert_int_equal(tc__coh_lease_take(c, 1000, 500, &t1), 1);
     assert_true(tc__coh_gap(c));
     assert_int_equal(tc__coh_stamp(c, h).k, TC__STAMP_GAP); /* nothing served, nothing filled */
-    assert_false(tc__coh_valid(c, h, 0, (uint32_t)before.k, (uint32_t)before.p, "k", 1, NULL));
+    assert_false(tc__coh_valid(c, h, TC__COH_NOW_K, (uint32_t)before.k, (uint32_t)before.p, "k", 1, NULL));
     assert_int_equal(tc__coh_lease_take(c, 1200, 500, &t2), 0); /* held until 1500 */
     assert_int_equal(tc__coh_recover(c, t1), 1);
     assert_false(tc__coh_gap(c));
-    assert_false(tc__coh_valid(c, h, 0, (uint32_t)before.k, (uint32_t)before.p, "k", 1, NULL)); /* the epoch moved */
+    assert_false(tc__coh_valid(c, h, TC__COH_NOW_K, (uint32_t)before.k, (uint32_t)before.p, "k", 1, NULL)); /* the epoch moved */
     assert_int_equal(tc__coh_lease_renew(c, t1, 1400, 500), 1); /* until 1900 */
     /* the owner stops; its lease runs out; another takes it */
     assert_int_equal(tc__coh_lease_take(c, 1800, 500, &t2), 0);
@@ -166,7 +166,7 @@ static void test_shared_table_across_processes(void **state) {
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_false(tc__coh_valid(c, h, 0, (uint32_t)s.k, (uint32_t)s.p, "shared", 6, NULL));
+    assert_false(tc__coh_valid(c, h, TC__COH_NOW_K, (uint32_t)s.k, (uint32_t)s.p, "shared", 6, NULL));
     tc__coh_close(c);
     assert_int_equal(tc__coh_destroy(o.shared_name), 0);
     assert_int_equal(tc__coh_destroy(o.shared_name), TC_ENOENT);
@@ -192,32 +192,32 @@ static void test_own_marks_leave_own_l1_stamps_current(void **state) {
     tc__stamp m = tc__coh_mark(a, h); /* a writes the key (or another key of its stripe) */
     assert_int_equal(m.k, sa.k + 1);
     assert_int_equal(m.f, sa.f);
-    assert_true(tc__coh_valid(a, h, 1, (uint32_t)sa.f, (uint32_t)sa.p, "x", 1, NULL));
-    assert_false(tc__coh_valid(a, h, 0, (uint32_t)sa.k, (uint32_t)sa.p, "x", 1, NULL));
+    assert_true(tc__coh_valid(a, h, TC__COH_NOW_F, (uint32_t)sa.f, (uint32_t)sa.p, "x", 1, NULL));
+    assert_false(tc__coh_valid(a, h, TC__COH_NOW_K, (uint32_t)sa.k, (uint32_t)sa.p, "x", 1, NULL));
     assert_false(tc__coh_unchanged(a, h, &sa)); /* a fill across a's own write still fails */
-    assert_false(tc__coh_valid(b, h, 1, (uint32_t)sb.f, (uint32_t)sb.p, "x", 1, NULL));
+    assert_false(tc__coh_valid(b, h, TC__COH_NOW_F, (uint32_t)sb.f, (uint32_t)sb.p, "x", 1, NULL));
     sb = tc__coh_stamp(b, h);
     tc__coh_mark(b, h); /* b's write: stale for a, current for b */
-    assert_false(tc__coh_valid(a, h, 1, (uint32_t)sa.f, (uint32_t)sa.p, "x", 1, NULL));
-    assert_true(tc__coh_valid(b, h, 1, (uint32_t)sb.f, (uint32_t)sb.p, "x", 1, NULL));
+    assert_false(tc__coh_valid(a, h, TC__COH_NOW_F, (uint32_t)sa.f, (uint32_t)sa.p, "x", 1, NULL));
+    assert_true(tc__coh_valid(b, h, TC__COH_NOW_F, (uint32_t)sb.f, (uint32_t)sb.p, "x", 1, NULL));
     sa = tc__coh_stamp(a, h);
     sb = tc__coh_stamp(b, h);
     tc__coh_bump(a, h); /* an invalidation: stale everywhere */
-    assert_false(tc__coh_valid(a, h, 1, (uint32_t)sa.f, (uint32_t)sa.p, "x", 1, NULL));
-    assert_false(tc__coh_valid(b, h, 1, (uint32_t)sb.f, (uint32_t)sb.p, "x", 1, NULL));
+    assert_false(tc__coh_valid(a, h, TC__COH_NOW_F, (uint32_t)sa.f, (uint32_t)sa.p, "x", 1, NULL));
+    assert_false(tc__coh_valid(b, h, TC__COH_NOW_F, (uint32_t)sb.f, (uint32_t)sb.p, "x", 1, NULL));
     /* a move in flight (own_pre moved, w not yet; then w moved, own_post not yet): a capture
      * never exceeds the settled count, a check never falls below it */
     sa = tc__coh_stamp(a, h);
     size_t st = tc__coh_stripe(h);
     atomic_fetch_add(&a->own[2 * st], 1);
     assert_true(tc__coh_stamp(a, h).f <= sa.f);
-    assert_true(tc__coh_fnow(a, h) >= sa.f);
+    assert_true(tc__coh_now(a, h, TC__COH_NOW_F) >= sa.f);
     atomic_fetch_add(&tc__coh_words(a, h)[0], 1);
     assert_true(tc__coh_stamp(a, h).f <= sa.f);
-    assert_true(tc__coh_fnow(a, h) >= sa.f);
+    assert_true(tc__coh_now(a, h, TC__COH_NOW_F) >= sa.f);
     atomic_fetch_add(&a->own[2 * st + 1], 1);
     assert_int_equal(tc__coh_stamp(a, h).f, sa.f);
-    assert_int_equal(tc__coh_fnow(a, h), sa.f);
+    assert_int_equal(tc__coh_now(a, h, TC__COH_NOW_F), sa.f);
     tc__coh_close(a);
     tc__coh_close(b);
     assert_int_equal(tc__coh_destroy(o.shared_name), 0);

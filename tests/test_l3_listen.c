@@ -372,7 +372,7 @@ static stamp_watch stamp_of(const tc__coh *c, const char *key) {
 }
 
 static int stamp_valid(const stamp_watch *sw) {
-    return tc__coh_valid(sw->c, tc__hash(sw->key, strlen(sw->key)), 0, (uint32_t)sw->s.k, (uint32_t)sw->s.p, sw->key,
+    return tc__coh_valid(sw->c, tc__hash(sw->key, strlen(sw->key)), TC__COH_NOW_K, (uint32_t)sw->s.k, (uint32_t)sw->s.p, sw->key,
                          strlen(sw->key), NULL);
 }
 
