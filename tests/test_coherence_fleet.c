@@ -793,10 +793,12 @@ static void set_settled(int i, const char *key, const char *value) {
         if (used[h]) wait_inv_above(h, key, w0[h], 5000);
 }
 
-/* Final reads of key by every live agent, and the oracle; then the checker. */
-static tc_hist_rule finish_and_check(const char *key) {
+/* The end of a staged scenario: final reads of key by every live agent and the oracle, the
+ * checker's verdict on the history, then scenario_end(). */
+static tc_hist_rule finish_scenario(const char *key) {
     final_reads(key);
     tc_hist_rule rule = check_history(NULL, 0);
+    scenario_end();
     return rule;
 }
 
@@ -881,8 +883,7 @@ static void test_writes_from_outside_reach_every_l1_within_bound(void **state) {
     print_message("redis-cli DEL:\n");
     done = outside_write(TC_HIST_OP_DEL, "price", NULL);
     every_l1_sees("price", NULL, done);
-    tc_hist_rule rule = finish_and_check("price");
-    scenario_end();
+    tc_hist_rule rule = finish_scenario("price");
     assert_int_equal(rule, TC_HIST_RULE_NONE);
 }
 
@@ -943,8 +944,7 @@ static tc_hist_rule run_silent_redirect(unsigned off) {
     px.mute_subscriber = 0;
     if (!wait_gap(0, 0, 5000)) fail_msg("host 1's channel did not recover");
     for (int i = 0; i < 2; i++) ok_reply(ask(i, "x 0"), "switch");
-    tc_hist_rule rule = finish_and_check("k");
-    scenario_end();
+    tc_hist_rule rule = finish_scenario("k");
     proxy_done();
     return rule;
 }
@@ -979,8 +979,7 @@ static tc_hist_rule run_recovery(unsigned off) {
     const char *r = ask(1, "g k");
     print_message("  h1b reads \"%s\" after the recovery\n", r);
     for (int i = 0; i < 2; i++) ok_reply(ask(i, "x 0"), "switch");
-    tc_hist_rule rule = finish_and_check("k");
-    scenario_end();
+    tc_hist_rule rule = finish_scenario("k");
     proxy_done();
     return rule;
 }
@@ -1018,8 +1017,7 @@ static tc_hist_rule run_echo(unsigned off) {
     const char *r = ask(1, "g k");
     print_message("  h1b reads \"%s\"\n", r);
     for (int i = 0; i < 2; i++) ok_reply(ask(i, "x 0"), "switch");
-    tc_hist_rule rule = finish_and_check("k");
-    scenario_end();
+    tc_hist_rule rule = finish_scenario("k");
     proxy_done();
     return rule;
 }
@@ -1062,8 +1060,7 @@ static void test_a_late_l2_write_after_the_newer_writes_invalidation_does_not_st
     sleep_until_ns(done + (int64_t)b_ms * 1000000 + 50000000);
     for (int i = 0; i < nagents; i++) print_message("  %s reads \"%s\"\n", agents[i].proc, ask(i, "g k"));
     (void)b;
-    tc_hist_rule rule = finish_and_check("k");
-    scenario_end();
+    tc_hist_rule rule = finish_scenario("k");
     assert_int_equal(rule, TC_HIST_RULE_NONE);
 }
 
@@ -1102,8 +1099,7 @@ static void test_two_hosts_writing_one_key_at_once_converge(void **state) {
             if (strncmp(r, want, strlen(want)) != 0) fail_msg("%s reads %s, L3 holds %s", agents[i].proc, r, v);
         }
     }
-    tc_hist_rule rule = finish_and_check("k");
-    scenario_end();
+    tc_hist_rule rule = finish_scenario("k");
     assert_int_equal(rule, TC_HIST_RULE_NONE);
 }
 
@@ -1150,8 +1146,7 @@ static void run_held_fill(const char *tiers, char cmd, int late) {
         if (cmd == 's' ? strncmp(r, "ok v2 ", 6) != 0 : strcmp(r, "miss") != 0)
             print_message("  %s %s: %s reads \"%s\" after B\n", tiers, cmd == 's' ? "set" : "del", agents[i].proc, r);
     }
-    tc_hist_rule rule = finish_and_check("k");
-    scenario_end();
+    tc_hist_rule rule = finish_scenario("k");
     proxy_done();
     if (rule != TC_HIST_RULE_NONE) fail_msg("%s, %s, invalidation %s the install", tiers, cmd == 's' ? "set" : "del", late ? "after" : "before");
 }
@@ -1208,8 +1203,7 @@ static void test_slow_l3_reply_after_the_invalidation_is_not_installed(void **st
     (void)ask(b, "g k");
     sleep_until_ns(done + (int64_t)b_ms * 1000000 + 1000000);
     (void)ask(b, "g k");
-    tc_hist_rule rule = finish_and_check("k");
-    scenario_end();
+    tc_hist_rule rule = finish_scenario("k");
     proxy_done();
     assert_int_equal(rule, TC_HIST_RULE_NONE);
 }
