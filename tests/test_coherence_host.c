@@ -241,8 +241,13 @@ static void process_b(int in, int out, const char *proc) {
     _exit(0);
 }
 
-static void run_user_story(void) {
-    hist_reset();
+/* Process B, forked, with the pipes to command it (to) and hear it (from). */
+typedef struct peer {
+    pid_t pid;
+    int to, from;
+} peer;
+
+static peer peer_start(void) {
     int to[2], from[2];
     assert_int_equal(pipe(to), 0);
     assert_int_equal(pipe(from), 0);
@@ -255,22 +260,33 @@ static void run_user_story(void) {
     }
     close(to[0]);
     close(from[1]);
+    return (peer){pid, to[1], from[0]};
+}
+
+/* Tells B to quit, waits for it, closes the pipes. */
+static void peer_stop(peer *b) {
+    say(b->to, 'q');
+    reap(b->pid);
+    close(b->to);
+    close(b->from);
+}
+
+static void run_user_story(void) {
+    hist_reset();
+    peer b = peer_start();
     client a = client_open("a");
     assert_int_equal(rset(&a, "price", "a-100"), 0);
     assert_int_equal(rget(&a, "price"), 0); /* now in A's L1 */
     assert_int_equal(rget(&a, "price"), 0);
     static const char steps[] = {'s', 'd', 'S', 'c', 's', 'p'};
     for (size_t i = 0; i < sizeof steps; i++) {
-        say(to[1], steps[i]);
-        assert_int_equal(hear(from[0]), 'k');
+        say(b.to, steps[i]);
+        assert_int_equal(hear(b.from), 'k');
         (void)rget(&a, "price"); /* must see B's step: checked by the history */
         if (steps[i] != 'd' && steps[i] != 'c' && steps[i] != 'p') assert_int_equal(rget(&a, "price"), 0);
     }
-    say(to[1], 'q');
-    reap(pid);
     client_close(&a);
-    close(to[1]);
-    close(from[0]);
+    peer_stop(&b);
 }
 
 static void test_another_process_sees_set_del_clear_at_once(void **state) {
@@ -308,18 +324,7 @@ static void hold_fill(const tc__key *k, int from_tier) {
  * L2 read and its L1 install; then A reads again. */
 static void run_staged(char cmd) {
     hist_reset();
-    int to[2], from[2];
-    assert_int_equal(pipe(to), 0);
-    assert_int_equal(pipe(from), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(to[1]);
-        close(from[0]);
-        process_b(to[0], from[1], "b");
-    }
-    close(to[0]);
-    close(from[1]);
+    peer b = peer_start();
     client a = client_open("a");
     if (layout == 0) {
         /* the key in L2 and not in A's L1: written, then A reopens (an empty L1) */
@@ -341,8 +346,8 @@ static void run_staged(char cmd) {
         tc_hist_complete(a.w, tok, TC_HIST_RES_OK, NULL, 0);
         low->ops->close(low);
     }
-    stage_to = to[1];
-    stage_from = from[0];
+    stage_to = b.to;
+    stage_from = b.from;
     stage_cmd = cmd;
     tc__test_fill_hook = hold_fill;
     assert_int_equal(rget(&a, "price"), 0); /* the old value: concurrent with B's write */
@@ -350,11 +355,8 @@ static void run_staged(char cmd) {
     stage_to = stage_from = -1;
     (void)rget(&a, "price"); /* after B's write completed: never the old value */
     (void)rget(&a, "price");
-    say(to[1], 'q');
-    reap(pid);
     client_close(&a);
-    close(to[1]);
-    close(from[0]);
+    peer_stop(&b);
 }
 
 static void test_staged_fill_l2_to_l1_vs_write(void **state) {
