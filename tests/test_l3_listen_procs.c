@@ -161,58 +161,60 @@ static void test_processes_of_a_host_elect_one_listener_that_keeps_the_lease(voi
     tc__coh_destroy(name);
 }
 
-static void test_stopped_listener_process_is_replaced_within_bound_and_stands_down(void **state) {
-    (void)state;
+/* Two processes of a host; the listener gets sig (SIGSTOP or SIGKILL): GAP within B, and the
+ * other process listens (within B/4 of the lease running out). */
+typedef struct takeover {
     char name[64];
-    tc_test_host_name(name, sizeof name, "sigstop");
-    tc__coh *c = observe(name);
-    member m[2] = {spawn(name), spawn(name)};
-    view v = {c, 0, 0};
+    tc__coh *c;
+    member m[2];
+    pid_t listener, other;
+} takeover;
+
+static void takeover_start(takeover *t, const char *tag, int sig, const char *what) {
+    tc_test_host_name(t->name, sizeof t->name, tag);
+    t->c = observe(t->name);
+    t->m[0] = spawn(t->name);
+    t->m[1] = spawn(t->name);
+    view v = {t->c, 0, 0};
     assert_true(tc_test_wait_until(healthy_with, &v, 5000) >= 0);
-    pid_t l = (pid_t)listener_of(c), o = l == m[0].pid ? m[1].pid : m[0].pid;
-    kill(l, SIGSTOP);
+    t->listener = (pid_t)listener_of(t->c);
+    t->other = t->listener == t->m[0].pid ? t->m[1].pid : t->m[0].pid;
+    kill(t->listener, sig);
     double t0 = tc_test_now_ms();
     assert_true(tc_test_wait_until(gap, &v, 2 * B_MS) >= 0);
     double gap_ms = tc_test_now_ms() - t0;
-    view other = {c, o, 0};
+    view other = {t->c, t->other, 0};
     assert_true(tc_test_wait_until(healthy_with, &other, 5000) >= 0);
-    double over_ms = tc_test_now_ms() - t0;
-    printf("listener process stopped: GAP after %.1f ms, pid %d listens %.1f ms after the stop (B = %d)\n", gap_ms,
-           (int)o, over_ms, B_MS);
+    printf("listener process %s: GAP after %.1f ms, pid %d listens %.1f ms after the signal (B = %d)\n", what, gap_ms,
+           (int)t->other, tc_test_now_ms() - t0, B_MS);
     assert_true(gap_ms <= B_MS);
+}
+
+static void takeover_end(takeover *t) {
+    for (int i = 0; i < 2; i++) finish(&t->m[i]);
+    tc__coh_close(t->c);
+    tc__coh_destroy(t->name);
+}
+
+static void test_stopped_listener_process_is_replaced_within_bound_and_stands_down(void **state) {
+    (void)state;
+    takeover t;
+    takeover_start(&t, "sigstop", SIGSTOP, "stopped");
     /* resumed: it finds the lease gone and stands down -- it closes its subscriber, so the
      * server has one left -- and the new listener's channel stays up */
-    kill(l, SIGCONT);
-    assert_steady(c, (uint32_t)o, B_MS);
+    kill(t.listener, SIGCONT);
+    assert_steady(t.c, (uint32_t)t.other, B_MS);
     assert_int_equal(subscribers(), 1);
-    assert_steady(c, (uint32_t)o, 2 * B_MS);
-    for (int i = 0; i < 2; i++) finish(&m[i]);
-    tc__coh_close(c);
-    tc__coh_destroy(name);
+    assert_steady(t.c, (uint32_t)t.other, 2 * B_MS);
+    takeover_end(&t);
 }
 
 static void test_killed_listener_process_is_replaced_within_bound(void **state) {
     (void)state;
-    char name[64];
-    tc_test_host_name(name, sizeof name, "sigkill");
-    tc__coh *c = observe(name);
-    member m[2] = {spawn(name), spawn(name)};
-    view v = {c, 0, 0};
-    assert_true(tc_test_wait_until(healthy_with, &v, 5000) >= 0);
-    pid_t l = (pid_t)listener_of(c), o = l == m[0].pid ? m[1].pid : m[0].pid;
-    kill(l, SIGKILL);
-    double t0 = tc_test_now_ms();
-    assert_true(tc_test_wait_until(gap, &v, 2 * B_MS) >= 0);
-    double gap_ms = tc_test_now_ms() - t0;
-    view other = {c, o, 0};
-    assert_true(tc_test_wait_until(healthy_with, &other, 5000) >= 0);
-    printf("listener process killed: GAP after %.1f ms, pid %d listens %.1f ms after the kill (B = %d)\n", gap_ms,
-           (int)o, tc_test_now_ms() - t0, B_MS);
-    assert_true(gap_ms <= B_MS);
-    assert_steady(c, (uint32_t)o, B_MS);
-    for (int i = 0; i < 2; i++) finish(&m[i]);
-    tc__coh_close(c);
-    tc__coh_destroy(name);
+    takeover t;
+    takeover_start(&t, "sigkill", SIGKILL, "killed");
+    assert_steady(t.c, (uint32_t)t.other, B_MS);
+    takeover_end(&t);
 }
 
 int main(void) {
