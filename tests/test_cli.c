@@ -386,7 +386,7 @@ static void test_stats_views(void **state) {
     assert_int_equal(r.status, 0);
     const char *rows[] = {"tiering L1", "L1 memory", "available", "hits", "misses", "sets", "deletes",
                           "evictions", "expirations", "errors", "entries", "bytes", "latency p50",
-                          "latency p95", "latency p99", "overall"};
+                          "latency p95", "latency p99", "overall", "coherence      none, channel none"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         if (!tc_test_contains(r.out, rows[i])) fail_msg("no '%s' in:\n%s", rows[i], r.out);
     /* the L1 bound from the environment is shown */

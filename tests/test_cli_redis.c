@@ -142,6 +142,9 @@ static void test_cli_stats_says_unknown_and_host_wide(void **state) {
     if (!tc_test_contains(line, "unknown")) fail_msg("L3 entries are not 'unknown': %s", line);
     if (!tc_test_contains(line, "(host)")) fail_msg("L2 entries are not marked host-wide: %s", line);
     assert_true(tc_test_contains(r.out, "(host): counted for every process attached to L2"));
+    /* coherence across hosts, and the host's channel (healthy once the listener is up) */
+    if (!tc_test_contains(r.out, "coherence      fleet, channel ") || !tc_test_contains(r.out, "(listener pid "))
+        fail_msg("no fleet channel in:\n%s", r.out);
     tc_test_run_free(&r);
     r = run_cli(env, "stats", "--json", NULL);
     assert_int_equal(r.status, 0);
